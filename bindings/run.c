@@ -1,0 +1,346 @@
+/* run.c: a playbook run's lifecycle.  Each run has its own thread and its own
+ * _ENV over the read-only base; every block of the run (top level, on_start,
+ * callbacks, on_finish) executes on that thread through lsr_run_resume, the
+ * only caller of lua_resume.  A run that raises fails alone: its error, with
+ * file:line and traceback, goes to its log, and the engine goes on. */
+#include "json.h"
+#include "runtime.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LSR_MAX_CONTAINER_BYTES (64u << 20)
+#define LSR_MAX_LOG_MESSAGE (64u << 10)
+
+lua_State *lsr_run_thread(lsr_run *run) {
+  lua_State *L = run->eng->L;
+  lsr_getref(L, run->thread_ref);
+  lua_State *T = lua_tothread(L, -1);
+  lua_pop(L, 1); /* the registry keeps it alive */
+  return T;
+}
+
+lsr_run *lsr_run_check(lua_State *L, const char *fname) {
+  lsr_run *run = lsr_engine_of(L)->current;
+  if (!run) luaL_error(L, "%s: called outside a playbook run", fname);
+  return run;
+}
+
+void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len) {
+  static const char cut[] = "... (truncated)";
+  if (run->nlog == run->caplog) {
+    run->caplog = run->caplog ? run->caplog * 2 : 16;
+    run->log = lsr_xrealloc(run->log, run->caplog * sizeof *run->log);
+  }
+  lsr_log_entry *e = &run->log[run->nlog++];
+  e->level = level;
+  e->time = lsr_now();
+  if (len > LSR_MAX_LOG_MESSAGE) {
+    e->message = lsr_xalloc(LSR_MAX_LOG_MESSAGE + sizeof cut);
+    memcpy(e->message, msg, LSR_MAX_LOG_MESSAGE);
+    memcpy(e->message + LSR_MAX_LOG_MESSAGE, cut, sizeof cut);
+  } else {
+    e->message = lsr_strndup(msg, len);
+  }
+  if (run->eng->obs.on_log) run->eng->obs.on_log(run, e, run->eng->obs.ud);
+}
+
+void lsr_run_fail(lsr_run *run, const char *msg) {
+  if (run->failed) return; /* the first failure is the reason */
+  run->failed = 1;
+  run->error = lsr_strdup(msg);
+}
+
+/* ---- errors: message, position, traceback ---- */
+
+static int tostring_safe(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* The error object of T as a message that always says where: "file:line:
+ * message".  [-0, +2, -] on L: message, traceback. */
+static void describe_error(lua_State *L, lua_State *T) {
+  lua_xmove(T, L, 1); /* the error object */
+  int t = lua_type(L, -1);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    lua_pushstring(L, lua_tostring(L, -1));
+  } else {
+    int base = lua_gettop(L), ok = 0;
+    if (luaL_getmetafield(L, base, "__tostring") != LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushcfunction(L, tostring_safe);
+      lua_pushvalue(L, base);
+      ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING;
+      if (!ok) lua_settop(L, base);
+    }
+    if (!ok) lua_pushfstring(L, "(error object is a %s value)", lua_typename(L, t));
+  }
+  lua_remove(L, -2); /* stack: msg */
+  /* the innermost playbook frame says where, if the message does not */
+  lua_Debug ar;
+  for (int level = 0; lua_getstack(T, level, &ar); level++) {
+    lua_getinfo(T, "Sl", &ar);
+    if (ar.currentline <= 0) continue;
+    size_t sl = strlen(ar.short_src);
+    const char *m = lua_tostring(L, -1);
+    if (strncmp(m, ar.short_src, sl) != 0 || m[sl] != ':') {
+      lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, m);
+      lua_remove(L, -2);
+    }
+    break;
+  }
+  luaL_traceback(L, T, lua_tostring(L, -1), 0);
+}
+
+lsr_exec lsr_run_resume(lsr_run *run, int nargs) {
+  lsr_engine *eng = run->eng;
+  lua_State *T = lsr_run_thread(run);
+  lsr_run *outer = eng->current;
+  eng->current = run;
+  int nres = 0;
+  int st = lua_resume(T, eng->L, nargs, &nres);
+  eng->current = outer;
+  if (st == LUA_OK) {
+    lua_settop(T, 0);
+    return LSR_EXEC_OK;
+  }
+  lua_State *L = eng->L;
+  int top = lua_gettop(L);
+  if (st == LUA_YIELD) {
+    lua_settop(T, 0);
+    lua_pushliteral(T, "a playbook block yielded outside a coroutine of its own");
+  }
+  describe_error(L, T);
+  /* stack: msg, traceback */
+  lsr_run_fail(run, lua_tostring(L, -2));
+  size_t len;
+  const char *tb = lua_tolstring(L, -1, &len);
+  lsr_run_log(run, LSR_LOG_ERROR, tb, len);
+  lua_settop(L, top);
+  lua_resetthread(T);
+  return st == LUA_YIELD ? LSR_EXEC_YIELD : LSR_EXEC_ERR;
+}
+
+/* ---- blocks run on the run's thread ---- */
+
+/* [-0, +1, e] a function of the run's environment, or nil */
+static int env_function(lua_State *T, lsr_run *run, const char *name) {
+  lsr_getref(T, run->env_ref);
+  lua_pushstring(T, name);
+  int t = lua_rawget(T, -2);
+  lua_remove(T, -2);
+  if (t == LUA_TNIL) return 0;
+  if (t != LUA_TFUNCTION && luaL_getmetafield(T, -1, "__call") == LUA_TNIL)
+    luaL_error(T, "%s: '%s' is a %s, not a function", run->gen->path, name, luaL_typename(T, -1));
+  if (t != LUA_TFUNCTION) lua_pop(T, 1);
+  return 1;
+}
+
+static int start_block(lua_State *T) {
+  lsr_run *run = lua_touserdata(T, 1);
+  lsr_engine *eng = run->eng;
+  /* the chunk's _ENV becomes this run's environment */
+  lsr_getref(T, run->gen->fn_ref);
+  lsr_getref(T, eng->factory_ref);
+  lsr_getref(T, run->env_ref);
+  lua_call(T, 1, 1);
+  lua_upvaluejoin(T, -2, 1, -1, 1);
+  lua_pop(T, 1);
+  lua_call(T, 0, 0); /* the playbook's top level */
+  if (!env_function(T, run, "on_start"))
+    return luaL_error(T, "%s: the playbook defines no on_start(container)", run->gen->path);
+  lsr_getref(T, run->container_ref);
+  lua_call(T, 1, 0);
+  return 0;
+}
+
+static int finish_block(lua_State *T) {
+  lsr_run *run = lua_touserdata(T, 1);
+  if (!env_function(T, run, "on_finish")) return 0;
+  lsr_getref(T, run->container_ref);
+  lsr_getref(T, run->summary_ref);
+  lsr_json_encode(T, -1, 0);
+  lua_remove(T, -2); /* stack: on_finish, container, summary JSON */
+  lua_call(T, 2, 0);
+  return 0;
+}
+
+static void run_block(lsr_run *run, lua_CFunction block) {
+  lua_State *T = lsr_run_thread(run);
+  lua_pushcfunction(T, block);
+  lua_pushlightuserdata(T, run);
+  lsr_run_resume(run, 1);
+}
+
+void lsr_run_start(lsr_run *run) {
+  run->state = LSR_RUN_RUNNING;
+  run_block(run, start_block);
+  run->on_start_done = 1;
+  lsr_run_settle(run);
+}
+
+/* ---- the end of a run ---- */
+
+static void run_end(lsr_run *run) {
+  lsr_engine *eng = run->eng;
+  lua_State *L = eng->L;
+  run->state = LSR_RUN_ENDED;
+  /* action runs still in flight finish on their own and are then freed */
+  for (lsr_action_run *ar = run->actions, *next; ar; ar = next) {
+    next = ar->next;
+    ar->run = NULL;
+    ar->next = NULL;
+    for (int i = 0; i < ar->napp_runs; i++)
+      if (!ar->app_runs[i].done && ar->app_runs[i].proc) lsr_exec_kill(ar->app_runs[i].proc);
+  }
+  run->actions = NULL;
+  if (eng->obs.on_run_end) eng->obs.on_run_end(run, eng->obs.ud);
+  for (lsr_run **p = &eng->runs; *p; p = &(*p)->next)
+    if (*p == run) { *p = run->next; break; }
+  eng->live_runs--;
+  run->gen->runs--;
+  lsr_unref(L, &run->thread_ref);
+  lsr_unref(L, &run->env_ref);
+  lsr_unref(L, &run->container_ref);
+  lsr_unref(L, &run->summary_ref);
+  for (size_t i = 0; i < run->nlog; i++) free(run->log[i].message);
+  free(run->log);
+  free(run->error);
+  free(run);
+}
+
+void lsr_run_settle(lsr_run *run) {
+  if (run->state == LSR_RUN_ENDED) return;
+  if (!run->failed && run->on_start_done && run->pending == 0 && run->state == LSR_RUN_RUNNING) {
+    run->state = LSR_RUN_FINISHING;
+    run_block(run, finish_block);
+  }
+  if (run->failed || (run->state == LSR_RUN_FINISHING && run->pending == 0)) run_end(run);
+}
+
+/* ---- creating runs ---- */
+
+/* [-1, +0, -] Start a run of gen on the container table on top of eng->L. */
+static lsr_run *run_new(lsr_engine *eng, lsr_gen *gen) {
+  lua_State *L = eng->L;
+  lsr_run *run = lsr_xalloc(sizeof *run);
+  run->task.kind = LSR_TASK_RUN_START;
+  run->eng = eng;
+  run->gen = gen;
+  gen->runs++;
+  run->id = eng->next_run_id++;
+  lua_getfield(L, -1, "id");
+  run->container_id = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  run->container_ref = lsr_ref(L);
+  lua_newthread(L);
+  run->thread_ref = lsr_ref(L);
+  lua_newtable(L); /* the run's globals */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "_G");
+  lsr_getref(L, eng->envmeta_ref);
+  lua_setmetatable(L, -2);
+  run->env_ref = lsr_ref(L);
+  lua_createtable(L, 0, 1); /* get_summary() */
+  lsr_json_new_array(L, 0);
+  lua_setfield(L, -2, "result");
+  run->summary_ref = lsr_ref(L);
+  run->next = eng->runs;
+  eng->runs = run;
+  eng->live_runs++;
+  lsr_engine_push(eng, &run->task);
+  return run;
+}
+
+/* Check the shape of a container: an object with an integer id and a list
+ * of artifact objects, each with an integer id (given ones missing).
+ * [-0, +0, e] on the table at idx. */
+static int check_container(lua_State *L) {
+  const char *file = lua_tostring(L, 2);
+  if (!lua_istable(L, 1) || lua_rawlen(L, 1) > 0)
+    return luaL_error(L, "%s: a container must be a JSON object", file);
+  int t = lua_getfield(L, 1, "id");
+  if (t == LUA_TNIL) {
+    lua_pushinteger(L, 1);
+    lua_setfield(L, 1, "id");
+  } else if (!lua_isinteger(L, -1)) {
+    return luaL_error(L, "%s: field 'id': expected an integer, got %s", file, luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  t = lua_getfield(L, 1, "artifacts");
+  if (t == LUA_TNIL) {
+    lsr_json_new_array(L, 0);
+    lua_setfield(L, 1, "artifacts");
+    return 0;
+  }
+  if (t != LUA_TTABLE) return luaL_error(L, "%s: field 'artifacts': expected a list", file);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1), next_id = 1;
+  if (n == 0 && lua_next(L, -1) != 0) return luaL_error(L, "%s: field 'artifacts': expected a list", file);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    if (!lua_istable(L, -1))
+      return luaL_error(L, "%s: artifacts[%d]: expected an object", file, (int)i);
+    lua_getfield(L, -1, "id");
+    if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= next_id) next_id = lua_tointeger(L, -1) + 1;
+    else if (!lua_isnil(L, -1))
+      return luaL_error(L, "%s: artifacts[%d].id: expected an integer", file, (int)i);
+    lua_pop(L, 2);
+  }
+  for (lua_Integer i = 1; i <= n; i++) { /* number the artifacts that have no id */
+    lua_rawgeti(L, -1, i);
+    if (lua_getfield(L, -1, "id") == LUA_TNIL) {
+      lua_pushinteger(L, next_id++);
+      lua_setfield(L, -3, "id");
+    }
+    lua_getfield(L, 1, "id");
+    lua_setfield(L, -3, "container");
+    lua_pop(L, 2);
+  }
+  return 0;
+}
+
+lsr_run *lsr_run_json(lsr_engine *eng, lsr_gen *gen, const char *json, size_t len,
+                      const char *label, char *err, size_t errlen) {
+  char why[256];
+  lua_State *L = eng->L;
+  if (lsr_json_decode(L, json, len, why, sizeof why) < 0) {
+    snprintf(err, errlen, "%s: invalid JSON at %s", label, why);
+    return NULL;
+  }
+  lua_pushcfunction(L, check_container);
+  lua_pushvalue(L, -2);
+  lua_pushstring(L, label);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_pop(L, 2);
+    return NULL;
+  }
+  return run_new(eng, gen);
+}
+
+lsr_run *lsr_run_file(lsr_engine *eng, lsr_gen *gen, const char *file, char *err, size_t errlen) {
+  char *text;
+  size_t len;
+  if (lsr_read_file(file, &text, &len, LSR_MAX_CONTAINER_BYTES, err, errlen) < 0) return NULL;
+  lsr_run *run = lsr_run_json(eng, gen, text, len, file, err, errlen);
+  free(text);
+  return run;
+}
+
+static int encode_summary(lua_State *L) {
+  lsr_run *run = lua_touserdata(L, 1);
+  lsr_getref(L, run->summary_ref);
+  lsr_json_encode(L, -1, 1);
+  return 1;
+}
+
+char *lsr_run_summary_json(lsr_run *run) {
+  lua_State *L = run->eng->L;
+  lua_pushcfunction(L, encode_summary);
+  lua_pushlightuserdata(L, run);
+  int ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  char *s = lsr_strdup(ok ? lua_tostring(L, -1) : "{}");
+  lua_pop(L, 1);
+  return s;
+}

@@ -1,0 +1,131 @@
+/* runner_lua.c: apps of runner "lua".  Each app has a Lua state of its own,
+ * never a playbook's; its main file returns a table of action functions,
+ * each called as fn(param, asset) once per parameter set.  Results cross
+ * to the playbook state as JSON, through the same checks as exec output. */
+#include "json.h"
+#include "runtime.h"
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ACTIONS_KEY "luasoar.app.actions"
+
+/* stack in: app (light userdata).  Loads the app's main file once. */
+static int load_app(lua_State *AL) {
+  lsr_app *app = lua_touserdata(AL, 1);
+  if (lua_getfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY) == LUA_TTABLE) return 0;
+  size_t n = strlen(app->dir) + strlen(app->main) + 3;
+  char *path = lsr_xalloc(n);
+  snprintf(path, n, "%s/%s", app->dir, app->main);
+  lua_pushstring(AL, path);
+  free(path);
+  /* chunk name "@path", text only */
+  if (luaL_loadfilex(AL, lua_tostring(AL, -1), "t") != LUA_OK) return lua_error(AL);
+  lua_call(AL, 0, 1);
+  if (!lua_istable(AL, -1))
+    return luaL_error(AL, "%s must return a table of action functions, returned %s",
+                      lua_tostring(AL, -2), luaL_typename(AL, -1));
+  lua_setfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY);
+  return 0;
+}
+
+/* stack in: apr (light userdata).  Out: the JSON output. */
+static int run_app(lua_State *AL) {
+  lsr_app_run *apr = lua_touserdata(AL, 1);
+  lsr_action_run *ar = apr->ar;
+  const lsr_asset *asset = apr->asset;
+  char err[256];
+  lua_getfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY);
+  if (lua_getfield(AL, -1, ar->action) != LUA_TFUNCTION)
+    return luaL_error(AL, "app '%s' has no function for action '%s'", asset->app->name, ar->action);
+  int fn = lua_gettop(AL);
+  lua_createtable(AL, 0, 3); /* the asset */
+  lua_pushstring(AL, asset->name);
+  lua_setfield(AL, -2, "name");
+  lua_pushinteger(AL, asset->id);
+  lua_setfield(AL, -2, "id");
+  if (lsr_json_decode(AL, asset->config_json, strlen(asset->config_json), err, sizeof err) < 0)
+    return luaL_error(AL, "asset config: %s", err);
+  lua_setfield(AL, -2, "config");
+  int asset_idx = lua_gettop(AL);
+  lua_createtable(AL, 0, 1);
+  int wrapper = lua_gettop(AL);
+  lsr_json_new_array(AL, apr->nsent);
+  int list = lua_gettop(AL);
+  for (int i = 0; i < apr->nsent; i++) {
+    const char *pj = ar->params[apr->sent[i]];
+    lua_pushvalue(AL, fn);
+    if (lsr_json_decode(AL, pj, strlen(pj), err, sizeof err) < 0)
+      return luaL_error(AL, "parameter: %s", err);
+    lua_pushvalue(AL, asset_idx);
+    int rc = lua_pcall(AL, 2, 1, 0);
+    if (rc != LUA_OK || !lua_istable(AL, -1)) {
+      /* an error or a non-table: that parameter set failed, with the reason */
+      if (rc != LUA_OK && lua_type(AL, -1) == LUA_TSTRING)
+        lua_pushvalue(AL, -1);
+      else if (rc != LUA_OK)
+        lua_pushfstring(AL, "the app raised a %s error", luaL_typename(AL, -1));
+      else
+        lua_pushfstring(AL, "the app returned %s, expected a result table", luaL_typename(AL, -1));
+      lua_createtable(AL, 0, 2);
+      lua_pushliteral(AL, "failed");
+      lua_setfield(AL, -2, "status");
+      lua_insert(AL, -2);
+      lua_setfield(AL, -2, "message");
+      lua_replace(AL, -2); /* drop the error or bad value */
+    }
+    lua_rawseti(AL, list, i + 1);
+  }
+  lua_setfield(AL, wrapper, "action_results");
+  lsr_json_encode(AL, wrapper, 0);
+  return 1;
+}
+
+int lsr_lua_app_run(lsr_engine *eng, lsr_app_run *apr, char **out, size_t *len, char **failure) {
+  lsr_app *app = apr->asset->app;
+  if (!app->AL) {
+    app->AL = luaL_newstate();
+    if (!app->AL) {
+      *failure = lsr_strdup("cannot create the app's Lua state (out of memory)");
+      return -1;
+    }
+    luaL_openlibs(app->AL);
+    lsr_json_init(app->AL);
+    lua_State *AL = app->AL;
+    lua_getglobal(AL, "package");
+    lua_getfield(AL, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lsr_json_open(AL);
+    lua_setfield(AL, -2, "json");
+    lua_pop(AL, 2);
+  }
+  lua_State *AL = app->AL;
+  int top = lua_gettop(AL);
+  lua_pushcfunction(AL, load_app);
+  lua_pushlightuserdata(AL, app);
+  int rc = lua_pcall(AL, 1, 0, 0);
+  if (rc == LUA_OK) {
+    lua_pushcfunction(AL, run_app);
+    lua_pushlightuserdata(AL, apr);
+    rc = lua_pcall(AL, 1, 1, 0);
+  }
+  if (rc != LUA_OK) {
+    const char *e = lua_tostring(AL, -1);
+    *failure = lsr_strdup(e ? e : "the app raised a non-string error");
+    lua_settop(AL, top);
+    return -1;
+  }
+  size_t n;
+  const char *s = lua_tolstring(AL, -1, &n);
+  *out = lsr_strndup(s, n);
+  *len = n;
+  lua_settop(AL, top);
+  return 0;
+}
+
+void lsr_lua_apps_close(lsr_engine *eng) {
+  for (int i = 0; i < eng->cfg.napps; i++) {
+    if (eng->cfg.apps[i].AL) lua_close(eng->cfg.apps[i].AL);
+    eng->cfg.apps[i].AL = NULL;
+  }
+}

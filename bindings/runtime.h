@@ -1,0 +1,58 @@
+/* runtime.h: what the bindings share among themselves: the current run, refs,
+ * the resume wrapper, results building.  Lua-facing: includes lua.h. */
+#ifndef LSR_RUNTIME_H
+#define LSR_RUNTIME_H
+#include "engine.h"
+#include <lua.h>
+#include <lauxlib.h>
+
+/* The engine pointer lives in the main thread's extra space; every thread
+ * created afterwards gets a copy. */
+static inline lsr_engine *lsr_engine_of(lua_State *L) {
+  return *(lsr_engine **)lua_getextraspace(L);
+}
+
+/* Counted registry refs: every ref has exactly one release path, and
+ * eng->live_refs lets a spec assert that none leaked. */
+int lsr_ref(lua_State *L);                /* [-1, +0, m] */
+void lsr_unref(lua_State *L, int *ref);   /* [-0, +0, -]; sets *ref to LUA_NOREF */
+void lsr_getref(lua_State *L, int ref);   /* [-0, +1, -] */
+
+/* ---- runs (run.c) ---- */
+typedef enum { LSR_EXEC_OK, LSR_EXEC_YIELD, LSR_EXEC_ERR } lsr_exec;
+/* The only caller of lua_resume.  The run's thread holds fn and nargs args. */
+lsr_exec lsr_run_resume(lsr_run *run, int nargs);
+lua_State *lsr_run_thread(lsr_run *run);
+/* [-0, +0, -] The run whose code is executing, or an error naming fname. */
+lsr_run *lsr_run_check(lua_State *L, const char *fname);
+void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len);
+void lsr_run_fail(lsr_run *run, const char *msg);
+/* After any step of a run: end it if it failed or has nothing left to do. */
+void lsr_run_settle(lsr_run *run);
+
+/* ---- actions (act.c, results.c) ---- */
+void lsr_act_free(lsr_engine *eng, lsr_action_run *ar);
+/* An app run ended: output is the app's JSON (ok) or failure says why. */
+void lsr_results_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok,
+                              const char *out, size_t len, const char *failure);
+/* Every app run of ar is done: queue its delivery. */
+void lsr_results_action_done(lsr_engine *eng, lsr_action_run *ar);
+/* Add ar's entry to its run's get_summary() (outside any block). */
+void lsr_results_summarize(lsr_engine *eng, lsr_action_run *ar);
+/* lua runner (runner_lua.c): run all parameter sets; output or failure */
+int lsr_lua_app_run(lsr_engine *eng, lsr_app_run *apr, char **out, size_t *len,
+                    char **failure);
+void lsr_lua_apps_close(lsr_engine *eng);
+
+/* ---- the argument normaliser (args.c) ---- */
+/* Calls are f(kwargs) or f(first, kwargs) for the scalar first parameter
+ * `first`.  Leaves one kwargs table at index 1 and checks its keys against
+ * allowed (NULL-terminated).  Raises naming fname on misuse. */
+void lsr_args(lua_State *L, const char *fname, const char *first, const char *const *allowed);
+/* Errors about argument `arg` of fname, at the playbook's line. */
+int lsr_argerror(lua_State *L, const char *fname, const char *arg, const char *fmt, ...);
+
+/* ---- the phantom module (phantom.c) ---- */
+void lsr_phantom_open(lua_State *L);   /* [-0, +1, m] */
+void lsr_act_register(lua_State *L);   /* [-0, +0, m] adds act to the table on top */
+#endif

@@ -1,0 +1,180 @@
+/* setup.c: the engine's Lua state, the read-only base environment every run
+ * sees, counted refs, and loading playbooks as generations.
+ *
+ * The main state opens every standard library for the engine's own use; a
+ * playbook only ever sees the base environment built here. */
+#include "json.h"
+#include "runtime.h"
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LSR_MAX_PLAYBOOK_BYTES (4u << 20)
+
+/* Globals a playbook may use, copied from the standard library, each with
+ * why it is safe.  Everything not listed here is invisible. */
+static const char *const base_allow[] = {
+  "assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", /* pure control flow */
+  "rawequal", "rawget", "rawlen", "rawset", "select",              /* plain table access */
+  "tonumber", "tostring", "type", "_VERSION",                      /* value conversion */
+  "setmetatable", "getmetatable",                                  /* per-table, no global effect */
+  "string", "table", "math", "utf8", "coroutine",                  /* pure libraries */
+  NULL,
+};
+/* os functions that only read the clock. */
+static const char *const os_allow[] = {"time", "clock", "date", "difftime", NULL};
+
+int lsr_ref(lua_State *L) {
+  int r = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (r != LUA_REFNIL && r != LUA_NOREF) lsr_engine_of(L)->live_refs++;
+  return r;
+}
+
+void lsr_unref(lua_State *L, int *ref) {
+  if (*ref != LUA_REFNIL && *ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    lsr_engine_of(L)->live_refs--;
+  }
+  *ref = LUA_NOREF;
+}
+
+void lsr_getref(lua_State *L, int ref) { lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
+
+/* __index of a run's environment: the base, or an error for a name nothing
+ * defines, so a typo fails loudly at its line.  rawget(_ENV, name) tests an
+ * optional global. */
+static int strict_index(lua_State *L) {
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  if (lua_type(L, 2) == LUA_TSTRING)
+    return luaL_error(L, "undefined global '%s'", lua_tostring(L, 2));
+  return luaL_error(L, "undefined global of type %s", luaL_typename(L, 2));
+}
+
+/* require: the engine's modules only. */
+static int l_require(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  if (lua_getfield(L, lua_upvalueindex(1), name) != LUA_TNIL) return 1;
+  return luaL_error(L, "require: module '%s' is not available to playbooks (available: phantom, json)", name);
+}
+
+/* print(...) goes to the run log like phantom.debug, arguments joined by tabs. */
+static int l_print(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  lsr_run *run = lsr_run_check(L, "print");
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  lsr_run_log(run, LSR_LOG_DEBUG, s, len);
+  return 0;
+}
+
+static int build_base(lua_State *L) {
+  lsr_engine *eng = lsr_engine_of(L);
+  lua_newtable(L); /* base */
+  int base = lua_gettop(L);
+  for (const char *const *n = base_allow; *n; n++) {
+    lua_getglobal(L, *n);
+    lua_setfield(L, base, *n);
+  }
+  lua_newtable(L);
+  lua_getglobal(L, "os");
+  for (const char *const *n = os_allow; *n; n++) {
+    lua_getfield(L, -1, *n);
+    lua_setfield(L, -3, *n);
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, base, "os");
+  lua_newtable(L); /* modules for require */
+  lsr_phantom_open(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, base, "phantom");
+  lua_setfield(L, -2, "phantom");
+  lsr_json_open(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, base, "json");
+  lua_setfield(L, -2, "json");
+  lua_pushcclosure(L, l_require, 1);
+  lua_setfield(L, base, "require");
+  lua_pushcfunction(L, l_print);
+  lua_setfield(L, base, "print");
+  lua_pushvalue(L, base);
+  eng->base_ref = lsr_ref(L);
+  /* metatable of every run environment */
+  lua_newtable(L);
+  lua_pushvalue(L, base);
+  lua_pushcclosure(L, strict_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "luasoar run environment");
+  lua_setfield(L, -2, "__metatable");
+  eng->envmeta_ref = lsr_ref(L);
+  /* factory(env) returns a fresh closure whose only upvalue holds env; its
+   * upvalue is joined to a chunk's _ENV to give each run its own globals */
+  if (luaL_loadstring(L, "return function(env) return function() return env end end") != LUA_OK)
+    return lua_error(L);
+  lua_call(L, 0, 1);
+  eng->factory_ref = lsr_ref(L);
+  return 0;
+}
+
+int lsr_lua_setup(lsr_engine *eng, char *err, size_t errlen) {
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    snprintf(err, errlen, "cannot create a Lua state (out of memory)");
+    return -1;
+  }
+  eng->L = L;
+  *(lsr_engine **)lua_getextraspace(L) = eng;
+  luaL_openlibs(L);
+  lsr_json_init(L);
+  lua_pushcfunction(L, build_base);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    snprintf(err, errlen, "cannot set up the playbook environment: %s", lua_tostring(L, -1));
+    return -1;
+  }
+  return 0;
+}
+
+void lsr_lua_teardown(lsr_engine *eng) {
+  lsr_lua_apps_close(eng);
+  if (eng->L) lua_close(eng->L);
+  eng->L = NULL;
+}
+
+/* Compile a playbook file as text into a new generation. */
+lsr_gen *lsr_gen_load(lsr_engine *eng, const char *path, char *err, size_t errlen) {
+  char *text;
+  size_t len;
+  if (lsr_read_file(path, &text, &len, LSR_MAX_PLAYBOOK_BYTES, err, errlen) < 0) return NULL;
+  lua_State *L = eng->L;
+  size_t cl = strlen(path) + 2;
+  char *chunk = lsr_xalloc(cl);
+  snprintf(chunk, cl, "@%s", path);
+  int rc = luaL_loadbufferx(L, text, len, chunk, "t");
+  free(chunk);
+  free(text);
+  if (rc != LUA_OK) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lsr_gen *g = lsr_xalloc(sizeof *g);
+  g->path = lsr_strdup(path);
+  g->fn_ref = lsr_ref(L);
+  return g;
+}
+
+void lsr_gen_free(lsr_engine *eng, lsr_gen *g) {
+  if (!g) return;
+  lsr_unref(eng->L, &g->fn_ref);
+  free(g->path);
+  free(g);
+}

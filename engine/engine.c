@@ -1,0 +1,103 @@
+/* engine.c: the loop and the ready queue.  Work that must not happen inside
+ * the call that caused it (a callback is never called from inside its own
+ * phantom.act) goes on the queue and runs on the next turn of the loop.
+ * No Lua here: the queue hands tasks to bindings/. */
+#include "engine.h"
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LSR_DEFAULT_MAX_APP_OUTPUT (16u << 20)
+
+static void run_tasks(uv_idle_t *h) {
+  lsr_engine *eng = h->data;
+  /* take the current batch: tasks queued while it runs wait for the next turn */
+  lsr_task *t = eng->ready_head;
+  eng->ready_head = eng->ready_tail = NULL;
+  uv_idle_stop(&eng->idle);
+  while (t) {
+    lsr_task *next = t->next;
+    t->next = NULL;
+    switch (t->kind) {
+    case LSR_TASK_RUN_START: lsr_run_start((lsr_run *)t); break;
+    case LSR_TASK_APP_RUN: lsr_act_start_app_run(eng, (lsr_app_run *)t); break;
+    case LSR_TASK_CALLBACK: lsr_act_dispatch((lsr_action_run *)t); break;
+    }
+    t = next;
+  }
+}
+
+void lsr_engine_push(lsr_engine *eng, lsr_task *t) {
+  t->next = NULL;
+  if (eng->ready_tail) eng->ready_tail->next = t;
+  else eng->ready_head = t;
+  eng->ready_tail = t;
+  if (!uv_is_active((uv_handle_t *)&eng->idle)) uv_idle_start(&eng->idle, run_tasks);
+}
+
+static uint64_t random64(void) {
+  uint64_t v = 0;
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (read(fd, &v, sizeof v) != sizeof v) v = 0;
+    close(fd);
+  }
+  if (!v) v = (uint64_t)uv_hrtime() ^ ((uint64_t)getpid() << 32);
+  return v;
+}
+
+lsr_engine *lsr_engine_new(uv_loop_t *loop, char *err, size_t errlen) {
+  signal(SIGPIPE, SIG_IGN); /* a child that exits early must not kill us */
+  lsr_engine *eng = lsr_xalloc(sizeof *eng);
+  if (!loop) {
+    loop = lsr_xalloc(sizeof *loop);
+    uv_loop_init(loop);
+    eng->own_loop = 1;
+  }
+  eng->loop = loop;
+  uv_idle_init(loop, &eng->idle);
+  eng->idle.data = eng;
+  eng->next_run_id = eng->next_action_run_id = eng->next_app_run_id = 1;
+  eng->guid_seed = random64();
+  eng->max_app_output = LSR_DEFAULT_MAX_APP_OUTPUT;
+  if (lsr_lua_setup(eng, err, errlen) < 0) {
+    lsr_engine_free(eng);
+    return NULL;
+  }
+  return eng;
+}
+
+void lsr_engine_drain(lsr_engine *eng) { uv_run(eng->loop, UV_RUN_DEFAULT); }
+
+void lsr_engine_free(lsr_engine *eng) {
+  if (!eng) return;
+  lsr_lua_teardown(eng);
+  lsr_config_free(&eng->cfg);
+  uv_close((uv_handle_t *)&eng->idle, NULL);
+  if (eng->own_loop) {
+    uv_run(eng->loop, UV_RUN_DEFAULT); /* let closing handles finish */
+    uv_loop_close(eng->loop);
+    free(eng->loop);
+  } else {
+    uv_run(eng->loop, UV_RUN_NOWAIT);
+  }
+  free(eng);
+}
+
+/* A version-4-shaped UUID: a random engine seed mixed with a counter, so
+ * guids never repeat within an engine and differ between engines.  A seed of
+ * 0 (set by tests) gives the same guids on every run. */
+void lsr_guid(lsr_engine *eng, char out[37]) {
+  uint64_t x = eng->guid_seed + (++eng->guid_counter) * 0x9E3779B97F4A7C15ull;
+  /* splitmix64, twice */
+  uint64_t a = x, b;
+  a = (a ^ (a >> 30)) * 0xBF58476D1CE4E5B9ull; a = (a ^ (a >> 27)) * 0x94D049BB133111EBull; a ^= a >> 31;
+  b = a + 0x9E3779B97F4A7C15ull;
+  b = (b ^ (b >> 30)) * 0xBF58476D1CE4E5B9ull; b = (b ^ (b >> 27)) * 0x94D049BB133111EBull; b ^= b >> 31;
+  snprintf(out, 37, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff,
+           (unsigned)a & 0xfff, (unsigned)(0x8000 | ((b >> 48) & 0x3fff)),
+           (unsigned long long)(b & 0xffffffffffffull));
+}

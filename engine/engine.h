@@ -1,0 +1,246 @@
+/* engine.h: the core types of luasoar (engine, apps, assets, runs, action
+ * runs, app runs) and the engine's C interface.
+ *
+ * The engine owns one libuv loop and one Lua state; all Lua runs on the
+ * loop's thread.  Runners never touch a playbook's lua_State: they hand back
+ * JSON text, which bindings/ turns into Lua tables.  This header includes no
+ * Lua header. */
+#ifndef LSR_ENGINE_H
+#define LSR_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct lua_State;
+typedef struct lsr_engine lsr_engine;
+typedef struct lsr_run lsr_run;
+typedef struct lsr_action_run lsr_action_run;
+typedef struct lsr_app_run lsr_app_run;
+
+/* ---- apps and assets (engine/config.c) ---- */
+
+typedef enum { LSR_RUNNER_LUA, LSR_RUNNER_EXEC } lsr_runner_kind;
+
+typedef struct {
+  char *name;
+  char **required;      /* names of required parameters, NULL-terminated */
+  int read_only, idempotent;
+  double timeout;       /* seconds; 0 = the app's */
+} lsr_action_def;
+
+typedef struct lsr_app {
+  char *name;
+  int64_t app_id;
+  lsr_runner_kind runner;
+  char *dir;            /* folder of app.json */
+  char *manifest;       /* path of app.json, for messages */
+  char *main;           /* lua: file relative to dir */
+  char **command;       /* exec: argv, NULL-terminated */
+  char **env;           /* exec: names of variables passed through */
+  double timeout;       /* seconds */
+  lsr_action_def *actions;
+  int nactions;
+  struct lua_State *AL; /* lua runner: the app's own state (lazy) */
+} lsr_app;
+
+typedef struct {
+  char *name;
+  int64_t id;
+  lsr_app *app;
+  char *config_json;    /* the asset's "config" object as JSON text */
+  char **tags;          /* NULL-terminated */
+} lsr_asset;
+
+typedef struct {
+  lsr_app *apps;
+  int napps;
+  lsr_asset *assets;
+  int nassets;
+} lsr_config;
+
+/* Load every apps/<dir>/app.json under apps_dir (a missing folder means no
+ * apps) and the assets file (NULL or a missing default file: no assets).
+ * On error returns -1 with a one-line message naming the file in err. */
+int lsr_config_load(lsr_config *cfg, const char *apps_dir,
+                    const char *assets_file, int assets_required,
+                    char *err, size_t errlen);
+void lsr_config_free(lsr_config *cfg);
+const lsr_action_def *lsr_app_action(const lsr_app *app, const char *action);
+lsr_app *lsr_config_app(lsr_config *cfg, const char *name);
+lsr_asset *lsr_config_asset(lsr_config *cfg, const char *name);
+
+/* ---- the ready queue: work for the next turn of the loop ---- */
+
+typedef enum {
+  LSR_TASK_APP_RUN,     /* start an app run */
+  LSR_TASK_CALLBACK,    /* deliver a finished action run to its callback */
+  LSR_TASK_RUN_START,   /* start a playbook run */
+} lsr_task_kind;
+
+typedef struct lsr_task {
+  lsr_task_kind kind;
+  struct lsr_task *next;
+} lsr_task;
+
+/* ---- runs ---- */
+
+typedef enum { LSR_LOG_DEBUG, LSR_LOG_ERROR } lsr_log_level;
+
+typedef struct {
+  lsr_log_level level;
+  char *message;
+  double time;          /* seconds since the epoch */
+} lsr_log_entry;
+
+typedef enum {
+  LSR_RUN_NEW, LSR_RUN_RUNNING, LSR_RUN_FINISHING, LSR_RUN_ENDED
+} lsr_run_state;
+
+typedef struct lsr_gen {
+  char *path;           /* playbook file, as given */
+  int fn_ref;           /* compiled chunk */
+  int runs;             /* live runs on this generation */
+} lsr_gen;
+
+struct lsr_run {
+  lsr_task task;        /* LSR_TASK_RUN_START */
+  lsr_engine *eng;
+  int64_t id, container_id;
+  lsr_gen *gen;
+  lsr_run_state state;
+  int failed;
+  char *error;          /* why it failed: message, file:line and traceback */
+  int thread_ref, env_ref, container_ref, summary_ref;
+  int pending;          /* action runs started and not yet delivered */
+  int on_start_done;
+  lsr_log_entry *log;
+  size_t nlog, caplog;
+  lsr_action_run *actions; /* live action runs of this run */
+  lsr_run *next;        /* engine's list of live runs */
+  void *ud;             /* owner's (CLI, test kit) */
+};
+
+struct lsr_app_run {
+  lsr_task task;        /* LSR_TASK_APP_RUN */
+  int64_t id;
+  lsr_action_run *ar;
+  lsr_asset *asset;
+  int *sent;            /* indexes of the parameter sets sent to the app */
+  int nsent;
+  const char **missing; /* per parameter set: a missing required parameter, or NULL */
+  int done;
+  int result_ref;       /* Lua: this app run's element of results */
+  int successes;        /* parameter sets that succeeded */
+  struct lsr_exec_proc *proc;
+};
+
+struct lsr_action_run {
+  lsr_task task;        /* LSR_TASK_CALLBACK */
+  int64_t id;
+  lsr_run *run;
+  char *name, *action;
+  int callback_ref, handle_ref;
+  int64_t parent_id;
+  char **params;        /* JSON of each parameter set, context included */
+  int nparams;
+  lsr_app_run *app_runs;
+  int napp_runs, ndone;
+  int success;          /* some parameter set succeeded on some asset */
+  lsr_engine *eng;
+  lsr_action_run *next; /* run's list */
+};
+
+/* ---- the engine ---- */
+
+typedef struct {
+  void (*on_log)(lsr_run *run, const lsr_log_entry *e, void *ud);
+  void (*on_run_end)(lsr_run *run, void *ud);
+  void *ud;
+} lsr_observer;
+
+struct lsr_engine {
+  uv_loop_t *loop;
+  int own_loop;
+  struct lua_State *L;
+  lsr_config cfg;
+  lsr_observer obs;
+  int64_t next_run_id, next_action_run_id, next_app_run_id;
+  uint64_t guid_seed, guid_counter;
+  lsr_task *ready_head, *ready_tail;
+  uv_idle_t idle;
+  lsr_run *runs;
+  lsr_run *current;     /* the run whose Lua code is executing, if any */
+  int live_runs;
+  long live_refs;       /* Lua registry refs held by the engine */
+  int base_ref;         /* read-only base environment */
+  int envmeta_ref;      /* metatable of run environments */
+  int factory_ref;      /* makes the closure whose upvalue becomes _ENV */
+  size_t max_app_output;
+};
+
+/* Create an engine on loop (NULL: its own loop).  Returns NULL with a message
+ * in err on failure. */
+lsr_engine *lsr_engine_new(uv_loop_t *loop, char *err, size_t errlen);
+void lsr_engine_free(lsr_engine *eng);
+void lsr_engine_push(lsr_engine *eng, lsr_task *t);
+/* Run the loop until no run is live and nothing is queued. */
+void lsr_engine_drain(lsr_engine *eng);
+void lsr_guid(lsr_engine *eng, char out[37]);
+
+/* ---- implemented by bindings/ (the Lua side), called by the engine ---- */
+int lsr_lua_setup(lsr_engine *eng, char *err, size_t errlen);
+void lsr_lua_teardown(lsr_engine *eng);
+void lsr_run_start(lsr_run *run);
+/* Compile a playbook (text only, chunk name @path); NULL with "file:line:
+ * message" in err if it does not compile. */
+lsr_gen *lsr_gen_load(lsr_engine *eng, const char *path, char *err, size_t errlen);
+void lsr_gen_free(lsr_engine *eng, lsr_gen *g);
+/* Check a container's JSON and shape and start a run of gen on it; label
+ * names the input in messages (a file name). */
+lsr_run *lsr_run_json(lsr_engine *eng, lsr_gen *gen, const char *json, size_t len,
+                      const char *label, char *err, size_t errlen);
+lsr_run *lsr_run_file(lsr_engine *eng, lsr_gen *gen, const char *container_file,
+                      char *err, size_t errlen);
+/* The run's get_summary() as JSON (malloc'd), valid until the run is freed. */
+char *lsr_run_summary_json(lsr_run *run);
+void lsr_act_start_app_run(lsr_engine *eng, lsr_app_run *apr);
+void lsr_act_dispatch(lsr_action_run *ar);
+
+/* The --json report of a run (engine/report.c); call from on_run_end. */
+char *lsr_run_report_json(lsr_run *run);
+
+/* ---- exec runner (engine/exec_runner.c) ---- */
+
+typedef void (*lsr_exec_done)(void *ud, int ok, const char *out, size_t len,
+                              const char *failure);
+typedef struct lsr_exec_proc lsr_exec_proc;
+typedef struct {
+  char **argv, **env;
+  const char *cwd;
+  const char *input;
+  size_t input_len;
+  double timeout;       /* seconds */
+  size_t max_output;
+  lsr_exec_done done;
+  void *ud;
+} lsr_exec_req;
+/* Start a child.  done is always called exactly once, from the loop. */
+lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req);
+/* Kill a child's process group; done is then called with a failure. */
+void lsr_exec_kill(lsr_exec_proc *p);
+
+/* ---- small helpers (engine/util.c) ---- */
+char *lsr_strdup(const char *s);
+char *lsr_strndup(const char *s, size_t n);
+void *lsr_xalloc(size_t n);          /* calloc or abort */
+void *lsr_xrealloc(void *p, size_t n);
+char **lsr_strv_dup(char **v);
+void lsr_strv_free(char **v);
+int lsr_read_file(const char *path, char **data, size_t *len, size_t max,
+                  char *err, size_t errlen);
+void lsr_offset_to_linecol(const char *text, size_t len, size_t off,
+                           int *line, int *col);
+double lsr_now(void);
+
+#endif

@@ -1,0 +1,17 @@
+/* json_check.h: JSON syntax errors with line and column, through yajl. */
+#ifndef LSR_JSON_CHECK_H
+#define LSR_JSON_CHECK_H
+#include <stddef.h>
+#include <yajl/yajl_parse.h>
+
+/* Configure h the way every luasoar JSON input is read: strict RFC 8259,
+ * UTF-8 validated, one value, nothing after it. */
+void lsr_json_strict(yajl_handle h);
+/* After yajl_parse/yajl_complete_parse failed on text: "line L, column C: why". */
+void lsr_json_error(yajl_handle h, const char *text, size_t len, char *buf,
+                    size_t n);
+/* Check text is well-formed JSON; 0 or -1 with the error in buf. */
+int lsr_json_check(const char *text, size_t len, char *buf, size_t n);
+/* A malloc'd JSON string literal for s (quotes and escapes added). */
+char *lsr_json_quote(const char *s);
+#endif

@@ -1,0 +1,169 @@
+/* main.c: the luasoar command line.
+ *   luasoar run PLAYBOOK.lua --container FILE [--assets FILE] [--apps DIR] [--json]
+ *   luasoar check PLAYBOOK.lua...
+ * Exit status of run: 0 the run succeeded, 1 it failed, 2 the input was
+ * unusable (one line on stderr names the file and the problem). */
+#include "engine.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char usage_main[] =
+  "usage: luasoar <command> [options]\n"
+  "\n"
+  "commands:\n"
+  "  run PLAYBOOK.lua --container FILE   run a playbook on one container\n"
+  "  check PLAYBOOK.lua...               compile playbooks without running them\n"
+  "\n"
+  "Run 'luasoar <command> --help' for a command's options.\n";
+
+static const char usage_run[] =
+  "usage: luasoar run PLAYBOOK.lua --container FILE [--assets FILE] [--apps DIR] [--json]\n"
+  "\n"
+  "Runs one playbook on one container and waits until the run ends.\n"
+  "\n"
+  "  --container FILE  the container: one JSON object, with an \"artifacts\" list (required)\n"
+  "  --assets FILE     assets file (default: SCRIPTS/assets.json)\n"
+  "  --apps DIR        folder of apps, one app.json per subfolder (default: SCRIPTS/apps)\n"
+  "  --json            print one JSON report at the end instead of the log as it happens\n"
+  "  -h, --help        show this help\n"
+  "\n"
+  "SCRIPTS is the folder above the playbook's 'playbooks' folder (scripts/ for\n"
+  "scripts/playbooks/x.lua), or else the playbook's own folder.\n"
+  "\n"
+  "Exit status: 0 the run succeeded, 1 it failed, 2 the input was unusable.\n";
+
+static const char usage_check[] =
+  "usage: luasoar check PLAYBOOK.lua...\n"
+  "\n"
+  "Compiles each playbook without running it; prints file:line: message for each\n"
+  "problem.  Exit status: 0 all compile, 1 some do not, 2 bad usage.\n";
+
+/* The scripts folder a playbook belongs to. */
+static char *scripts_dir(const char *playbook) {
+  const char *p = playbook, *hit = NULL;
+  for (const char *s = p; (s = strstr(s, "playbooks/")); s++)
+    if (s == p || s[-1] == '/') hit = s;
+  if (hit) return hit == p ? lsr_strdup(".") : lsr_strndup(p, (size_t)(hit - p - 1 > 0 ? hit - p - 1 : 1));
+  const char *slash = strrchr(playbook, '/');
+  return slash ? lsr_strndup(playbook, (size_t)(slash - playbook ? slash - playbook : 1)) : lsr_strdup(".");
+}
+
+typedef struct {
+  int json;
+  int failed;
+  int ended;
+  char *report;
+} cli_state;
+
+static void on_log(lsr_run *run, const lsr_log_entry *e, void *ud) {
+  cli_state *st = ud;
+  if (st->json) return;
+  if (e->level == LSR_LOG_ERROR) printf("ERROR: %s\n", e->message);
+  else printf("%s\n", e->message);
+  fflush(stdout);
+}
+
+static void on_run_end(lsr_run *run, void *ud) {
+  cli_state *st = ud;
+  st->ended = 1;
+  st->failed = run->failed;
+  if (st->json) st->report = lsr_run_report_json(run);
+  else if (run->failed)
+    printf("run %lld on container %lld: failed: %s\n", (long long)run->id, (long long)run->container_id, run->error);
+  else
+    printf("run %lld on container %lld: success\n", (long long)run->id, (long long)run->container_id);
+}
+
+static int bad_usage(const char *fmt, const char *arg) {
+  fprintf(stderr, "luasoar run: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, " (see 'luasoar run --help')\n");
+  return 2;
+}
+
+static int cmd_run(int argc, char **argv) {
+  const char *playbook = NULL, *container = NULL, *assets = NULL, *apps = NULL;
+  int json = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char **dst = NULL;
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(usage_run, stdout); return 0; }
+    if (strcmp(a, "--json") == 0) { json = 1; continue; }
+    if (strcmp(a, "--container") == 0) dst = &container;
+    else if (strcmp(a, "--assets") == 0) dst = &assets;
+    else if (strcmp(a, "--apps") == 0) dst = &apps;
+    else if (a[0] == '-' && a[1]) return bad_usage("unknown option '%s'", a);
+    else if (!playbook) { playbook = a; continue; }
+    else return bad_usage("unexpected argument '%s'", a);
+    if (i + 1 >= argc) return bad_usage("option '%s' needs a value", a);
+    *dst = argv[++i];
+  }
+  if (!playbook) return bad_usage("%s", "no playbook given");
+  if (!container) return bad_usage("%s", "--container FILE is required");
+
+  char *scripts = scripts_dir(playbook), def_assets[4096], def_apps[4096];
+  snprintf(def_assets, sizeof def_assets, "%s/assets.json", scripts);
+  snprintf(def_apps, sizeof def_apps, "%s/apps", scripts);
+  free(scripts);
+  struct stat sb;
+  if (apps && (stat(apps, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
+    fprintf(stderr, "luasoar run: %s: not a folder of apps\n", apps);
+    return 2;
+  }
+
+  char err[2048];
+  cli_state st = {.json = json};
+  lsr_engine *eng = lsr_engine_new(NULL, err, sizeof err);
+  if (!eng) { fprintf(stderr, "luasoar run: %s\n", err); return 2; }
+  eng->obs = (lsr_observer){on_log, on_run_end, &st};
+  int rc = 2;
+  lsr_gen *gen = NULL;
+  if (lsr_config_load(&eng->cfg, apps ? apps : def_apps, assets ? assets : def_assets, assets != NULL,
+                      err, sizeof err) < 0 ||
+      !(gen = lsr_gen_load(eng, playbook, err, sizeof err)) ||
+      !lsr_run_file(eng, gen, container, err, sizeof err)) {
+    fprintf(stderr, "luasoar run: %s\n", err);
+  } else {
+    lsr_engine_drain(eng);
+    rc = st.failed ? 1 : 0;
+    if (st.report) {
+      printf("%s\n", st.report);
+      free(st.report);
+    }
+  }
+  lsr_gen_free(eng, gen);
+  lsr_engine_free(eng);
+  return rc;
+}
+
+static int cmd_check(int argc, char **argv) {
+  if (argc == 0) { fputs(usage_check, stderr); return 2; }
+  for (int i = 0; i < argc; i++)
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage_check, stdout); return 0; }
+  char err[2048];
+  lsr_engine *eng = lsr_engine_new(NULL, err, sizeof err);
+  if (!eng) { fprintf(stderr, "luasoar check: %s\n", err); return 2; }
+  int bad = 0;
+  for (int i = 0; i < argc; i++) {
+    lsr_gen *g = lsr_gen_load(eng, argv[i], err, sizeof err);
+    if (!g) { printf("%s\n", err); bad = 1; }
+    lsr_gen_free(eng, g);
+  }
+  lsr_engine_free(eng);
+  return bad;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) { fputs(usage_main, stderr); return 2; }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+    fputs(usage_main, stdout);
+    return 0;
+  }
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
+  fprintf(stderr, "luasoar: unknown command '%s'\n\n%s", cmd, usage_main);
+  return 2;
+}

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs the Debian packages luasoar needs to build, run and test.
+# Safe to run again: it only calls apt-get when something is missing.
+set -eu
+PKGS="build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson lua-busted \
+libuv1-dev libsqlite3-dev libyajl-dev geoip-bin geoip-database curl"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "install-deps: installing$missing" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
