@@ -37,6 +37,13 @@ static void decode_output(lua_State *L, const char *out, size_t len, int nsent) 
   lua_remove(L, -2);
 }
 
+static int is_empty(lua_State *L, int idx) {
+  lua_pushnil(L);
+  if (!lua_next(L, idx < 0 ? idx - 1 : idx)) return 1;
+  lua_pop(L, 2);
+  return 0;
+}
+
 /* [-0, +1, e] One action result: the app's (at idx, or none) made canonical. */
 static int action_result(lua_State *L, int idx, int i, const char *param_json,
                          const char *fail_msg) {
@@ -59,13 +66,22 @@ static int action_result(lua_State *L, int idx, int i, const char *param_json,
       bad_output(L, "'message' must be a string", i, "");
     }
     lua_setfield(L, -2, "message");
+    /* an empty table is written {} by Lua apps and lua-cjson: read it as [] */
     t = lua_getfield(L, idx, "data");
-    if (t == LUA_TNIL) { lua_pop(L, 1); lsr_json_new_array(L, 0); }
-    else if (!lsr_json_is_array(L, -1)) bad_output(L, "'data' must be a list", i, "");
+    if (t == LUA_TNIL || (t == LUA_TTABLE && !lsr_json_is_array(L, -1) && is_empty(L, -1))) {
+      lua_pop(L, 1);
+      lsr_json_new_array(L, 0);
+    } else if (!lsr_json_is_array(L, -1)) {
+      bad_output(L, "'data' must be a list", i, "");
+    }
     lua_setfield(L, -2, "data");
     t = lua_getfield(L, idx, "summary");
-    if (t == LUA_TNIL) { lua_pop(L, 1); lua_newtable(L); }
-    else if (t != LUA_TTABLE || lsr_json_is_array(L, -1)) bad_output(L, "'summary' must be an object", i, "");
+    if (t == LUA_TNIL || (lsr_json_is_array(L, -1) && is_empty(L, -1))) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+    } else if (t != LUA_TTABLE || lsr_json_is_array(L, -1)) {
+      bad_output(L, "'summary' must be an object", i, "");
+    }
     lua_setfield(L, -2, "summary");
   } else {
     lua_pushliteral(L, "failed");
