@@ -140,6 +140,7 @@ int lsr_lua_setup(lsr_engine *eng, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot set up the playbook environment: %s", lua_tostring(L, -1));
     return -1;
   }
+  eng->setup_refs = eng->live_refs;
   return 0;
 }
 

@@ -173,6 +173,7 @@ struct lsr_engine {
   lsr_run *current;     /* the run whose Lua code is executing, if any */
   int live_runs;
   long live_refs;       /* Lua registry refs held by the engine */
+  long setup_refs;      /* of which taken once at setup */
   int base_ref;         /* read-only base environment */
   int envmeta_ref;      /* metatable of run environments */
   int factory_ref;      /* makes the closure whose upvalue becomes _ENV */

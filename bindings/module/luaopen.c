@@ -117,12 +117,13 @@ static int l_run(lua_State *L) {
   return luaL_error(L, "luasoar: run %d did not end", (int)id);
 }
 
-/* eng:stats() -> {live_refs, live_runs, memory} for leak checks */
+/* eng:stats() -> {live_refs, live_runs, memory} for leak checks; live_refs
+ * counts the refs held for runs, not the engine's own or the playbooks' */
 static int l_stats(lua_State *L) {
   mod_engine *m = check_engine(L);
   lua_gc(m->eng->L, LUA_GCCOLLECT);
   lua_createtable(L, 0, 3);
-  lua_pushinteger(L, m->eng->live_refs);
+  lua_pushinteger(L, m->eng->live_refs - m->eng->setup_refs - m->ngens);
   lua_setfield(L, -2, "live_refs");
   lua_pushinteger(L, m->eng->live_runs);
   lua_setfield(L, -2, "live_runs");
