@@ -146,8 +146,9 @@ int lsr_json_decode(lua_State *L, const char *text, size_t len, char *err, size_
   int base = lua_gettop(L); /* the box */
   b->h = yajl_alloc(&dec_callbacks, NULL, b);
   lsr_json_strict(b->h);
+  int at_end = 0;
   int ok = yajl_parse(b->h, (const unsigned char *)text, len) == yajl_status_ok &&
-           yajl_complete_parse(b->h) == yajl_status_ok;
+           (at_end = 1, yajl_complete_parse(b->h) == yajl_status_ok);
   if (!ok) {
     if (b->too_deep) {
       int line, col;
@@ -155,7 +156,7 @@ int lsr_json_decode(lua_State *L, const char *text, size_t len, char *err, size_
       snprintf(err, errlen, "line %d, column %d: nesting deeper than %d levels", line, col,
                LSR_JSON_MAX_DEPTH);
     } else {
-      lsr_json_error(b->h, text, len, err, errlen);
+      lsr_json_error(b->h, text, len, at_end, err, errlen);
     }
   }
   yajl_free(b->h);

@@ -7,9 +7,10 @@
 /* Configure h the way every luasoar JSON input is read: strict RFC 8259,
  * UTF-8 validated, one value, nothing after it. */
 void lsr_json_strict(yajl_handle h);
-/* After yajl_parse/yajl_complete_parse failed on text: "line L, column C: why". */
-void lsr_json_error(yajl_handle h, const char *text, size_t len, char *buf,
-                    size_t n);
+/* After yajl_parse (at_end 0) or yajl_complete_parse (at_end 1) failed on
+ * text: "line L, column C: why". */
+void lsr_json_error(yajl_handle h, const char *text, size_t len, int at_end,
+                    char *buf, size_t n);
 /* Check text is well-formed JSON; 0 or -1 with the error in buf. */
 int lsr_json_check(const char *text, size_t len, char *buf, size_t n);
 /* A malloc'd JSON string literal for s (quotes and escapes added). */
