@@ -152,7 +152,8 @@ int lsr_json_decode(lua_State *L, const char *text, size_t len, char *err, size_
   if (!ok) {
     if (b->too_deep) {
       int line, col;
-      lsr_offset_to_linecol(text, len, yajl_get_bytes_consumed(b->h), &line, &col);
+      size_t off = yajl_get_bytes_consumed(b->h);
+      lsr_offset_to_linecol(text, len, off ? off - 1 : 0, &line, &col);
       snprintf(err, errlen, "line %d, column %d: nesting deeper than %d levels", line, col,
                LSR_JSON_MAX_DEPTH);
     } else {
@@ -181,8 +182,9 @@ static int enc_gc(lua_State *L) {
 }
 
 static void gen_str(lua_State *L, yajl_gen g, const char *s, size_t n) {
-  if (yajl_gen_string(g, (const unsigned char *)s, n) != yajl_gen_status_ok)
-    luaL_error(L, "cannot encode a string that is not valid UTF-8 as JSON");
+  yajl_gen_status st = yajl_gen_string(g, (const unsigned char *)s, n);
+  if (st == yajl_gen_invalid_string) luaL_error(L, "cannot encode a string that is not valid UTF-8 as JSON");
+  if (st != yajl_gen_status_ok) luaL_error(L, "cannot encode as JSON (yajl_gen status %d)", (int)st);
 }
 
 static void gen_float(lua_State *L, yajl_gen g, lua_Number d, int lenient) {

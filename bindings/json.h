@@ -6,7 +6,9 @@
 #include <lua.h>
 #include <stddef.h>
 
-#define LSR_JSON_MAX_DEPTH 200
+/* yajl_gen stops at 128 levels; decoding stops below that so whatever is
+ * decoded can be encoded again */
+#define LSR_JSON_MAX_DEPTH 100
 
 /* [-0, +1, m] Decode text and push the value; on malformed input push nothing
  * and return -1 with "line L, column C: reason" in err. */

@@ -258,7 +258,7 @@ static lsr_run *run_new(lsr_engine *eng, lsr_gen *gen) {
  * [-0, +0, e] on the table at idx. */
 static int check_container(lua_State *L) {
   const char *file = lua_tostring(L, 2);
-  if (!lua_istable(L, 1) || lua_rawlen(L, 1) > 0)
+  if (!lua_istable(L, 1) || lsr_json_is_array(L, 1))
     return luaL_error(L, "%s: a container must be a JSON object", file);
   int t = lua_getfield(L, 1, "id");
   if (t == LUA_TNIL) {
@@ -274,9 +274,14 @@ static int check_container(lua_State *L) {
     lua_setfield(L, 1, "artifacts");
     return 0;
   }
-  if (t != LUA_TTABLE) return luaL_error(L, "%s: field 'artifacts': expected a list", file);
+  if (!lsr_json_is_array(L, -1)) {
+    lua_pushnil(L); /* {} from a Lua table: no artifacts */
+    if (t != LUA_TTABLE || lua_next(L, -2)) return luaL_error(L, "%s: field 'artifacts': expected a list", file);
+    lsr_json_new_array(L, 0);
+    lua_setfield(L, 1, "artifacts");
+    return 0;
+  }
   lua_Integer n = (lua_Integer)lua_rawlen(L, -1), next_id = 1;
-  if (n == 0 && lua_next(L, -1) != 0) return luaL_error(L, "%s: field 'artifacts': expected a list", file);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     if (!lua_istable(L, -1))

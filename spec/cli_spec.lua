@@ -1,0 +1,156 @@
+-- The luasoar command line: the contract of DESIGN.md (forms, --json, exit
+-- status 0 / 1 / 2) and a clear one-line error for every bad input.
+local H = require "spec.helper"
+local json = H.json
+
+local EXAMPLE = H.root .. "/scripts/playbooks/geolocate_example.lua"
+local CONTAINER = H.root .. "/scripts/data/example_container.json"
+local FIX_APPS = H.fixtures .. "/apps"
+local FIX_ASSETS = H.fixtures .. "/assets.json"
+
+local function lines(s)
+  local out = {}
+  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
+describe("luasoar run", function()
+  it("runs the example playbook with the real GeoIP database", function()
+    local out, err, code = H.cli("run", EXAMPLE, "--container", CONTAINER)
+    assert.equal("", err)
+    assert.equal(0, code)
+    assert.same({
+      "geolocating the IP addresses of container 101",
+      "8.8.8.8: United States",
+      "10.1.1.1: no country (Private IP)",
+      "192.168.1.5: no country (Private IP)",
+      "81.2.69.160: United Kingdom",
+      "1.1.1.1: Australia",
+      "countries: Australia, United Kingdom, United States",
+      "finished: 1 action run(s)",
+      "run 1 on container 101: success",
+    }, lines(out))
+  end)
+
+  it("prints one JSON report with --json", function()
+    local out, err, code = H.cli("run", EXAMPLE, "--container", CONTAINER, "--json")
+    assert.equal(0, code)
+    assert.equal("", err)
+    local r = assert(json.decode(out))
+    local keys = {}
+    for k in pairs(r) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.same({"container_id", "error", "log", "playbook", "run_id", "status", "summary"}, keys)
+    assert.equal("success", r.status)
+    assert.equal(1, r.run_id)
+    assert.equal(101, r.container_id)
+    assert.equal(EXAMPLE, r.playbook)
+    assert.equal(H.luasoar.null, r.error)
+    assert.equal(8, #r.log)
+    assert.same({level = "debug", message = "8.8.8.8: United States"}, r.log[2])
+    assert.equal(1, #r.summary.result)
+    assert.equal("geolocate_ip_1", r.summary.result[1].name)
+    assert.same({total_objects = 5, total_objects_successful = 3}, r.summary.result[1].app_runs[1].summary)
+  end)
+
+  it("exits 1 when the run fails, with the reason in the report", function()
+    local pb = H.playbook("function on_start(c)\n  phantom.debug('x')\n  error('broken')\nend\n")
+    local out, _, code = H.cli("run", pb, "--container", CONTAINER, "--apps", FIX_APPS, "--assets", FIX_ASSETS, "--json")
+    assert.equal(1, code)
+    local r = json.decode(out)
+    assert.equal("failed", r.status)
+    assert.equal(pb .. ":3: broken", r.error)
+    assert.same({level = "debug", message = "x"}, r.log[1])
+    assert.equal("error", r.log[2].level)
+    assert.matches("^" .. pb:gsub("%p", "%%%0") .. ":3: broken\nstack traceback:", r.log[2].message)
+    out, _, code = H.cli("run", pb, "--container", CONTAINER, "--apps", FIX_APPS, "--assets", FIX_ASSETS)
+    assert.equal(1, code)
+    assert.equal("run 1 on container 101: failed: " .. pb .. ":3: broken", lines(out)[#lines(out)])
+  end)
+
+  describe("with unusable input exits 2 with one line naming the file and the problem", function()
+    local ok_pb = H.playbook("function on_start(c) end\n", "ok")
+    local cases = {
+      {"a missing container file", {"run", ok_pb, "--container", "/nonexistent/c.json"},
+       "luasoar run: /nonexistent/c.json: cannot open: No such file or directory"},
+      {"a container that is not JSON", {"run", ok_pb, "--container", H.write("bad.json", '{\n  "id": 1,\n  "x": [1,\n}\n')},
+       "luasoar run: " .. H.tmp() .. "/bad.json: invalid JSON at line 4, column 1: unallowed token at this point in JSON text"},
+      {"an empty container file", {"run", ok_pb, "--container", H.write("empty.json", "")},
+       "luasoar run: " .. H.tmp() .. "/empty.json: invalid JSON at line 1, column 1: empty document"},
+      {"a container that is not an object", {"run", ok_pb, "--container", H.write("list.json", "[1, 2]")},
+       "luasoar run: " .. H.tmp() .. "/list.json: a container must be a JSON object"},
+      {"a container id that is not an integer", {"run", ok_pb, "--container", H.write("id.json", '{"id": "7"}')},
+       "luasoar run: " .. H.tmp() .. "/id.json: field 'id': expected an integer, got string"},
+      {"artifacts that are not a list", {"run", ok_pb, "--container", H.write("arts.json", '{"id": 1, "artifacts": {"a": 1}}')},
+       "luasoar run: " .. H.tmp() .. "/arts.json: field 'artifacts': expected a list"},
+      {"an artifact that is not an object", {"run", ok_pb, "--container", H.write("art.json", '{"id": 1, "artifacts": [{}, 5]}')},
+       "luasoar run: " .. H.tmp() .. "/art.json: artifacts[2]: expected an object"},
+      {"a playbook that does not compile", {"run", H.playbook("function on_start(c)\n  if x then\nend\n", "syntax"), "--container", CONTAINER},
+       "luasoar run: " .. H.tmp() .. "/syntax.lua:4: 'end' expected (to close 'function' at line 1) near <eof>"},
+      {"a missing playbook", {"run", "/nonexistent/pb.lua", "--container", CONTAINER},
+       "luasoar run: /nonexistent/pb.lua: cannot open: No such file or directory"},
+      {"an assets file naming an unknown app", {"run", ok_pb, "--container", CONTAINER, "--apps", FIX_APPS,
+        "--assets", H.write("assets_bad.json", '{"x": {"app": "NoSuchApp"}}')},
+       "luasoar run: " .. H.tmp() .. "/assets_bad.json: asset 'x': unknown app 'NoSuchApp'"},
+      {"a missing assets file", {"run", ok_pb, "--container", CONTAINER, "--assets", "/nonexistent/a.json"},
+       "luasoar run: /nonexistent/a.json: cannot open: No such file or directory"},
+      {"an apps folder that is not one", {"run", ok_pb, "--container", CONTAINER, "--apps", "/nonexistent/apps"},
+       "luasoar run: /nonexistent/apps: not a folder of apps"},
+      {"an unknown option", {"run", ok_pb, "--container", CONTAINER, "--jsn"},
+       "luasoar run: unknown option '--jsn' (see 'luasoar run --help')"},
+      {"no --container", {"run", ok_pb},
+       "luasoar run: --container FILE is required (see 'luasoar run --help')"},
+      {"an option without its value", {"run", ok_pb, "--container"},
+       "luasoar run: option '--container' needs a value (see 'luasoar run --help')"},
+      {"no playbook", {"run", "--container", CONTAINER},
+       "luasoar run: no playbook given (see 'luasoar run --help')"},
+    }
+    for _, case in ipairs(cases) do
+      it(case[1], function()
+        local out, err, code = H.cli(table.unpack(case[2]))
+        assert.equal(2, code)
+        assert.equal("", out)
+        assert.equal(case[3] .. "\n", err)
+      end)
+    end
+
+    it("an app manifest with a bad field", function()
+      local dir = H.tmp() .. "/badapps/x"
+      os.execute("mkdir -p " .. dir)
+      local f = io.open(dir .. "/app.json", "w")
+      f:write('{"name": "X", "runner": "python", "actions": {}}')
+      f:close()
+      local _, err, code = H.cli("run", ok_pb, "--container", CONTAINER, "--apps", H.tmp() .. "/badapps")
+      assert.equal(2, code)
+      assert.equal("luasoar run: " .. dir .. "/app.json: field 'runner': expected \"lua\" or \"exec\"\n", err)
+    end)
+  end)
+
+  it("describes every flag in --help", function()
+    local out, _, code = H.cli("run", "--help")
+    assert.equal(0, code)
+    for _, flag in ipairs({"--container", "--assets", "--apps", "--json", "--help"}) do
+      assert.truthy(out:find(flag, 1, true), flag)
+    end
+    out, _, code = H.cli("--help")
+    assert.equal(0, code)
+    assert.truthy(out:find("run PLAYBOOK.lua --container FILE", 1, true))
+    local _, err
+    _, err, code = H.cli("fly")
+    assert.equal(2, code)
+    assert.equal("luasoar: unknown command 'fly'", lines(err)[1])
+  end)
+end)
+
+describe("luasoar check", function()
+  it("exits 0 when every playbook compiles and 1 with file:line otherwise", function()
+    local good = H.playbook("function on_start(c) end\n", "good")
+    local bad = H.playbook("function on_start(c)\n  x = = 1\nend\n", "bad")
+    local out, _, code = H.cli("check", good)
+    assert.equal(0, code)
+    assert.equal("", out)
+    out, _, code = H.cli("check", good, bad)
+    assert.equal(1, code)
+    assert.equal(bad .. ":2: unexpected symbol near '='\n", out)
+  end)
+end)
