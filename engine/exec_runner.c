@@ -178,6 +178,7 @@ static void on_start_failed(uv_timer_t *t) {
   close_handle((uv_handle_t *)&p->out);
   close_handle((uv_handle_t *)&p->err);
   close_handle((uv_handle_t *)&p->in);
+  close_handle((uv_handle_t *)&p->proc); /* libuv wants it closed even after a failed spawn */
 }
 
 lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req) {
@@ -213,6 +214,7 @@ lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req) {
   o.stdio = stdio;
   o.exit_cb = on_child_exit;
   int rc = uv_spawn(loop, &p->proc, &o);
+  p->open_handles++;
   if (rc != 0) {
     size_t n = 512;
     p->buf = lsr_xalloc(n);
@@ -221,7 +223,6 @@ lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req) {
     uv_timer_start(&p->timer, on_start_failed, 0, 0);
     return p;
   }
-  p->open_handles++;
   uv_read_start((uv_stream_t *)&p->out, on_alloc, on_out);
   uv_read_start((uv_stream_t *)&p->err, on_alloc, on_err);
   uv_buf_t b = uv_buf_init(p->input, (unsigned)req->input_len);
