@@ -85,11 +85,19 @@ static int has_tag(const lsr_asset *a, const char **tags) {
   return 0;
 }
 
+/* Can the asset run the action?  Its app declares it, or (in a test) the
+ * app is not installed and a stub stands in. */
+static int can_run(lsr_engine *eng, const lsr_asset *a, const char *action) {
+  if (lsr_app_action(a->app, action)) return 1;
+  return a->app->runner == LSR_RUNNER_STUB && eng->test && eng->test->stub_for(eng->test->ud, action, a);
+}
+
 /* The assets an action runs on, in the assets file's order, or an error. */
 static lsr_asset **select_assets(lua_State *L, lsr_engine *eng, const char *action, int *count) {
   lsr_config *cfg = &eng->cfg;
   int provided = 0;
   for (int i = 0; i < cfg->napps && !provided; i++) provided = lsr_app_action(&cfg->apps[i], action) != NULL;
+  for (int i = 0; i < cfg->nassets && !provided; i++) provided = can_run(eng, &cfg->assets[i], action);
   if (!provided) luaL_error(L, "phantom.act: unknown action '%s' (no app provides it)", action);
 
   const char *app_name = NULL;
@@ -114,7 +122,7 @@ static lsr_asset **select_assets(lua_State *L, lsr_engine *eng, const char *acti
     for (int i = 0; names[i] && !why[0]; i++) {
       lsr_asset *a = lsr_config_asset(cfg, names[i]);
       if (!a) snprintf(why, sizeof why, "unknown asset '%s'", names[i]);
-      else if (!lsr_app_action(a->app, action))
+      else if (!can_run(eng, a, action))
         snprintf(why, sizeof why, "asset '%s' (app '%s') has no action '%s'", a->name, a->app->name, action);
       else if (app_name && strcmp(a->app->name, app_name) != 0)
         snprintf(why, sizeof why, "asset '%s' is of app '%s', not '%s'", a->name, a->app->name, app_name);
@@ -129,7 +137,7 @@ static lsr_asset **select_assets(lua_State *L, lsr_engine *eng, const char *acti
   } else {
     for (int i = 0; i < cfg->nassets; i++) {
       lsr_asset *a = &cfg->assets[i];
-      if (lsr_app_action(a->app, action) && (!app_name || strcmp(a->app->name, app_name) == 0) &&
+      if (can_run(eng, a, action) && (!app_name || strcmp(a->app->name, app_name) == 0) &&
           (!tags || has_tag(a, tags)))
         sel[n++] = a;
     }
@@ -200,6 +208,21 @@ static const char *missing_required(lua_State *L, int param_idx, const lsr_actio
     if (absent) return def->required[k];
   }
   return NULL;
+}
+
+/* The name of the run's global that holds the callback at idx, if any: what
+ * a run resumed after a restart would call. */
+static char *callback_name(lua_State *L, lsr_run *run, int idx) {
+  if (lua_isnil(L, idx)) return NULL;
+  char *name = NULL;
+  lsr_getref(L, run->env_ref);
+  lua_pushnil(L);
+  while (!name && lua_next(L, -2)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, idx)) name = lsr_strdup(lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+  lua_settop(L, lua_gettop(L) - (name ? 2 : 1));
+  return name;
 }
 
 static int l_act(lua_State *L) {
@@ -280,7 +303,7 @@ static int l_act(lua_State *L) {
     const lsr_action_def *def = lsr_app_action(assets[k]->app, action);
     for (int i = 0; i < nparams; i++) {
       lua_rawgeti(L, 5, i + 1);
-      apr->missing[i] = missing_required(L, -1, def);
+      apr->missing[i] = def ? missing_required(L, -1, def) : NULL;
       lua_pop(L, 1);
       if (!apr->missing[i]) apr->sent[apr->nsent++] = i;
     }
@@ -290,11 +313,13 @@ static int l_act(lua_State *L) {
   ar->handle_ref = lsr_ref(L);
   lua_pushvalue(L, 4);
   ar->callback_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : lsr_ref(L);
+  ar->callback_name = callback_name(L, run, 4);
   ar->next = run->actions;
   run->actions = ar;
   run->pending++;
   for (int k = 0; k < ar->napp_runs; k++) lsr_engine_push(eng, &ar->app_runs[k].task);
   if (ar->napp_runs == 0) lsr_results_action_done(eng, ar);
+  if (eng->test && eng->test->on_action) eng->test->on_action(eng->test->ud, ar);
   lua_pushinteger(L, ar->id);
   return 1;
 }
@@ -309,7 +334,7 @@ void lsr_act_register(lua_State *L) {
 static void exec_done(void *ud, int ok, const char *out, size_t len, const char *failure) {
   lsr_app_run *apr = ud;
   apr->proc = NULL;
-  lsr_results_app_run_done(apr->ar->eng, apr, ok, out, len, failure);
+  lsr_app_run_done(apr->ar->eng, apr, ok, out, len, failure);
 }
 
 static char *exec_request(lsr_app_run *apr, size_t *len) {
@@ -349,18 +374,32 @@ void lsr_act_start_app_run(lsr_engine *eng, lsr_app_run *apr) {
   lsr_action_run *ar = apr->ar;
   const lsr_app *app = apr->asset->app;
   if (!ar->run || ar->run->failed) {
-    lsr_results_app_run_done(eng, apr, 0, NULL, 0, "cancelled: the playbook run ended");
+    lsr_app_run_done(eng, apr, 0, NULL, 0, "cancelled: the playbook run ended");
+    return;
+  }
+  if (eng->test) {
+    int stub = eng->test->stub_for(eng->test->ud, ar->action, apr->asset);
+    if (stub) {
+      eng->test->run_stub(eng->test->ud, apr, stub);
+      return;
+    }
+  }
+  if (app->runner == LSR_RUNNER_STUB) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "no stub for action '%s' on asset '%s' (app '%s' is not installed)",
+             ar->action, apr->asset->name, app->name);
+    lsr_app_run_done(eng, apr, 0, NULL, 0, msg);
     return;
   }
   if (apr->nsent == 0) { /* every parameter set lacks a required parameter */
-    lsr_results_app_run_done(eng, apr, 1, "{\"action_results\":[]}", 21, NULL);
+    lsr_app_run_done(eng, apr, 1, "{\"action_results\":[]}", 21, NULL);
     return;
   }
   if (app->runner == LSR_RUNNER_LUA) {
     char *out = NULL, *failure = NULL;
     size_t len = 0;
     lsr_lua_app_run(eng, apr, &out, &len, &failure);
-    lsr_results_app_run_done(eng, apr, failure == NULL, out, len, failure);
+    lsr_app_run_done(eng, apr, failure == NULL, out, len, failure);
     free(out);
     free(failure);
     return;
@@ -431,6 +470,7 @@ void lsr_act_free(lsr_engine *eng, lsr_action_run *ar) {
   free(ar->params);
   free(ar->name);
   free(ar->action);
+  free(ar->callback_name);
   free(ar);
 }
 

@@ -175,7 +175,7 @@ static int build_element(lua_State *L) {
   return 0;
 }
 
-void lsr_results_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out,
+void lsr_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out,
                               size_t len, const char *failure) {
   lsr_action_run *ar = apr->ar;
   lua_State *L = eng->L;

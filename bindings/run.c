@@ -34,7 +34,7 @@ void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len)
   }
   lsr_log_entry *e = &run->log[run->nlog++];
   e->level = level;
-  e->time = lsr_now();
+  e->time = lsr_clock(run->eng);
   if (len > LSR_MAX_LOG_MESSAGE) {
     e->message = lsr_xalloc(LSR_MAX_LOG_MESSAGE + sizeof cut);
     memcpy(e->message, msg, LSR_MAX_LOG_MESSAGE);
@@ -137,6 +137,84 @@ static int env_function(lua_State *T, lsr_run *run, const char *name) {
   return 1;
 }
 
+/* A recorded block: report the call (name, arguments as JSON) to the test
+ * hooks, then call the playbook's function.  upvalues: name, function */
+static int recorded_block(lua_State *T) {
+  lsr_engine *eng = lsr_engine_of(T);
+  int n = lua_gettop(T);
+  if (eng->current && eng->test) {
+    lua_createtable(T, n, 0);
+    lsr_json_push_array_mt(T);
+    lua_setmetatable(T, -2);
+    for (int i = 1; i <= n; i++) {
+      lua_pushvalue(T, i);
+      lua_rawseti(T, -2, i);
+    }
+    lsr_json_encode(T, -1, 1);
+    size_t len;
+    const char *args = lua_tolstring(T, -1, &len);
+    eng->test->on_block(eng->test->ud, eng->current, lua_tostring(T, lua_upvalueindex(1)), args, len);
+    lua_pop(T, 2);
+  }
+  lua_pushvalue(T, lua_upvalueindex(2));
+  lua_insert(T, 1);
+  lua_call(T, n, LUA_MULTRET);
+  return lua_gettop(T);
+}
+
+/* ---- coverage (tests only) ---- */
+
+static void line_hook(lua_State *T, lua_Debug *ar) {
+  lsr_engine *eng = lsr_engine_of(T);
+  if (!eng->test || !eng->test->on_line || !lua_getinfo(T, "S", ar)) return;
+  if (ar->source[0] == '@') eng->test->on_line(eng->test->ud, ar->source + 1, ar->currentline, 1);
+}
+
+/* Report the executable lines of the function at idx. */
+static void report_lines(lua_State *T, int idx) {
+  lsr_engine *eng = lsr_engine_of(T);
+  lua_Debug ar;
+  lua_pushvalue(T, idx);
+  lua_getinfo(T, ">SL", &ar); /* pushes the activelines table */
+  if (ar.source[0] == '@' && lua_istable(T, -1)) {
+    lua_pushnil(T);
+    while (lua_next(T, -2)) {
+      lua_pop(T, 1);
+      if (lua_isinteger(T, -1))
+        eng->test->on_line(eng->test->ud, ar.source + 1, (int)lua_tointeger(T, -1), 0);
+    }
+  }
+  lua_pop(T, 1);
+}
+
+/* Tests record every call of a playbook global function: wrap them. */
+static void record_blocks(lua_State *T, lsr_run *run) {
+  lsr_getref(T, run->env_ref);
+  int env = lua_gettop(T);
+  lua_newtable(T); /* name -> wrapper, set after the walk */
+  lua_pushnil(T);
+  while (lua_next(T, env)) {
+    if (lua_type(T, -2) == LUA_TSTRING && lua_type(T, -1) == LUA_TFUNCTION) {
+      if (run->eng->test->on_line && !lua_iscfunction(T, -1)) report_lines(T, -1);
+      lua_pushvalue(T, -2);
+      lua_insert(T, -2);
+      lua_pushcclosure(T, recorded_block, 2);
+      lua_pushvalue(T, -2);
+      lua_insert(T, -2);
+      lua_rawset(T, env + 1);
+    } else {
+      lua_pop(T, 1);
+    }
+  }
+  lua_pushnil(T);
+  while (lua_next(T, env + 1)) {
+    lua_pushvalue(T, -2);
+    lua_insert(T, -2);
+    lua_rawset(T, env);
+  }
+  lua_settop(T, env - 1);
+}
+
 static int start_block(lua_State *T) {
   lsr_run *run = lua_touserdata(T, 1);
   lsr_engine *eng = run->eng;
@@ -147,7 +225,9 @@ static int start_block(lua_State *T) {
   lua_call(T, 1, 1);
   lua_upvaluejoin(T, -2, 1, -1, 1);
   lua_pop(T, 1);
+  if (eng->test && eng->test->on_line) report_lines(T, -1);
   lua_call(T, 0, 0); /* the playbook's top level */
+  if (eng->test && eng->test->on_block) record_blocks(T, run);
   if (!env_function(T, run, "on_start"))
     return luaL_error(T, "%s: the playbook defines no on_start(container)", run->gen->path);
   lsr_getref(T, run->container_ref);
@@ -234,7 +314,8 @@ static lsr_run *run_new(lsr_engine *eng, lsr_gen *gen) {
   run->container_id = lua_tointeger(L, -1);
   lua_pop(L, 1);
   run->container_ref = lsr_ref(L);
-  lua_newthread(L);
+  lua_State *T = lua_newthread(L);
+  if (eng->test && eng->test->on_line) lua_sethook(T, line_hook, LUA_MASKLINE, 0);
   run->thread_ref = lsr_ref(L);
   lua_newtable(L); /* the run's globals */
   lua_pushvalue(L, -1);

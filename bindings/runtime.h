@@ -32,9 +32,6 @@ void lsr_run_settle(lsr_run *run);
 
 /* ---- actions (act.c, results.c) ---- */
 void lsr_act_free(lsr_engine *eng, lsr_action_run *ar);
-/* An app run ended: output is the app's JSON (ok) or failure says why. */
-void lsr_results_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok,
-                              const char *out, size_t len, const char *failure);
 /* Every app run of ar is done: queue its delivery. */
 void lsr_results_action_done(lsr_engine *eng, lsr_action_run *ar);
 /* Add ar's entry to its run's get_summary() (outside any block). */

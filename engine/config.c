@@ -233,34 +233,73 @@ static int load_apps(lsr_config *cfg, const char *apps_dir, char *err, size_t n)
   return rc;
 }
 
-static int load_assets(lsr_config *cfg, const char *file, char *err, size_t n) {
-  yajl_val root = parse_file(file, err, n);
-  if (!root) return -1;
-  int rc = -1;
-  if (!YAJL_IS_OBJECT(root)) { fail(err, n, "%s: expected a JSON object of asset names", file); goto out; }
+/* An app that is named by an asset but not installed: its actions are the
+ * stubs a test gives it. */
+static lsr_app *add_stub_app(lsr_config *cfg, const char *name) {
+  cfg->apps = lsr_xrealloc(cfg->apps, (cfg->napps + 2) * sizeof *cfg->apps);
+  lsr_app *app = &cfg->apps[cfg->napps++];
+  memset(app, 0, sizeof *app);
+  app->name = lsr_strdup(name);
+  app->app_id = 1000 + cfg->napps;
+  app->runner = LSR_RUNNER_STUB;
+  app->manifest = lsr_strdup("(stub)");
+  app->dir = lsr_strdup(".");
+  app->actions = lsr_xalloc(sizeof *app->actions);
+  return app;
+}
+
+static int load_assets(lsr_config *cfg, yajl_val root, const char *file, int stub_apps,
+                       char *err, size_t n) {
+  if (!YAJL_IS_OBJECT(root)) return fail(err, n, "%s: expected a JSON object of asset names", file);
   size_t count = root->u.object.len;
-  cfg->assets = lsr_xalloc((count + 1) * sizeof *cfg->assets);
+  /* stub apps first, so cfg->apps does not move under the new assets; the
+   * assets already loaded are pointed at the moved array */
+  int *app_index = lsr_xalloc((cfg->nassets + 1) * sizeof *app_index);
+  for (int i = 0; i < cfg->nassets; i++) app_index[i] = (int)(cfg->assets[i].app - cfg->apps);
+  for (size_t i = 0; stub_apps && i < count; i++) {
+    yajl_val v = field(root->u.object.values[i], "app");
+    if (YAJL_IS_STRING(v) && !lsr_config_app(cfg, v->u.string)) add_stub_app(cfg, v->u.string);
+  }
+  for (int i = 0; i < cfg->nassets; i++) cfg->assets[i].app = &cfg->apps[app_index[i]];
+  free(app_index);
+  cfg->assets = lsr_xrealloc(cfg->assets, (cfg->nassets + count + 1) * sizeof *cfg->assets);
   for (size_t i = 0; i < count; i++) {
     const char *name = root->u.object.keys[i];
     yajl_val a = root->u.object.values[i], v;
+    if (lsr_config_asset(cfg, name)) return fail(err, n, "%s: asset '%s' is defined twice", file, name);
     lsr_asset *as = &cfg->assets[cfg->nassets++];
+    memset(as, 0, sizeof *as);
     as->name = lsr_strdup(name);
-    if (!YAJL_IS_OBJECT(a)) { fail(err, n, "%s: asset '%s': expected an object", file, name); goto out; }
+    if (!YAJL_IS_OBJECT(a)) return fail(err, n, "%s: asset '%s': expected an object", file, name);
     v = field(a, "app");
-    if (!YAJL_IS_STRING(v)) { fail(err, n, "%s: asset '%s': field 'app': expected an app name", file, name); goto out; }
+    if (!YAJL_IS_STRING(v)) return fail(err, n, "%s: asset '%s': field 'app': expected an app name", file, name);
     as->app = lsr_config_app(cfg, v->u.string);
-    if (!as->app) { fail(err, n, "%s: asset '%s': unknown app '%s'", file, name, v->u.string); goto out; }
+    if (!as->app) return fail(err, n, "%s: asset '%s': unknown app '%s'", file, name, v->u.string);
     v = field(a, "id");
-    if (v && !YAJL_IS_INTEGER(v)) { fail(err, n, "%s: asset '%s': field 'id': expected an integer", file, name); goto out; }
-    as->id = v ? YAJL_GET_INTEGER(v) : (int64_t)i + 1;
+    if (v && !YAJL_IS_INTEGER(v)) return fail(err, n, "%s: asset '%s': field 'id': expected an integer", file, name);
+    as->id = v ? YAJL_GET_INTEGER(v) : (int64_t)cfg->nassets;
     v = field(a, "config");
-    if (v && !YAJL_IS_OBJECT(v)) { fail(err, n, "%s: asset '%s': field 'config': expected an object", file, name); goto out; }
+    if (v && !YAJL_IS_OBJECT(v)) return fail(err, n, "%s: asset '%s': field 'config': expected an object", file, name);
     as->config_json = v ? tree_to_json(v) : lsr_strdup("{}");
     as->tags = strv_field(a, "tags");
-    if (as->tags == (char **)-1) { as->tags = NULL; fail(err, n, "%s: asset '%s': field 'tags': expected a list of strings", file, name); goto out; }
+    if (as->tags == (char **)-1) {
+      as->tags = NULL;
+      return fail(err, n, "%s: asset '%s': field 'tags': expected a list of strings", file, name);
+    }
   }
-  rc = 0;
-out:
+  return 0;
+}
+
+int lsr_config_add_assets(lsr_config *cfg, const char *json, size_t len, const char *label,
+                          int stub_apps, char *err, size_t errlen) {
+  char why[256];
+  if (lsr_json_check(json, len, why, sizeof why) < 0)
+    return fail(err, errlen, "%s: invalid JSON at %s", label, why);
+  char *text = lsr_strndup(json, len);
+  yajl_val root = yajl_tree_parse(text, why, sizeof why);
+  free(text);
+  if (!root) return fail(err, errlen, "%s: invalid JSON: %s", label, why);
+  int rc = load_assets(cfg, root, label, stub_apps, err, errlen);
   yajl_tree_free(root);
   return rc;
 }
@@ -272,7 +311,11 @@ int lsr_config_load(lsr_config *cfg, const char *apps_dir, const char *assets_fi
   if (assets_file) {
     struct stat st;
     if (!assets_required && stat(assets_file, &st) != 0) return 0;
-    if (load_assets(cfg, assets_file, err, errlen) < 0) return -1;
+    yajl_val root = parse_file(assets_file, err, errlen);
+    if (!root) return -1;
+    int rc = load_assets(cfg, root, assets_file, 0, err, errlen);
+    yajl_tree_free(root);
+    if (rc < 0) return -1;
   }
   return 0;
 }

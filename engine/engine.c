@@ -63,6 +63,7 @@ lsr_engine *lsr_engine_new(uv_loop_t *loop, char *err, size_t errlen) {
   eng->next_run_id = eng->next_action_run_id = eng->next_app_run_id = 1;
   eng->guid_seed = random64();
   eng->max_app_output = LSR_DEFAULT_MAX_APP_OUTPUT;
+  eng->vnow = 1704067200.0; /* a virtual clock starts at 2024-01-01T00:00:00Z */
   if (lsr_lua_setup(eng, err, errlen) < 0) {
     lsr_engine_free(eng);
     return NULL;
@@ -70,11 +71,80 @@ lsr_engine *lsr_engine_new(uv_loop_t *loop, char *err, size_t errlen) {
   return eng;
 }
 
-void lsr_engine_drain(lsr_engine *eng) { uv_run(eng->loop, UV_RUN_DEFAULT); }
+struct lsr_timer {
+  double at;
+  uint64_t seq;
+  lsr_timer_cb cb;
+  void *ud;
+  lsr_engine *eng;
+  uv_timer_t uv;        /* real clock only */
+  lsr_timer *next;      /* virtual clock only */
+};
+
+double lsr_clock(lsr_engine *eng) { return eng->virtual_clock ? eng->vnow : lsr_now(); }
+
+static void real_timer_closed(uv_handle_t *h) { free(h->data); }
+
+static void real_timer_fired(uv_timer_t *h) {
+  lsr_timer *t = h->data;
+  t->cb(t->ud);
+  uv_close((uv_handle_t *)h, real_timer_closed);
+}
+
+lsr_timer *lsr_timer_at(lsr_engine *eng, double at, lsr_timer_cb cb, void *ud) {
+  lsr_timer *t = lsr_xalloc(sizeof *t);
+  t->at = at;
+  t->seq = ++eng->timer_seq;
+  t->cb = cb;
+  t->ud = ud;
+  t->eng = eng;
+  if (eng->virtual_clock) { /* sorted by time, then by creation */
+    lsr_timer **p = &eng->vtimers;
+    while (*p && (*p)->at <= at) p = &(*p)->next;
+    t->next = *p;
+    *p = t;
+  } else {
+    double delay = at - lsr_now();
+    uv_timer_init(eng->loop, &t->uv);
+    t->uv.data = t;
+    uv_timer_start(&t->uv, real_timer_fired, delay > 0 ? (uint64_t)(delay * 1000 + 0.5) : 0, 0);
+  }
+  return t;
+}
+
+void lsr_timer_cancel(lsr_engine *eng, lsr_timer *t) {
+  if (!eng->virtual_clock) {
+    uv_timer_stop(&t->uv);
+    uv_close((uv_handle_t *)&t->uv, real_timer_closed);
+    return;
+  }
+  for (lsr_timer **p = &eng->vtimers; *p; p = &(*p)->next)
+    if (*p == t) { *p = t->next; free(t); return; }
+}
+
+/* Run until nothing is left.  On a virtual clock, time jumps to the next
+ * timer only when the loop has nothing else to do (real child processes
+ * included), so delays pass at once and in order. */
+void lsr_engine_drain(lsr_engine *eng) {
+  for (;;) {
+    uv_run(eng->loop, UV_RUN_DEFAULT);
+    lsr_timer *t = eng->vtimers;
+    if (!t) break;
+    eng->vtimers = t->next;
+    if (t->at > eng->vnow) eng->vnow = t->at;
+    t->cb(t->ud);
+    free(t);
+  }
+}
 
 void lsr_engine_free(lsr_engine *eng) {
   if (!eng) return;
   lsr_lua_teardown(eng);
+  while (eng->vtimers) {
+    lsr_timer *t = eng->vtimers;
+    eng->vtimers = t->next;
+    free(t);
+  }
   lsr_config_free(&eng->cfg);
   uv_close((uv_handle_t *)&eng->idle, NULL);
   if (eng->own_loop) {

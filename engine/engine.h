@@ -20,7 +20,10 @@ typedef struct lsr_app_run lsr_app_run;
 
 /* ---- apps and assets (engine/config.c) ---- */
 
-typedef enum { LSR_RUNNER_LUA, LSR_RUNNER_EXEC } lsr_runner_kind;
+typedef enum {
+  LSR_RUNNER_LUA, LSR_RUNNER_EXEC,
+  LSR_RUNNER_STUB,      /* testing: an app named by an asset but not installed */
+} lsr_runner_kind;
 
 typedef struct {
   char *name;
@@ -65,6 +68,10 @@ typedef struct {
 int lsr_config_load(lsr_config *cfg, const char *apps_dir,
                     const char *assets_file, int assets_required,
                     char *err, size_t errlen);
+/* Add the assets of a JSON object given as text (label names it in
+ * messages); with stub_apps, an unknown app becomes a stub-only app. */
+int lsr_config_add_assets(lsr_config *cfg, const char *json, size_t len, const char *label,
+                          int stub_apps, char *err, size_t errlen);
 void lsr_config_free(lsr_config *cfg);
 const lsr_action_def *lsr_app_action(const lsr_app *app, const char *action);
 lsr_app *lsr_config_app(lsr_config *cfg, const char *name);
@@ -140,6 +147,7 @@ struct lsr_action_run {
   int64_t id;
   lsr_run *run;
   char *name, *action;
+  char *callback_name;  /* the playbook global the callback was, or NULL */
   int callback_ref, handle_ref;
   int64_t parent_id;
   char **params;        /* JSON of each parameter set, context included */
@@ -150,6 +158,25 @@ struct lsr_action_run {
   lsr_engine *eng;
   lsr_action_run *next; /* run's list */
 };
+
+/* ---- testing hooks (NULL in production; set by luasoar.testing) ---- */
+
+typedef struct {
+  /* a stub for action on asset (0: none) and running it; run_stub must end
+   * with lsr_app_run_done, now or later */
+  int (*stub_for)(void *ud, const char *action, const lsr_asset *asset);
+  void (*run_stub)(void *ud, lsr_app_run *apr, int stub);
+  void (*on_action)(void *ud, lsr_action_run *ar);
+  /* a playbook global function was called; args is the JSON list of its arguments */
+  void (*on_block)(void *ud, lsr_run *run, const char *name, const char *args_json, size_t len);
+  /* coverage: line of a playbook file executed (hit 1) or executable (hit 0) */
+  void (*on_line)(void *ud, const char *file, int line, int hit);
+  void *ud;
+} lsr_test_hooks;
+
+/* ---- virtual-or-real timers ---- */
+typedef struct lsr_timer lsr_timer;
+typedef void (*lsr_timer_cb)(void *ud);
 
 /* ---- the engine ---- */
 
@@ -178,7 +205,21 @@ struct lsr_engine {
   int envmeta_ref;      /* metatable of run environments */
   int factory_ref;      /* makes the closure whose upvalue becomes _ENV */
   size_t max_app_output;
+  lsr_test_hooks *test;
+  int virtual_clock;    /* time passes only when nothing else is left to do */
+  double vnow;          /* the virtual clock, seconds since the epoch */
+  lsr_timer *vtimers;   /* pending virtual timers, earliest first */
+  uint64_t timer_seq;
 };
+
+/* The engine's clock: real, or virtual in tests. */
+double lsr_clock(lsr_engine *eng);
+/* Call cb at time `at` (engine clock).  Returns a handle for cancelling. */
+lsr_timer *lsr_timer_at(lsr_engine *eng, double at, lsr_timer_cb cb, void *ud);
+void lsr_timer_cancel(lsr_engine *eng, lsr_timer *t);
+/* An app run is over: its output (ok) or why it failed.  Ends in bindings. */
+void lsr_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out, size_t len,
+                      const char *failure);
 
 /* Create an engine on loop (NULL: its own loop).  Returns NULL with a message
  * in err on failure. */

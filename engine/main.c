@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char usage_main[] =
   "usage: luasoar <command> [options]\n"
@@ -15,6 +18,7 @@ static const char usage_main[] =
   "commands:\n"
   "  run PLAYBOOK.lua --container FILE   run a playbook on one container\n"
   "  check PLAYBOOK.lua...               compile playbooks without running them\n"
+  "  test [DIR] [--coverage[=FILE]]      run a playbook folder's busted specs\n"
   "\n"
   "Run 'luasoar <command> --help' for a command's options.\n";
 
@@ -39,6 +43,19 @@ static const char usage_check[] =
   "\n"
   "Compiles each playbook without running it; prints file:line: message for each\n"
   "problem.  Exit status: 0 all compile, 1 some do not, 2 bad usage.\n";
+
+static const char usage_test[] =
+  "usage: luasoar test [DIR] [--coverage[=FILE]] [-- BUSTED-OPTIONS...]\n"
+  "\n"
+  "Runs busted on the specs (*_spec.lua) under DIR (default: the current folder),\n"
+  "from DIR, with the luasoar module on the path: `require \"luasoar.testing\"`\n"
+  "works with no flags.  Specs find playbooks under DIR/playbooks.\n"
+  "\n"
+  "  --coverage[=FILE]  write line coverage of the playbooks in lcov format\n"
+  "                     (default FILE: DIR/luasoar.lcov; render with genhtml)\n"
+  "  -h, --help         show this help\n"
+  "\n"
+  "Exit status: busted's (0 when every spec passed).\n";
 
 /* The scripts folder a playbook belongs to. */
 static char *scripts_dir(const char *playbook) {
@@ -155,6 +172,95 @@ static int cmd_check(int argc, char **argv) {
   return bad;
 }
 
+/* The first executable named name on PATH, or NULL. */
+static char *find_on_path(const char *name) {
+  const char *path = getenv("PATH");
+  if (!path) path = "/usr/local/bin:/usr/bin:/bin";
+  char buf[PATH_MAX];
+  for (const char *p = path; *p;) {
+    const char *end = strchr(p, ':');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    snprintf(buf, sizeof buf, "%.*s/%s", (int)n, p, name);
+    if (access(buf, X_OK) == 0) return lsr_strdup(buf);
+    p += n + (end != NULL);
+  }
+  return NULL;
+}
+
+static void prepend_env(const char *name, const char *first) {
+  const char *old = getenv(name);
+  size_t n = strlen(first) + (old ? strlen(old) : 0) + 4;
+  char *v = lsr_xalloc(n);
+  snprintf(v, n, "%s;%s", first, old ? old : ";");
+  setenv(name, v, 1);
+  free(v);
+}
+
+static int cmd_test(int argc, char **argv) {
+  const char *dir = ".";
+  const char *coverage = NULL;
+  int i = 0, cov = 0;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(usage_test, stdout); return 0; }
+    if (strcmp(a, "--") == 0) { i++; break; }
+    if (strcmp(a, "--coverage") == 0) { cov = 1; continue; }
+    if (strncmp(a, "--coverage=", 11) == 0) { cov = 1; coverage = a + 11; continue; }
+    if (a[0] == '-') {
+      fprintf(stderr, "luasoar test: unknown option '%s' (see 'luasoar test --help'; busted options go after --)\n", a);
+      return 2;
+    }
+    if (strcmp(dir, ".") != 0) {
+      fprintf(stderr, "luasoar test: one folder only, got '%s' and '%s'\n", dir, a);
+      return 2;
+    }
+    dir = a;
+  }
+  /* the module is built next to the executable */
+  char self[PATH_MAX], moddir[PATH_MAX + 8], covfile[PATH_MAX + 32];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) { fprintf(stderr, "luasoar test: cannot find my own executable\n"); return 2; }
+  self[n] = 0;
+  *strrchr(self, '/') = 0;
+  snprintf(moddir, sizeof moddir, "%s/?.so", self);
+  snprintf(covfile, sizeof covfile, "%s/luasoar.so", self);
+  if (access(covfile, R_OK) != 0) {
+    fprintf(stderr, "luasoar test: the luasoar module is not beside the executable (%s)\n", covfile);
+    return 2;
+  }
+  char *busted = find_on_path("busted");
+  if (!busted) { fprintf(stderr, "luasoar test: busted is not installed (Debian package lua-busted)\n"); return 2; }
+  if (cov) {
+    char cwd[PATH_MAX];
+    if (!coverage) {
+      snprintf(covfile, sizeof covfile, "%s/luasoar.lcov", dir);
+      coverage = covfile;
+    }
+    if (coverage[0] != '/' && getcwd(cwd, sizeof cwd)) {
+      char *abs = lsr_xalloc(strlen(cwd) + strlen(coverage) + 2);
+      sprintf(abs, "%s/%s", cwd, coverage);
+      setenv("LUASOAR_COVERAGE", abs, 1);
+      free(abs);
+    } else {
+      setenv("LUASOAR_COVERAGE", coverage, 1);
+    }
+  }
+  if (chdir(dir) != 0) { fprintf(stderr, "luasoar test: %s: cannot enter the folder\n", dir); return 2; }
+  prepend_env("LUA_CPATH", moddir);
+  prepend_env("LUA_PATH", "./?.lua;./?/init.lua");
+  char **args = lsr_xalloc((size_t)(argc - i + 6) * sizeof *args);
+  int k = 0;
+  args[k++] = "lua5.4";
+  args[k++] = busted;
+  for (int j = i; j < argc; j++) args[k++] = argv[j];
+  args[k++] = "--pattern=_spec";
+  args[k++] = ".";
+  args[k] = NULL;
+  execvp("lua5.4", args);
+  fprintf(stderr, "luasoar test: cannot run lua5.4: %s\n", strerror(errno));
+  return 2;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) { fputs(usage_main, stderr); return 2; }
   const char *cmd = argv[1];
@@ -164,6 +270,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
+  if (strcmp(cmd, "test") == 0) return cmd_test(argc - 2, argv + 2);
   fprintf(stderr, "luasoar: unknown command '%s'\n\n%s", cmd, usage_main);
   return 2;
 }

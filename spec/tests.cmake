@@ -25,3 +25,9 @@ foreach(src ${C_TESTS})
   add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(${name} PROPERTIES TIMEOUT 60)
 endforeach()
+
+# The specs of the playbooks shipped in scripts/, run the way a playbook
+# author runs theirs.
+add_test(NAME scripts_playbook_specs COMMAND ${CMAKE_BINARY_DIR}/luasoar test scripts
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(scripts_playbook_specs PROPERTIES TIMEOUT 300)

@@ -8,13 +8,191 @@
 
 #define ENGINE_MT "luasoar.engine"
 
+void lsr_coverage_line(void *ud, const char *file, int line, int hit);
+int lsr_coverage_enabled(void);
+extern const char lsr_testing_lua[];
+extern const size_t lsr_testing_lua_len;
+
+typedef struct {
+  char *action, *asset; /* asset NULL: any asset */
+  int fn_ref;           /* handler in the caller's state; LUA_NOREF: the real app */
+} mod_stub;
+
 typedef struct {
   lsr_engine *eng;
+  lua_State *L;         /* the caller's thread during start/wait */
   lsr_gen **gens;
   int ngens;
   char **reports;       /* reports of runs that ended, not yet collected */
   int nreports;
+  lsr_test_hooks hooks;
+  mod_stub *stubs;
+  int nstubs;
+  int records_ref;      /* run_id -> {actions = {...}, calls = {...}} */
 } mod_engine;
+
+/* ---- test hooks: stubs and records, in the caller's state ---- */
+
+static int stub_for(void *ud, const char *action, const lsr_asset *asset) {
+  mod_engine *m = ud;
+  int generic = 0;
+  for (int i = m->nstubs - 1; i >= 0; i--) { /* the latest stub wins */
+    mod_stub *s = &m->stubs[i];
+    if (strcmp(s->action, action) != 0) continue;
+    if (s->asset && strcmp(s->asset, asset->name) == 0) return s->fn_ref == LUA_NOREF ? 0 : i + 1;
+    if (!s->asset && !generic) generic = i + 1;
+  }
+  return generic && m->stubs[generic - 1].fn_ref != LUA_NOREF ? generic : 0;
+}
+
+typedef struct {
+  lsr_engine *eng;
+  lsr_app_run *apr;
+  int ok;
+  char *text;
+} delayed_result;
+
+static void deliver_delayed(void *ud) {
+  delayed_result *d = ud;
+  lsr_app_run_done(d->eng, d->apr, d->ok, d->text, strlen(d->text), d->ok ? NULL : d->text);
+  free(d->text);
+  free(d);
+}
+
+static int encode_results(lua_State *L) {
+  lua_createtable(L, 0, 1);
+  lua_insert(L, 1);
+  lua_setfield(L, 1, "action_results");
+  lsr_json_encode(L, 1, 0);
+  return 1;
+}
+
+/* handler(params, asset, info) -> results list or failure string, delay */
+static void run_stub(void *ud, lsr_app_run *apr, int stub) {
+  mod_engine *m = ud;
+  lua_State *L = m->L;
+  lsr_action_run *ar = apr->ar;
+  char err[256];
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, m->stubs[stub - 1].fn_ref);
+  lsr_json_new_array(L, apr->nsent);
+  for (int i = 0; i < apr->nsent; i++) {
+    const char *pj = ar->params[apr->sent[i]];
+    lsr_json_decode(L, pj, strlen(pj), err, sizeof err);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, apr->asset->name);
+  lua_setfield(L, -2, "name");
+  lua_pushinteger(L, apr->asset->id);
+  lua_setfield(L, -2, "id");
+  lsr_json_decode(L, apr->asset->config_json, strlen(apr->asset->config_json), err, sizeof err);
+  lua_setfield(L, -2, "config");
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, ar->action);
+  lua_setfield(L, -2, "action");
+  lua_pushstring(L, ar->name);
+  lua_setfield(L, -2, "name");
+  lua_pushinteger(L, ar->id);
+  lua_setfield(L, -2, "action_run_id");
+  lua_pushinteger(L, apr->id);
+  lua_setfield(L, -2, "app_run_id");
+  int ok = 0;
+  char *text;
+  double delay = 0;
+  if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
+    text = lsr_strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "the stub raised an error");
+  } else {
+    delay = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      text = lsr_strdup(lua_tostring(L, -1)); /* the whole app run failed */
+    } else {
+      lua_pushcfunction(L, encode_results);
+      lua_insert(L, -2);
+      ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+      text = lsr_strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "bad stub result");
+    }
+  }
+  lua_settop(L, top);
+  if (delay > 0) {
+    delayed_result *d = lsr_xalloc(sizeof *d);
+    *d = (delayed_result){m->eng, apr, ok, text};
+    lsr_timer_at(m->eng, lsr_clock(m->eng) + delay, deliver_delayed, d);
+    return;
+  }
+  lsr_app_run_done(m->eng, apr, ok, text, strlen(text), ok ? NULL : text);
+  free(text);
+}
+
+/* The record of a run: records[run_id], created on first use.  [-0, +1, m] */
+static void push_record(mod_engine *m, lua_State *L, int64_t run_id) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, m->records_ref);
+  if (lua_rawgeti(L, -1, run_id) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    lsr_json_new_array(L, 0);
+    lua_setfield(L, -2, "actions");
+    lsr_json_new_array(L, 0);
+    lua_setfield(L, -2, "calls");
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, run_id);
+  }
+  lua_remove(L, -2);
+}
+
+static void append(lua_State *L, int list) {
+  lua_rawseti(L, list, (lua_Integer)lua_rawlen(L, list) + 1);
+}
+
+static void on_action(void *ud, lsr_action_run *ar) {
+  mod_engine *m = ud;
+  lua_State *L = m->L;
+  char err[256];
+  push_record(m, L, ar->run->id);
+  lua_getfield(L, -1, "actions");
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, ar->id);
+  lua_setfield(L, -2, "action_run_id");
+  lua_pushstring(L, ar->name);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, ar->action);
+  lua_setfield(L, -2, "action");
+  if (ar->callback_name) {
+    lua_pushstring(L, ar->callback_name);
+    lua_setfield(L, -2, "callback");
+  }
+  lsr_json_new_array(L, ar->nparams);
+  for (int i = 0; i < ar->nparams; i++) {
+    lsr_json_decode(L, ar->params[i], strlen(ar->params[i]), err, sizeof err);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "parameters");
+  lsr_json_new_array(L, ar->napp_runs);
+  for (int k = 0; k < ar->napp_runs; k++) {
+    lua_pushstring(L, ar->app_runs[k].asset->name);
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setfield(L, -2, "assets");
+  append(L, lua_gettop(L) - 1);
+  lua_pop(L, 2);
+}
+
+static void on_block(void *ud, lsr_run *run, const char *name, const char *args, size_t len) {
+  mod_engine *m = ud;
+  lua_State *L = m->L;
+  char err[256];
+  push_record(m, L, run->id);
+  lua_getfield(L, -1, "calls");
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "block");
+  if (lsr_json_decode(L, args, len, err, sizeof err) < 0) lua_newtable(L);
+  lua_setfield(L, -2, "args");
+  append(L, lua_gettop(L) - 1);
+  lua_pop(L, 2);
+}
+
 
 static void on_run_end(lsr_run *run, void *ud) {
   mod_engine *m = ud;
@@ -35,24 +213,55 @@ static const char *opt_field(lua_State *L, int idx, const char *key) {
   return s;
 }
 
-/* luasoar.engine{apps = DIR, assets = FILE, seed = N} */
+/* luasoar.engine{apps = DIR, assets = FILE, assets_json = TEXT, seed = N,
+ *                virtual_clock = bool, record = bool}
+ * assets_json may name apps that are not installed: stubs stand in. */
 static int l_engine(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *apps = opt_field(L, 1, "apps"), *assets = opt_field(L, 1, "assets");
+  const char *assets_json = opt_field(L, 1, "assets_json");
   mod_engine *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
+  m->records_ref = LUA_NOREF;
   luaL_setmetatable(L, ENGINE_MT);
   char err[2048];
   m->eng = lsr_engine_new(NULL, err, sizeof err);
   if (!m->eng) return luaL_error(L, "luasoar.engine: %s", err);
   m->eng->obs = (lsr_observer){NULL, on_run_end, m};
-  if (lua_getfield(L, 1, "seed") != LUA_TNIL) {
-    m->eng->guid_seed = (uint64_t)luaL_checkinteger(L, -1);
-  }
-  lua_pop(L, 1);
-  if (lsr_config_load(&m->eng->cfg, apps, assets, assets != NULL, err, sizeof err) < 0)
+  lua_getfield(L, 1, "seed");
+  if (!lua_isnil(L, -1)) m->eng->guid_seed = (uint64_t)luaL_checkinteger(L, -1);
+  lua_getfield(L, 1, "virtual_clock");
+  m->eng->virtual_clock = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "record");
+  int record = lua_toboolean(L, -1);
+  lua_pop(L, 3);
+  m->hooks = (lsr_test_hooks){stub_for, run_stub, record ? on_action : NULL, record ? on_block : NULL,
+                              record && lsr_coverage_enabled() ? lsr_coverage_line : NULL, m};
+  m->eng->test = &m->hooks;
+  lua_newtable(L);
+  m->records_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (lsr_config_load(&m->eng->cfg, apps, assets, assets != NULL, err, sizeof err) < 0 ||
+      (assets_json && lsr_config_add_assets(&m->eng->cfg, assets_json, strlen(assets_json), "assets",
+                                            1, err, sizeof err) < 0))
     return luaL_error(L, "luasoar.engine: %s", err);
   return 1;
+}
+
+/* eng:stub(action, asset or nil, handler or nil): handler(params, asset,
+ * info) returns the results list (or a string: the app run failed) and a
+ * delay in seconds; nil lets the real app run. */
+static int l_stub(lua_State *L) {
+  mod_engine *m = check_engine(L);
+  const char *action = luaL_checkstring(L, 2);
+  const char *asset = luaL_optstring(L, 3, NULL);
+  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TFUNCTION);
+  lua_settop(L, 4);
+  m->stubs = lsr_xrealloc(m->stubs, (m->nstubs + 1) * sizeof *m->stubs);
+  mod_stub *st = &m->stubs[m->nstubs++];
+  st->action = lsr_strdup(action);
+  st->asset = lsr_strdup(asset);
+  st->fn_ref = lua_isnil(L, 4) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
 }
 
 /* eng:start(playbook_path, container) -> run_id; container is a table or a
@@ -61,6 +270,7 @@ static int l_start(lua_State *L) {
   mod_engine *m = check_engine(L);
   const char *path = luaL_checkstring(L, 2);
   char err[2048];
+  m->L = L;
   lsr_gen *gen = NULL;
   for (int i = 0; i < m->ngens; i++)
     if (strcmp(m->gens[i]->path, path) == 0) gen = m->gens[i];
@@ -85,17 +295,34 @@ static int l_start(lua_State *L) {
   return 1;
 }
 
-/* eng:wait() -> the reports of the runs that ended, in the order they ended */
+/* eng:wait() -> the reports of the runs that ended, in the order they ended,
+ * each with its records (actions, calls) when recording */
 static int l_wait(lua_State *L) {
   mod_engine *m = check_engine(L);
+  m->L = L;
   lsr_engine_drain(m->eng);
   lua_createtable(L, m->nreports, 0);
   char err[256];
   for (int i = 0; i < m->nreports; i++) {
     if (lsr_json_decode(L, m->reports[i], strlen(m->reports[i]), err, sizeof err) < 0)
       return luaL_error(L, "luasoar: bad report: %s", err);
-    lua_rawseti(L, -2, i + 1);
     free(m->reports[i]);
+    m->reports[i] = NULL;
+    lua_getfield(L, -1, "run_id");
+    lua_Integer id = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, m->records_ref);
+    if (lua_rawgeti(L, -1, id) == LUA_TTABLE) {
+      lua_getfield(L, -1, "actions");
+      lua_setfield(L, -4, "actions");
+      lua_getfield(L, -1, "calls");
+      lua_setfield(L, -4, "calls");
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, id);
+    lua_pop(L, 1);
+    lua_rawseti(L, -2, i + 1);
   }
   m->nreports = 0;
   return 1;
@@ -115,6 +342,13 @@ static int l_run(lua_State *L) {
     lua_pop(L, 2);
   }
   return luaL_error(L, "luasoar: run %d did not end", (int)id);
+}
+
+/* eng:now() -> the engine's clock (virtual in tests) */
+static int l_now(lua_State *L) {
+  mod_engine *m = check_engine(L);
+  lua_pushnumber(L, lsr_clock(m->eng));
+  return 1;
 }
 
 /* eng:stats() -> {live_refs, live_runs, memory} for leak checks; live_refs
@@ -139,6 +373,13 @@ static int l_close(lua_State *L) {
   free(m->gens);
   for (int i = 0; i < m->nreports; i++) free(m->reports[i]);
   free(m->reports);
+  for (int i = 0; i < m->nstubs; i++) {
+    free(m->stubs[i].action);
+    free(m->stubs[i].asset);
+    luaL_unref(L, LUA_REGISTRYINDEX, m->stubs[i].fn_ref);
+  }
+  free(m->stubs);
+  luaL_unref(L, LUA_REGISTRYINDEX, m->records_ref);
   lsr_engine_free(m->eng);
   m->eng = NULL;
   return 0;
@@ -165,7 +406,7 @@ static int l_json_encode(lua_State *L) {
 int luaopen_luasoar(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"start", l_start}, {"wait", l_wait}, {"run", l_run}, {"stats", l_stats},
-    {"close", l_close}, {NULL, NULL},
+    {"stub", l_stub}, {"now", l_now}, {"close", l_close}, {NULL, NULL},
   };
   static const luaL_Reg fns[] = {
     {"engine", l_engine}, {"json_decode", l_json_decode}, {"json_encode", l_json_encode},
@@ -182,5 +423,13 @@ int luaopen_luasoar(lua_State *L) {
   luaL_newlib(L, fns);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
+  return 1;
+}
+
+/* require "luasoar.testing": Lua's all-in-one loader finds it in luasoar.so */
+int luaopen_luasoar_testing(lua_State *L) {
+  if (luaL_loadbufferx(L, lsr_testing_lua, lsr_testing_lua_len, "=luasoar.testing", "t") != LUA_OK)
+    return lua_error(L);
+  lua_call(L, 0, 1);
   return 1;
 }
