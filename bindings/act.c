@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The Python signature's order, which positional arguments follow. */
 static const char *const act_args[] = {
   "action", "parameters", "assets", "tags", "callback", "reviewer", "handle", "start_time",
   "name", "asset_type", "app", "parent_action", "loop_state", NULL,
@@ -98,7 +99,7 @@ static lsr_asset **select_assets(lua_State *L, lsr_engine *eng, const char *acti
   int provided = 0;
   for (int i = 0; i < cfg->napps && !provided; i++) provided = lsr_app_action(&cfg->apps[i], action) != NULL;
   for (int i = 0; i < cfg->nassets && !provided; i++) provided = can_run(eng, &cfg->assets[i], action);
-  if (!provided) luaL_error(L, "phantom.act: unknown action '%s' (no app provides it)", action);
+  if (!provided) lsr_error(L, "phantom.act: unknown action '%s' (no app provides it)", action);
 
   const char *app_name = NULL;
   int t = lua_getfield(L, 1, "app");
@@ -149,7 +150,7 @@ static lsr_asset **select_assets(lua_State *L, lsr_engine *eng, const char *acti
   free(tags);
   if (why[0]) {
     free(sel);
-    luaL_error(L, "phantom.act: %s", why);
+    lsr_error(L, "phantom.act: %s", why);
   }
   *count = n;
   return sel;
@@ -228,7 +229,7 @@ static char *callback_name(lua_State *L, lsr_run *run, int idx) {
 static int l_act(lua_State *L) {
   lsr_run *run = lsr_run_check(L, "phantom.act");
   lsr_engine *eng = run->eng;
-  lsr_args(L, "phantom.act", "action", act_args);
+  lsr_args(L, "phantom.act", act_args, act_args);
   /* stack: kw */
   if (lua_getfield(L, 1, "action") != LUA_TSTRING)
     lsr_argerror(L, "phantom.act", "action", "expected an action name, got %s", luaL_typename(L, -1));

@@ -42,11 +42,17 @@ int lsr_lua_app_run(lsr_engine *eng, lsr_app_run *apr, char **out, size_t *len,
 void lsr_lua_apps_close(lsr_engine *eng);
 
 /* ---- the argument normaliser (args.c) ---- */
-/* Calls are f(kwargs) or f(first, kwargs) for the scalar first parameter
- * `first`.  Leaves one kwargs table at index 1 and checks its keys against
- * allowed (NULL-terminated).  Raises naming fname on misuse. */
-void lsr_args(lua_State *L, const char *fname, const char *first, const char *const *allowed);
-/* Errors about argument `arg` of fname, at the playbook's line. */
+/* Calls are f(kwargs), or positional arguments in the order of `positional`
+ * with an optional last table of the rest.  Leaves one kwargs table at index
+ * 1 and checks its keys against allowed (NULL-terminated lists).  Raises
+ * naming fname on misuse. */
+void lsr_args(lua_State *L, const char *fname, const char *const *positional,
+              const char *const *allowed);
+int lsr_args_lua(lua_State *L);
+/* [-0, +1, m] "file:line: " of the innermost playbook frame, or "" */
+void lsr_where(lua_State *L);
+/* Errors at the playbook's line: a message, or one about argument `arg`. */
+int lsr_error(lua_State *L, const char *fmt, ...);
 int lsr_argerror(lua_State *L, const char *fname, const char *arg, const char *fmt, ...);
 
 /* ---- the phantom module (phantom.c) ---- */
