@@ -277,6 +277,17 @@ static int l_act(lua_State *L) {
     }
   }                                          /* 6 .. 5+nparams: JSON */
 
+  /* set_action_limit and discontinue may refuse it (the hook logs why) */
+  lsr_push_state(L, run);
+  lua_pushstring(L, name);
+  lsr_hook(L, "act_allowed", 2, 1);
+  if (!lua_toboolean(L, -1)) {
+    free(assets);
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pop(L, 1);
+
   /* all checked: nothing below raises */
   lsr_action_run *ar = lsr_xalloc(sizeof *ar);
   ar->task.kind = LSR_TASK_CALLBACK;
@@ -321,6 +332,10 @@ static int l_act(lua_State *L) {
   for (int k = 0; k < ar->napp_runs; k++) lsr_engine_push(eng, &ar->app_runs[k].task);
   if (ar->napp_runs == 0) lsr_results_action_done(eng, ar);
   if (eng->test && eng->test->on_action) eng->test->on_action(eng->test->ud, ar);
+  lsr_push_state(L, run);
+  lua_pushstring(L, ar->name);
+  lua_pushinteger(L, ar->id);
+  lsr_hook(L, "act_started", 3, 0);
   lua_pushinteger(L, ar->id);
   return 1;
 }
@@ -429,6 +444,22 @@ static int callback_block(lua_State *T) {
   lsr_action_run *ar = lua_touserdata(T, 1);
   lsr_run *run = ar->run;
   luaL_checkstack(T, 8, "callback");
+  lsr_json_new_array(T, ar->napp_runs); /* results */
+  for (int k = 0; k < ar->napp_runs; k++) {
+    lsr_getref(T, ar->app_runs[k].result_ref);
+    lua_rawseti(T, -2, k + 1);
+  }
+  int results = lua_gettop(T);
+  /* the data API learns the results (datapaths by name, completed()); it
+   * says whether to deliver them (not after discontinue()) */
+  lsr_push_state(T, run);
+  lua_pushstring(T, ar->name);
+  lua_pushinteger(T, ar->id);
+  lua_pushvalue(T, results);
+  lsr_hook(T, "act_done", 4, 1);
+  int deliver = lua_toboolean(T, -1);
+  lua_pop(T, 1);
+  if (!deliver || ar->callback_ref == LUA_NOREF) return 0;
   lsr_getref(T, ar->callback_ref);
   lua_createtable(T, 0, 5); /* stack: callback, kwargs */
   lua_createtable(T, 0, 4);
@@ -445,11 +476,7 @@ static int callback_block(lua_State *T) {
   lua_setfield(T, -2, "success");
   lsr_getref(T, run->container_ref);
   lua_setfield(T, -2, "container");
-  lsr_json_new_array(T, ar->napp_runs);
-  for (int k = 0; k < ar->napp_runs; k++) {
-    lsr_getref(T, ar->app_runs[k].result_ref);
-    lua_rawseti(T, -2, k + 1);
-  }
+  lua_pushvalue(T, results);
   lua_setfield(T, -2, "results");
   lsr_getref(T, ar->handle_ref);
   lua_setfield(T, -2, "handle");
@@ -485,7 +512,7 @@ void lsr_act_dispatch(lsr_action_run *ar) {
   for (lsr_action_run **p = &run->actions; *p; p = &(*p)->next)
     if (*p == ar) { *p = ar->next; break; }
   if (!run->failed) lsr_results_summarize(eng, ar);
-  if (!run->failed && ar->callback_ref != LUA_NOREF) {
+  if (!run->failed) {
     lua_State *T = lsr_run_thread(run);
     lua_pushcfunction(T, callback_block);
     lua_pushlightuserdata(T, ar);

@@ -211,7 +211,13 @@ static int is_array(lua_State *L, int idx, lua_Integer *n) {
     luaL_getmetatable(L, ARRAY_MT);
     int marked = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
-    if (marked) return 1;
+    if (marked) {
+      /* rows with missing values carry their length in n (table.pack) */
+      lua_getfield(L, idx, "n");
+      if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= *n) *n = lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      return 1;
+    }
   }
   if (*n == 0) return 0;
   lua_Integer count = 0;

@@ -5,8 +5,7 @@
 #include "runtime.h"
 #include <string.h>
 
-extern const char lsr_prelude_lua[];
-extern const size_t lsr_prelude_lua_len;
+#include "prelude.h"
 
 /* A debug of a string is that string; of anything else, its JSON. */
 static void log_value(lua_State *L, lsr_log_level level, const char *fname) {
@@ -46,6 +45,63 @@ static int l_get_summary(lua_State *L) {
   return 1;
 }
 
+void lsr_hook(lua_State *L, const char *name, int n, int r) {
+  lsr_getref(L, lsr_engine_of(L)->hooks_ref);
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  lua_insert(L, -n - 1);
+  lua_call(L, n, r);
+}
+
+void lsr_push_state(lua_State *L, lsr_run *run) { lsr_getref(L, run->state_ref); }
+
+/* internal.state(fname) -> the current run's state table */
+static int l_state(lua_State *L) {
+  lsr_push_state(L, lsr_run_check(L, luaL_optstring(L, 1, "phantom")));
+  return 1;
+}
+
+/* internal.store() -> the engine's store */
+static int l_store(lua_State *L) {
+  lsr_getref(L, lsr_engine_of(L)->store_ref);
+  return 1;
+}
+
+/* internal.log(level, message) */
+static int l_log(lua_State *L) {
+  lsr_run *run = lsr_run_check(L, "phantom");
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  lsr_run_log(run, strcmp(luaL_checkstring(L, 1), "error") == 0 ? LSR_LOG_ERROR : LSR_LOG_DEBUG, s, n);
+  return 0;
+}
+
+/* internal.where() -> "file:line: " of the playbook's call */
+static int l_where(lua_State *L) {
+  lsr_where(L);
+  return 1;
+}
+
+/* internal.now() -> the engine's clock */
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, lsr_clock(lsr_engine_of(L)));
+  return 1;
+}
+
+/* internal.is_array(t), internal.array(t) marks t as a JSON array */
+static int l_is_array(lua_State *L) {
+  lua_pushboolean(L, lsr_json_is_array(L, 1));
+  return 1;
+}
+
+static int l_array(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) lua_newtable(L);
+  lua_settop(L, 1);
+  lsr_json_push_array_mt(L);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
 void lsr_phantom_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"debug", l_debug},
@@ -57,11 +113,32 @@ void lsr_phantom_open(lua_State *L) {
   lsr_act_register(L);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
-  /* the prelude adds its functions to the table */
-  if (luaL_loadbufferx(L, lsr_prelude_lua, lsr_prelude_lua_len, "=[luasoar prelude]", "t") != LUA_OK)
-    lua_error(L);
-  lua_pushvalue(L, -2);
-  lsr_json_push_array_mt(L);
-  lua_setfield(L, -2, "__array_mt");
-  lua_call(L, 1, 0);
+  /* the prelude adds its functions to the table; it gets the internal
+   * functions no playbook sees, and returns the hooks the C side calls */
+  static const luaL_Reg internal[] = {
+    {"args", lsr_args_lua}, {"state", l_state}, {"store", l_store}, {"log", l_log},
+    {"where", l_where}, {"now", l_now}, {"is_array", l_is_array}, {"array", l_array},
+    {NULL, NULL},
+  };
+  int phantom = lua_gettop(L);
+  luaL_newlib(L, internal);
+  lsr_json_open(L);
+  lua_setfield(L, -2, "json");
+  lua_newtable(L);
+  lua_setfield(L, -2, "hooks");
+  int in = lua_gettop(L);
+  for (const lsr_prelude_file *f = lsr_prelude; f->name; f++) {
+    lua_pushfstring(L, "=[luasoar %s]", f->name);
+    if (luaL_loadbufferx(L, f->text, f->len, lua_tostring(L, -1), "t") != LUA_OK) lua_error(L);
+    lua_remove(L, -2);
+    lua_pushvalue(L, phantom);
+    lua_pushvalue(L, in);
+    lua_call(L, 2, 0);
+  }
+  lsr_engine *eng = lsr_engine_of(L);
+  lua_getfield(L, in, "hooks");
+  eng->hooks_ref = lsr_ref(L);
+  lua_pop(L, 1);
+  lua_newtable(L);
+  eng->store_ref = lsr_ref(L);
 }

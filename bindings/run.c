@@ -81,7 +81,7 @@ static void describe_error(lua_State *L, lua_State *T) {
   lua_Debug ar;
   for (int level = 0; lua_getstack(T, level, &ar); level++) {
     lua_getinfo(T, "Sl", &ar);
-    if (ar.currentline <= 0) continue;
+    if (ar.currentline <= 0 || ar.source[0] != '@') continue;
     size_t sl = strlen(ar.short_src);
     const char *m = lua_tostring(L, -1);
     if (strncmp(m, ar.short_src, sl) != 0 || m[sl] != ':') {
@@ -225,6 +225,9 @@ static int start_block(lua_State *T) {
   lua_call(T, 1, 1);
   lua_upvaluejoin(T, -2, 1, -1, 1);
   lua_pop(T, 1);
+  lsr_push_state(T, run);
+  lsr_getref(T, run->container_ref);
+  lsr_hook(T, "run_started", 2, 0);
   if (eng->test && eng->test->on_line) report_lines(T, -1);
   lua_call(T, 0, 0); /* the playbook's top level */
   if (eng->test && eng->test->on_block) record_blocks(T, run);
@@ -284,6 +287,7 @@ static void run_end(lsr_run *run) {
   lsr_unref(L, &run->env_ref);
   lsr_unref(L, &run->container_ref);
   lsr_unref(L, &run->summary_ref);
+  lsr_unref(L, &run->state_ref);
   for (size_t i = 0; i < run->nlog; i++) free(run->log[i].message);
   free(run->log);
   free(run->error);
@@ -323,6 +327,14 @@ static lsr_run *run_new(lsr_engine *eng, lsr_gen *gen) {
   lsr_getref(L, eng->envmeta_ref);
   lua_setmetatable(L, -2);
   run->env_ref = lsr_ref(L);
+  lua_createtable(L, 0, 8); /* the data API's state of the run */
+  lua_pushinteger(L, run->id);
+  lua_setfield(L, -2, "run_id");
+  lua_pushinteger(L, run->container_id);
+  lua_setfield(L, -2, "container_id");
+  lua_pushstring(L, gen->path);
+  lua_setfield(L, -2, "playbook");
+  run->state_ref = lsr_ref(L);
   lua_createtable(L, 0, 1); /* get_summary() */
   lsr_json_new_array(L, 0);
   lua_setfield(L, -2, "result");

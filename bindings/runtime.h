@@ -55,6 +55,12 @@ void lsr_where(lua_State *L);
 int lsr_error(lua_State *L, const char *fmt, ...);
 int lsr_argerror(lua_State *L, const char *fname, const char *arg, const char *fmt, ...);
 
+/* ---- the prelude's hooks (phantom.c) ---- */
+/* [-n, +r, e] Call hooks[name] with the n values on top of L; r results. */
+void lsr_hook(lua_State *L, const char *name, int n, int r);
+/* [-0, +1, -] the run's state table */
+void lsr_push_state(lua_State *L, lsr_run *run);
+
 /* ---- the phantom module (phantom.c) ---- */
 void lsr_phantom_open(lua_State *L);   /* [-0, +1, m] */
 void lsr_act_register(lua_State *L);   /* [-0, +0, m] adds act to the table on top */

@@ -5,6 +5,7 @@
  * playbook only ever sees the base environment built here. */
 #include "json.h"
 #include "runtime.h"
+#include <dirent.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +181,54 @@ void lsr_lua_teardown(lsr_engine *eng) {
   lsr_lua_apps_close(eng);
   if (eng->L) lua_close(eng->L);
   eng->L = NULL;
+}
+
+/* Custom lists from <dir>/<name>.json (a missing folder: none). */
+static int seed_lists(lua_State *L) {
+  const char *dir = lua_tostring(L, 1);
+  char *err = lua_touserdata(L, 2);
+  size_t errlen = (size_t)lua_tointeger(L, 3);
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t n = strlen(de->d_name);
+    if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0) continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    char *text;
+    size_t len;
+    if (lsr_read_file(path, &text, &len, 64u << 20, err, errlen) < 0) {
+      closedir(d);
+      return luaL_error(L, "%s", err);
+    }
+    lsr_getref(L, lsr_engine_of(L)->hooks_ref);
+    lua_getfield(L, -1, "seed_list");
+    lua_remove(L, -2);
+    lua_pushlstring(L, de->d_name, n - 5);
+    lua_pushlstring(L, text, len);
+    free(text);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+      closedir(d);
+      return luaL_error(L, "%s: %s", path, lua_tostring(L, -1));
+    }
+  }
+  closedir(d);
+  return 0;
+}
+
+int lsr_lists_load(lsr_engine *eng, const char *dir, char *err, size_t errlen) {
+  lua_State *L = eng->L;
+  lua_pushcfunction(L, seed_lists);
+  lua_pushstring(L, dir);
+  lua_pushlightuserdata(L, err);
+  lua_pushinteger(L, (lua_Integer)errlen);
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
 }
 
 /* Compile a playbook file as text into a new generation. */

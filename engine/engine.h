@@ -119,6 +119,7 @@ struct lsr_run {
   int failed;
   char *error;          /* why it failed: message, file:line and traceback */
   int thread_ref, env_ref, container_ref, summary_ref;
+  int state_ref;        /* Lua table the data API keeps per run (bindings/lua) */
   int pending;          /* action runs started and not yet delivered */
   int on_start_done;
   lsr_log_entry *log;
@@ -204,6 +205,8 @@ struct lsr_engine {
   int base_ref;         /* read-only base environment */
   int envmeta_ref;      /* metatable of run environments */
   int factory_ref;      /* makes the closure whose upvalue becomes _ENV */
+  int store_ref;        /* containers, objects, custom lists (bindings/lua) */
+  int hooks_ref;        /* the prelude's hooks the C side calls */
   size_t max_app_output;
   lsr_test_hooks *test;
   int virtual_clock;    /* time passes only when nothing else is left to do */
@@ -238,6 +241,8 @@ void lsr_run_start(lsr_run *run);
  * message" in err if it does not compile. */
 lsr_gen *lsr_gen_load(lsr_engine *eng, const char *path, char *err, size_t errlen);
 void lsr_gen_free(lsr_engine *eng, lsr_gen *g);
+/* Seed custom lists from <dir>/<name>.json files (no folder: none). */
+int lsr_lists_load(lsr_engine *eng, const char *dir, char *err, size_t errlen);
 /* Check a container's JSON and shape and start a run of gen on it; label
  * names the input in messages (a file name). */
 lsr_run *lsr_run_json(lsr_engine *eng, lsr_gen *gen, const char *json, size_t len,

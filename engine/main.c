@@ -120,9 +120,10 @@ static int cmd_run(int argc, char **argv) {
   if (!playbook) return bad_usage("%s", "no playbook given");
   if (!container) return bad_usage("%s", "--container FILE is required");
 
-  char *scripts = scripts_dir(playbook), def_assets[4096], def_apps[4096];
+  char *scripts = scripts_dir(playbook), def_assets[4096], def_apps[4096], lists[4096];
   snprintf(def_assets, sizeof def_assets, "%s/assets.json", scripts);
   snprintf(def_apps, sizeof def_apps, "%s/apps", scripts);
+  snprintf(lists, sizeof lists, "%s/custom_lists", scripts);
   free(scripts);
   struct stat sb;
   if (apps && (stat(apps, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
@@ -139,6 +140,7 @@ static int cmd_run(int argc, char **argv) {
   lsr_gen *gen = NULL;
   if (lsr_config_load(&eng->cfg, apps ? apps : def_apps, assets ? assets : def_assets, assets != NULL,
                       err, sizeof err) < 0 ||
+      lsr_lists_load(eng, lists, err, sizeof err) < 0 ||
       !(gen = lsr_gen_load(eng, playbook, err, sizeof err)) ||
       !lsr_run_file(eng, gen, container, err, sizeof err)) {
     fprintf(stderr, "luasoar run: %s\n", err);

@@ -220,6 +220,7 @@ static int l_engine(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *apps = opt_field(L, 1, "apps"), *assets = opt_field(L, 1, "assets");
   const char *assets_json = opt_field(L, 1, "assets_json");
+  const char *custom_lists = opt_field(L, 1, "custom_lists");
   mod_engine *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
   m->records_ref = LUA_NOREF;
@@ -243,6 +244,8 @@ static int l_engine(lua_State *L) {
   if (lsr_config_load(&m->eng->cfg, apps, assets, assets != NULL, err, sizeof err) < 0 ||
       (assets_json && lsr_config_add_assets(&m->eng->cfg, assets_json, strlen(assets_json), "assets",
                                             1, err, sizeof err) < 0))
+    return luaL_error(L, "luasoar.engine: %s", err);
+  if (custom_lists && lsr_lists_load(m->eng, custom_lists, err, sizeof err) < 0)
     return luaL_error(L, "luasoar.engine: %s", err);
   return 1;
 }

@@ -169,6 +169,7 @@ function M.engine(opts)
   end
   local c = luasoar.engine{
     apps = opts.apps or (scripts .. "/apps"), assets = assets_file, assets_json = assets_json,
+    custom_lists = opts.custom_lists or (scripts .. "/custom_lists"),
     seed = opts.seed or 0, virtual_clock = true, record = true,
   }
   return setmetatable({c = c, scripts = scripts}, Engine)

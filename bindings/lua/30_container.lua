@@ -1,0 +1,169 @@
+-- 30_container.lua: the container API (reference §5.3).  The engine keeps
+-- the current state of each container in its store; the container table a
+-- block holds is a snapshot, and get_container returns the current state.
+local phantom, internal = ...
+local array, fail, copy = internal.array, internal.fail, internal.copy
+local type, ipairs, tostring = type, ipairs, tostring
+
+local function containers()
+  local store = internal.store()
+  store.containers = store.containers or {}
+  return store.containers
+end
+
+function internal.stored_container(id)
+  return containers()[id]
+end
+
+-- A run starts: the store learns its container (the first run's copy wins),
+-- and the run's scope is the artifacts it has now.
+function internal.container_started(st, container)
+  local all = containers()
+  local c = all[container.id]
+  if not c then
+    c = copy(container)
+    all[container.id] = c
+  end
+  local ids = {}
+  for _, a in ipairs(c.artifacts or {}) do ids[a.id] = true end
+  st.scope_ids = ids
+end
+
+-- The stored container a call names: a container table, an id, or nothing
+-- (the run's own).
+local function target(fname, c)
+  local id = c
+  if type(c) == "table" then id = c.id end
+  if id == nil then id = internal.state(fname).container_id end
+  local stored = containers()[id]
+  if not stored then fail(fname, "no container with id %s", tostring(id)) end
+  return stored
+end
+
+local function setter(fname, field, arg)
+  local positional, allowed = {"container", arg}, {"container", arg, "trace"}
+  return function(...)
+    local kw = internal.kwargs(fname, positional, allowed, ...)
+    local v = kw[arg]
+    if type(v) ~= "string" then fail(fname, "argument '%s': expected a string, got %s", arg, type(v)) end
+    target(fname, kw.container)[field] = v
+    return true, fname:sub(9) .. " done"
+  end
+end
+
+phantom.set_severity = setter("phantom.set_severity", "severity", "severity")
+phantom.set_status = setter("phantom.set_status", "status", "status")
+phantom.set_label = setter("phantom.set_label", "label", "label")
+phantom.set_sensitivity = setter("phantom.set_sensitivity", "sensitivity", "sensitivity")
+phantom.set_owner = setter("phantom.set_owner", "owner_name", "user")
+phantom.set_phase = setter("phantom.set_phase", "current_phase", "phase")
+
+--- get_container(id or container) -> the container as stored now (a copy).
+function phantom.get_container(...)
+  local kw = internal.kwargs("phantom.get_container", {"container_id"}, {"container_id", "container"}, ...)
+  local c = containers()[type(kw.container_id) == "table" and kw.container_id.id or kw.container_id
+                         or (kw.container and kw.container.id)]
+  return copy(c)
+end
+
+--- close(container): status "closed".
+function phantom.close(...)
+  local kw = internal.kwargs("phantom.close", {"container"}, {"container", "trace"}, ...)
+  target("phantom.close", kw.container).status = "closed"
+  return true, "closed"
+end
+
+--- update(container, {field = value, ...}): change fields of the container.
+function phantom.update(...)
+  local kw = internal.kwargs("phantom.update", {"container", "update_dict"}, {"container", "update_dict", "trace"}, ...)
+  local d = kw.update_dict
+  if type(d) ~= "table" then fail("phantom.update", "argument 'update_dict': expected a table of fields") end
+  local c = target("phantom.update", kw.container)
+  for k, v in pairs(internal.snapshot("phantom.update", d)) do
+    if k == "id" or k == "artifacts" then fail("phantom.update", "field '%s' cannot be updated", k) end
+    c[k] = v
+  end
+  return true, "updated"
+end
+
+local function tag_op(fname, add)
+  return function(...)
+    local kw = internal.kwargs(fname, {"container", "tags"}, {"container", "tags", "trace"}, ...)
+    local tags = kw.tags
+    if type(tags) == "string" then tags = {tags} end
+    if type(tags) ~= "table" then fail(fname, "argument 'tags': expected a list of tags") end
+    local c = target(fname, kw.container)
+    local current = c.tags or array()
+    local out = array()
+    local drop = {}
+    for _, t in ipairs(tags) do drop[t] = true end
+    for _, t in ipairs(current) do
+      if not drop[t] then out[#out + 1] = t end
+    end
+    if add then
+      for _, t in ipairs(tags) do out[#out + 1] = tostring(t) end
+    end
+    c.tags = out
+    return true, fname:sub(9) .. " done"
+  end
+end
+phantom.add_tags = tag_op("phantom.add_tags", true)
+phantom.remove_tags = tag_op("phantom.remove_tags", false)
+
+--- comment(container, comment)
+function phantom.comment(...)
+  local kw = internal.kwargs("phantom.comment", {"container", "comment"}, {"container", "comment", "trace"}, ...)
+  local text = internal.check("phantom.comment", kw, "comment", "string")
+  local c = target("phantom.comment", kw.container)
+  c.comments = c.comments or array()
+  c.comments[#c.comments + 1] = text
+  return true, "comment added"
+end
+
+--- add_note{container, title, content, note_type, note_format} -> ok, message, note_id
+function phantom.add_note(...)
+  local A = {"container", "note_type", "title", "content", "note_format", "task_id", "trace"}
+  local kw = internal.kwargs("phantom.add_note", A, A, ...)
+  local c = target("phantom.add_note", kw.container)
+  local store = internal.store()
+  store.next_note_id = (store.next_note_id or 0) + 1
+  c.notes = c.notes or array()
+  c.notes[#c.notes + 1] = {id = store.next_note_id, title = kw.title and tostring(kw.title) or "",
+                           content = kw.content and tostring(kw.content) or "",
+                           note_type = kw.note_type or "general", note_format = kw.note_format or "markdown"}
+  return true, "note added", store.next_note_id
+end
+
+--- add_artifact{container, raw_data, cef_data, label, name, severity,
+--- identifier, artifact_type, field_mapping, run_automation}
+--- -> ok, message, artifact_id.  The new artifact is outside the run's scope
+--- ("new"); scope = "all" sees it.
+function phantom.add_artifact(...)
+  local A = {"container", "raw_data", "cef_data", "label", "name", "severity", "identifier", "artifact_type",
+             "field_mapping", "trace", "run_automation", "tags"}
+  local kw = internal.kwargs("phantom.add_artifact", A, A, ...)
+  local c = target("phantom.add_artifact", kw.container)
+  if kw.cef_data ~= nil and type(kw.cef_data) ~= "table" then
+    fail("phantom.add_artifact", "argument 'cef_data': expected a table")
+  end
+  local max = 0
+  local store = internal.store()
+  for _, other in pairs(containers()) do
+    for _, a in ipairs(other.artifacts or {}) do
+      if type(a.id) == "number" and a.id > max then max = a.id end
+    end
+  end
+  local id = math.max(max, store.last_artifact_id or 0) + 1
+  store.last_artifact_id = id
+  local a = internal.snapshot("phantom.add_artifact", {
+    id = id, container = c.id, name = kw.name, label = kw.label, severity = kw.severity,
+    source_data_identifier = kw.identifier, type = kw.artifact_type,
+    cef = kw.cef_data or {}, cef_types = kw.field_mapping or {}, data = kw.raw_data or {},
+    tags = kw.tags or array(),
+  })
+  c.artifacts = c.artifacts or array()
+  c.artifacts[#c.artifacts + 1] = a
+  c.artifact_count = #c.artifacts
+  return true, "artifact added", id
+end
+
