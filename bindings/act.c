@@ -226,6 +226,39 @@ static char *callback_name(lua_State *L, lsr_run *run, int idx) {
   return name;
 }
 
+static void start_app_runs(void *ud) {
+  lsr_action_run *ar = ud;
+  for (int k = 0; k < ar->napp_runs; k++) lsr_engine_push(ar->eng, &ar->app_runs[k].task);
+  if (ar->napp_runs == 0) lsr_results_action_done(ar->eng, ar);
+}
+
+/* The app runs go: now, or at start_time. */
+static void act_release(lsr_engine *eng, lsr_action_run *ar) {
+  ar->awaiting_approval = 0;
+  if (ar->start_time > lsr_clock(eng)) lsr_timer_at(eng, ar->start_time, start_app_runs, ar);
+  else start_app_runs(ar);
+}
+
+/* internal.approve(action_run_id, ok, message): the reviewer's answer. */
+static int l_approve(lua_State *L) {
+  lsr_run *run = lsr_run_check(L, "internal.approve");
+  lua_Integer id = luaL_checkinteger(L, 1);
+  int ok = lua_toboolean(L, 2);
+  const char *msg = luaL_optstring(L, 3, "denied by the reviewer");
+  for (lsr_action_run *ar = run->actions; ar; ar = ar->next) {
+    if (ar->id != id || !ar->awaiting_approval) continue;
+    if (ok) {
+      act_release(run->eng, ar);
+    } else { /* the app runs end unrun, from the queue */
+      ar->denied = lsr_strdup(msg);
+      ar->start_time = 0;
+      act_release(run->eng, ar);
+    }
+    return 0;
+  }
+  return 0;
+}
+
 static int l_act(lua_State *L) {
   lsr_run *run = lsr_run_check(L, "phantom.act");
   lsr_engine *eng = run->eng;
@@ -241,13 +274,39 @@ static int l_act(lua_State *L) {
   t = lua_getfield(L, 1, "callback");       /* 4 */
   if (t != LUA_TNIL && !is_callable(L, -1))
     lsr_argerror(L, "phantom.act", "callback", "expected a function, got %s", luaL_typename(L, -1));
-  for (const char *const *k = (const char *const[]){"start_time", "loop_state", "asset_type", NULL}; *k; k++) {
-    if (lua_getfield(L, 1, *k) != LUA_TNIL)
-      lsr_argerror(L, "phantom.act", *k, "is not supported by this version of luasoar");
-    lua_pop(L, 1);
+  if (lua_getfield(L, 1, "asset_type") != LUA_TNIL)
+    lsr_argerror(L, "phantom.act", "asset_type", "is not supported by this version of luasoar");
+  lua_pop(L, 1);
+  double start_time = 0;
+  t = lua_getfield(L, 1, "start_time");
+  if (t == LUA_TNUMBER) start_time = lua_tonumber(L, -1);
+  else if (t != LUA_TNIL)
+    lsr_argerror(L, "phantom.act", "start_time", "expected a time in seconds since the epoch (os.time() + delay), got %s",
+                 luaL_typename(L, -1));
+  lua_pop(L, 1);
+  const char *reviewer = NULL;
+  t = lua_getfield(L, 1, "reviewer");
+  if (t == LUA_TSTRING && lua_rawlen(L, -1) > 0) reviewer = lua_tostring(L, -1); /* kw keeps it */
+  else if (t != LUA_TNIL && t != LUA_TSTRING)
+    lsr_argerror(L, "phantom.act", "reviewer", "expected a user or role name, got %s", luaL_typename(L, -1));
+  lua_pop(L, 1);
+  const char *loop_state = NULL;
+  t = lua_getfield(L, 1, "loop_state");
+  if (t == LUA_TSTRING) {
+    /* a loop's later iterations wait delay_time seconds (reference §5.1.12) */
+    char err[128];
+    size_t n;
+    loop_state = lua_tolstring(L, -1, &n);
+    if (lsr_json_decode(L, loop_state, n, err, sizeof err) < 0 || !lua_istable(L, -1))
+      lsr_argerror(L, "phantom.act", "loop_state", "not the JSON of a LoopState: %s", err);
+    lua_getfield(L, -1, "current_iteration");
+    lua_getfield(L, -2, "delay_time");
+    if (lua_tonumber(L, -2) > 1 && lua_tonumber(L, -1) > 0 && start_time == 0)
+      start_time = lsr_clock(eng) + lua_tonumber(L, -1);
+    lua_pop(L, 3);
+  } else if (t != LUA_TNIL) {
+    lsr_argerror(L, "phantom.act", "loop_state", "expected the JSON string of a LoopState (loop_state:to_json())");
   }
-  if (lua_getfield(L, 1, "reviewer") != LUA_TNIL && !(lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) == 0))
-    lsr_argerror(L, "phantom.act", "reviewer", "approvals are not supported by this version of luasoar");
   lua_pop(L, 1);
   int64_t parent = 0;
   t = lua_getfield(L, 1, "parent_action");
@@ -297,6 +356,9 @@ static int l_act(lua_State *L) {
   ar->action = lsr_strdup(action);
   ar->name = lsr_strdup(name);
   ar->parent_id = parent;
+  ar->start_time = start_time;
+  ar->awaiting_approval = reviewer != NULL;
+  ar->loop_state = lsr_strdup(loop_state);
   ar->nparams = nparams;
   ar->params = lsr_xalloc((nparams + 1) * sizeof *ar->params);
   for (int i = 0; i < nparams; i++) ar->params[i] = lsr_strdup(lua_tostring(L, 6 + i));
@@ -329,8 +391,18 @@ static int l_act(lua_State *L) {
   ar->next = run->actions;
   run->actions = ar;
   run->pending++;
-  for (int k = 0; k < ar->napp_runs; k++) lsr_engine_push(eng, &ar->app_runs[k].task);
-  if (ar->napp_runs == 0) lsr_results_action_done(eng, ar);
+  if (ar->awaiting_approval) {
+    /* the app runs wait for the reviewer (the prelude asks, then calls
+     * internal.approve) */
+    lsr_push_state(L, run);
+    lua_pushinteger(L, ar->id);
+    lua_pushstring(L, ar->name);
+    lua_pushstring(L, ar->action);
+    lua_pushstring(L, reviewer);
+    lsr_hook(L, "act_approval", 5, 0);
+  } else {
+    act_release(eng, ar);
+  }
   if (eng->test && eng->test->on_action) eng->test->on_action(eng->test->ud, ar);
   lsr_push_state(L, run);
   lua_pushstring(L, ar->name);
@@ -343,6 +415,11 @@ static int l_act(lua_State *L) {
 void lsr_act_register(lua_State *L) {
   lua_pushcfunction(L, l_act);
   lua_setfield(L, -2, "act");
+}
+
+void lsr_act_register_internal(lua_State *L) {
+  lua_pushcfunction(L, l_approve);
+  lua_setfield(L, -2, "approve");
 }
 
 /* ---- starting app runs ---- */
@@ -391,6 +468,10 @@ void lsr_act_start_app_run(lsr_engine *eng, lsr_app_run *apr) {
   const lsr_app *app = apr->asset->app;
   if (!ar->run || ar->run->failed) {
     lsr_app_run_done(eng, apr, 0, NULL, 0, "cancelled: the playbook run ended");
+    return;
+  }
+  if (ar->denied) {
+    lsr_app_run_done(eng, apr, 0, NULL, 0, ar->denied);
     return;
   }
   if (eng->test) {
@@ -480,6 +561,10 @@ static int callback_block(lua_State *T) {
   lua_setfield(T, -2, "results");
   lsr_getref(T, ar->handle_ref);
   lua_setfield(T, -2, "handle");
+  if (ar->loop_state) {
+    lua_pushstring(T, ar->loop_state);
+    lua_setfield(T, -2, "loop_state_json");
+  }
   lua_call(T, 1, 0);
   return 0;
 }
@@ -499,6 +584,8 @@ void lsr_act_free(lsr_engine *eng, lsr_action_run *ar) {
   free(ar->name);
   free(ar->action);
   free(ar->callback_name);
+  free(ar->loop_state);
+  free(ar->denied);
   free(ar);
 }
 

@@ -122,6 +122,9 @@ void lsr_phantom_open(lua_State *L) {
   };
   int phantom = lua_gettop(L);
   luaL_newlib(L, internal);
+  lsr_schedule_register(L);
+  lsr_act_register_internal(L);
+  lsr_flow_register(L);
   lsr_json_open(L);
   lua_setfield(L, -2, "json");
   lua_newtable(L);

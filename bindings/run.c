@@ -278,6 +278,8 @@ static void run_end(lsr_run *run) {
       if (!ar->app_runs[i].done && ar->app_runs[i].proc) lsr_exec_kill(ar->app_runs[i].proc);
   }
   run->actions = NULL;
+  lsr_sched_drop(run);
+  if (run->parent_run_id) lsr_child_ended(run);
   if (eng->obs.on_run_end) eng->obs.on_run_end(run, eng->obs.ud);
   for (lsr_run **p = &eng->runs; *p; p = &(*p)->next)
     if (*p == run) { *p = run->next; break; }

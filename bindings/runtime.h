@@ -55,6 +55,15 @@ void lsr_where(lua_State *L);
 int lsr_error(lua_State *L, const char *fmt, ...);
 int lsr_argerror(lua_State *L, const char *fname, const char *arg, const char *fmt, ...);
 
+/* ---- scheduled steps (schedule.c) ---- */
+void lsr_schedule_register(lua_State *L);   /* adds schedule, cancel, hold to the table on top */
+void lsr_sched_release(lsr_engine *eng, int64_t run_id, int token, int n);
+void lsr_sched_drop(lsr_run *run);
+
+/* ---- flow (flow.c) ---- */
+void lsr_flow_register(lua_State *L);
+void lsr_child_ended(lsr_run *child);
+
 /* ---- the prelude's hooks (phantom.c) ---- */
 /* [-n, +r, e] Call hooks[name] with the n values on top of L; r results. */
 void lsr_hook(lua_State *L, const char *name, int n, int r);
@@ -64,4 +73,5 @@ void lsr_push_state(lua_State *L, lsr_run *run);
 /* ---- the phantom module (phantom.c) ---- */
 void lsr_phantom_open(lua_State *L);   /* [-0, +1, m] */
 void lsr_act_register(lua_State *L);   /* [-0, +0, m] adds act to the table on top */
+void lsr_act_register_internal(lua_State *L); /* adds approve to the table on top */
 #endif

@@ -178,6 +178,10 @@ int lsr_lua_setup(lsr_engine *eng, char *err, size_t errlen) {
 }
 
 void lsr_lua_teardown(lsr_engine *eng) {
+  for (int i = 0; i < eng->ngens; i++) lsr_gen_free(eng, eng->gens[i]);
+  free(eng->gens);
+  eng->gens = NULL;
+  eng->ngens = 0;
   lsr_lua_apps_close(eng);
   if (eng->L) lua_close(eng->L);
   eng->L = NULL;
@@ -251,6 +255,16 @@ lsr_gen *lsr_gen_load(lsr_engine *eng, const char *path, char *err, size_t errle
   lsr_gen *g = lsr_xalloc(sizeof *g);
   g->path = lsr_strdup(path);
   g->fn_ref = lsr_ref(L);
+  return g;
+}
+
+lsr_gen *lsr_gen_cached(lsr_engine *eng, const char *path, char *err, size_t errlen) {
+  for (int i = 0; i < eng->ngens; i++)
+    if (strcmp(eng->gens[i]->path, path) == 0) return eng->gens[i];
+  lsr_gen *g = lsr_gen_load(eng, path, err, errlen);
+  if (!g) return NULL;
+  eng->gens = lsr_xrealloc(eng->gens, (eng->ngens + 1) * sizeof *eng->gens);
+  eng->gens[eng->ngens++] = g;
   return g;
 }
 

@@ -25,6 +25,8 @@ static void run_tasks(uv_idle_t *h) {
     case LSR_TASK_RUN_START: lsr_run_start((lsr_run *)t); break;
     case LSR_TASK_APP_RUN: lsr_act_start_app_run(eng, (lsr_app_run *)t); break;
     case LSR_TASK_CALLBACK: lsr_act_dispatch((lsr_action_run *)t); break;
+    case LSR_TASK_SCHEDULED: lsr_sched_run(eng, t); break;
+    case LSR_TASK_CHILD_START: lsr_child_start(eng, t); break;
     }
     t = next;
   }
@@ -146,6 +148,7 @@ void lsr_engine_free(lsr_engine *eng) {
     free(t);
   }
   lsr_config_free(&eng->cfg);
+  free(eng->scripts_dir);
   uv_close((uv_handle_t *)&eng->idle, NULL);
   if (eng->own_loop) {
     uv_run(eng->loop, UV_RUN_DEFAULT); /* let closing handles finish */

@@ -83,6 +83,8 @@ typedef enum {
   LSR_TASK_APP_RUN,     /* start an app run */
   LSR_TASK_CALLBACK,    /* deliver a finished action run to its callback */
   LSR_TASK_RUN_START,   /* start a playbook run */
+  LSR_TASK_SCHEDULED,   /* a scheduled Lua step of a run (custom functions, prompts ...) */
+  LSR_TASK_CHILD_START, /* start a child playbook run */
 } lsr_task_kind;
 
 typedef struct lsr_task {
@@ -125,6 +127,9 @@ struct lsr_run {
   lsr_log_entry *log;
   size_t nlog, caplog;
   lsr_action_run *actions; /* live action runs of this run */
+  struct lsr_sched *scheds; /* its scheduled steps and holds */
+  int64_t parent_run_id;  /* a child playbook run: its parent, and the hold */
+  int parent_token;
   lsr_run *next;        /* engine's list of live runs */
   void *ud;             /* owner's (CLI, test kit) */
 };
@@ -156,6 +161,10 @@ struct lsr_action_run {
   lsr_app_run *app_runs;
   int napp_runs, ndone;
   int success;          /* some parameter set succeeded on some asset */
+  double start_time;    /* app runs start then (engine clock); 0: now */
+  int awaiting_approval;
+  char *denied;         /* the reviewer said no: why */
+  char *loop_state;     /* given back to the callback as loop_state_json */
   lsr_engine *eng;
   lsr_action_run *next; /* run's list */
 };
@@ -170,6 +179,10 @@ typedef struct {
   void (*on_action)(void *ud, lsr_action_run *ar);
   /* a playbook global function was called; args is the JSON list of its arguments */
   void (*on_block)(void *ud, lsr_run *run, const char *name, const char *args_json, size_t len);
+  /* a stubbed custom function ("custom_function") or child playbook
+   * ("playbook"): the stub's JSON answer to json_in (malloc'd), or NULL
+   * when ref is not stubbed */
+  char *(*call_stub)(void *ud, const char *kind, const char *ref, const char *json_in);
   /* coverage: line of a playbook file executed (hit 1) or executable (hit 0) */
   void (*on_line)(void *ud, const char *file, int line, int hit);
   void *ud;
@@ -184,6 +197,10 @@ typedef void (*lsr_timer_cb)(void *ud);
 typedef struct {
   void (*on_log)(lsr_run *run, const lsr_log_entry *e, void *ud);
   void (*on_run_end)(lsr_run *run, void *ud);
+  /* a prompt or an approval (JSON {name, type, message, ...}) needs an
+   * answer: the responses as JSON (malloc'd) and after how many seconds, or
+   * NULL for none (it times out) */
+  char *(*answer)(lsr_run *run, const char *prompt_json, double *delay, void *ud);
   void *ud;
 } lsr_observer;
 
@@ -199,6 +216,10 @@ struct lsr_engine {
   uv_idle_t idle;
   lsr_run *runs;
   lsr_run *current;     /* the run whose Lua code is executing, if any */
+  char *scripts_dir;    /* where child playbooks and custom functions are found */
+  lsr_gen **gens;       /* compiled files (child playbooks, custom functions) */
+  int ngens;
+  int next_sched_id;
   int live_runs;
   long live_refs;       /* Lua registry refs held by the engine */
   long setup_refs;      /* of which taken once at setup */
@@ -241,6 +262,8 @@ void lsr_run_start(lsr_run *run);
  * message" in err if it does not compile. */
 lsr_gen *lsr_gen_load(lsr_engine *eng, const char *path, char *err, size_t errlen);
 void lsr_gen_free(lsr_engine *eng, lsr_gen *g);
+/* The engine's compiled copy of a file, compiled on first use. */
+lsr_gen *lsr_gen_cached(lsr_engine *eng, const char *path, char *err, size_t errlen);
 /* Seed custom lists from <dir>/<name>.json files (no folder: none). */
 int lsr_lists_load(lsr_engine *eng, const char *dir, char *err, size_t errlen);
 /* Check a container's JSON and shape and start a run of gen on it; label
@@ -253,6 +276,8 @@ lsr_run *lsr_run_file(lsr_engine *eng, lsr_gen *gen, const char *container_file,
 char *lsr_run_summary_json(lsr_run *run);
 void lsr_act_start_app_run(lsr_engine *eng, lsr_app_run *apr);
 void lsr_act_dispatch(lsr_action_run *ar);
+void lsr_sched_run(lsr_engine *eng, lsr_task *t);
+void lsr_child_start(lsr_engine *eng, lsr_task *t);
 
 /* The --json report of a run (engine/report.c); call from on_run_end. */
 char *lsr_run_report_json(lsr_run *run);

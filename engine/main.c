@@ -84,6 +84,7 @@ static void on_log(lsr_run *run, const lsr_log_entry *e, void *ud) {
 
 static void on_run_end(lsr_run *run, void *ud) {
   cli_state *st = ud;
+  if (run->parent_run_id) return; /* a child playbook: its parent reports */
   st->ended = 1;
   st->failed = run->failed;
   if (st->json) st->report = lsr_run_report_json(run);
@@ -124,7 +125,6 @@ static int cmd_run(int argc, char **argv) {
   snprintf(def_assets, sizeof def_assets, "%s/assets.json", scripts);
   snprintf(def_apps, sizeof def_apps, "%s/apps", scripts);
   snprintf(lists, sizeof lists, "%s/custom_lists", scripts);
-  free(scripts);
   struct stat sb;
   if (apps && (stat(apps, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
     fprintf(stderr, "luasoar run: %s: not a folder of apps\n", apps);
@@ -135,7 +135,8 @@ static int cmd_run(int argc, char **argv) {
   cli_state st = {.json = json};
   lsr_engine *eng = lsr_engine_new(NULL, err, sizeof err);
   if (!eng) { fprintf(stderr, "luasoar run: %s\n", err); return 2; }
-  eng->obs = (lsr_observer){on_log, on_run_end, &st};
+  eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .ud = &st};
+  eng->scripts_dir = scripts;
   int rc = 2;
   lsr_gen *gen = NULL;
   if (lsr_config_load(&eng->cfg, apps ? apps : def_apps, assets ? assets : def_assets, assets != NULL,

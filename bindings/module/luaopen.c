@@ -19,8 +19,16 @@ typedef struct {
 } mod_stub;
 
 typedef struct {
+  char *kind, *ref;
+  int fn_ref;
+} mod_named_stub;
+
+typedef struct {
   lsr_engine *eng;
   lua_State *L;         /* the caller's thread during start/wait */
+  mod_named_stub *named;  /* custom functions and child playbooks */
+  int nnamed;
+  int prompt_ref;       /* fn(prompt) -> responses, delay */
   lsr_gen **gens;
   int ngens;
   char **reports;       /* reports of runs that ended, not yet collected */
@@ -57,6 +65,11 @@ static void deliver_delayed(void *ud) {
   lsr_app_run_done(d->eng, d->apr, d->ok, d->text, strlen(d->text), d->ok ? NULL : d->text);
   free(d->text);
   free(d);
+}
+
+static int encode_any(lua_State *L) {
+  lsr_json_encode(L, 1, 0);
+  return 1;
 }
 
 static int encode_results(lua_State *L) {
@@ -123,6 +136,54 @@ static void run_stub(void *ud, lsr_app_run *apr, int stub) {
   }
   lsr_app_run_done(m->eng, apr, ok, text, strlen(text), ok ? NULL : text);
   free(text);
+}
+
+/* fn(input) for a stubbed custom function or playbook; "null" input asks
+ * only whether there is a stub.  An error becomes {"__error": message}. */
+static char *call_stub(void *ud, const char *kind, const char *ref, const char *json_in) {
+  mod_engine *m = ud;
+  lua_State *L = m->L;
+  char err[256];
+  for (int i = m->nnamed - 1; i >= 0; i--) {
+    if (strcmp(m->named[i].kind, kind) != 0 || strcmp(m->named[i].ref, ref) != 0) continue;
+    if (strcmp(json_in, "null") == 0) return lsr_strdup("true");
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, m->named[i].fn_ref);
+    if (lsr_json_decode(L, json_in, strlen(json_in), err, sizeof err) < 0) lua_pushnil(L);
+    char *out;
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      lua_createtable(L, 0, 1);
+      lua_insert(L, -2);
+      lua_setfield(L, -2, "__error");
+    }
+    lua_pushcfunction(L, encode_any);
+    lua_insert(L, -2);
+    out = lsr_strdup(lua_pcall(L, 1, 1, 0) == LUA_OK ? lua_tostring(L, -1) : "{\"__error\":\"the stub's result is not JSON\"}");
+    lua_settop(L, top);
+    return out;
+  }
+  return NULL;
+}
+
+/* The prompt handler: responses as JSON and a delay, or NULL. */
+static char *answer(lsr_run *run, const char *prompt, double *delay, void *ud) {
+  mod_engine *m = ud;
+  lua_State *L = m->L;
+  char err[256];
+  if (m->prompt_ref == LUA_NOREF || !L) return NULL;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, m->prompt_ref);
+  lsr_json_decode(L, prompt, strlen(prompt), err, sizeof err);
+  char *out = NULL;
+  if (lua_pcall(L, 1, 2, 0) == LUA_OK && !lua_isnil(L, -2)) {
+    *delay = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    lua_pushcfunction(L, encode_any);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) out = lsr_strdup(lua_tostring(L, -1));
+  }
+  lua_settop(L, top);
+  return out;
 }
 
 /* The record of a run: records[run_id], created on first use.  [-0, +1, m] */
@@ -221,14 +282,17 @@ static int l_engine(lua_State *L) {
   const char *apps = opt_field(L, 1, "apps"), *assets = opt_field(L, 1, "assets");
   const char *assets_json = opt_field(L, 1, "assets_json");
   const char *custom_lists = opt_field(L, 1, "custom_lists");
+  const char *scripts = opt_field(L, 1, "scripts");
   mod_engine *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
   m->records_ref = LUA_NOREF;
+  m->prompt_ref = LUA_NOREF;
   luaL_setmetatable(L, ENGINE_MT);
   char err[2048];
   m->eng = lsr_engine_new(NULL, err, sizeof err);
   if (!m->eng) return luaL_error(L, "luasoar.engine: %s", err);
-  m->eng->obs = (lsr_observer){NULL, on_run_end, m};
+  m->eng->obs = (lsr_observer){.on_run_end = on_run_end, .ud = m};
+  m->eng->scripts_dir = lsr_strdup(scripts);
   lua_getfield(L, 1, "seed");
   if (!lua_isnil(L, -1)) m->eng->guid_seed = (uint64_t)luaL_checkinteger(L, -1);
   lua_getfield(L, 1, "virtual_clock");
@@ -237,7 +301,9 @@ static int l_engine(lua_State *L) {
   int record = lua_toboolean(L, -1);
   lua_pop(L, 3);
   m->hooks = (lsr_test_hooks){stub_for, run_stub, record ? on_action : NULL, record ? on_block : NULL,
-                              record && lsr_coverage_enabled() ? lsr_coverage_line : NULL, m};
+                              call_stub, record && lsr_coverage_enabled() ? lsr_coverage_line : NULL, m};
+  m->prompt_ref = LUA_NOREF;
+  m->eng->obs.answer = answer;
   m->eng->test = &m->hooks;
   lua_newtable(L);
   m->records_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -264,6 +330,30 @@ static int l_stub(lua_State *L) {
   st->action = lsr_strdup(action);
   st->asset = lsr_strdup(asset);
   st->fn_ref = lua_isnil(L, 4) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* eng:stub_named(kind, ref, fn): a custom function or child playbook stub */
+static int l_stub_named(lua_State *L) {
+  mod_engine *m = check_engine(L);
+  const char *kind = luaL_checkstring(L, 2), *ref = luaL_checkstring(L, 3);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  lua_settop(L, 4);
+  m->named = lsr_xrealloc(m->named, (m->nnamed + 1) * sizeof *m->named);
+  mod_named_stub *s = &m->named[m->nnamed++];
+  s->kind = lsr_strdup(kind);
+  s->ref = lsr_strdup(ref);
+  s->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* eng:on_prompt(fn): fn(prompt) -> responses or nil, delay in seconds */
+static int l_on_prompt(lua_State *L) {
+  mod_engine *m = check_engine(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  luaL_unref(L, LUA_REGISTRYINDEX, m->prompt_ref);
+  m->prompt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -382,6 +472,13 @@ static int l_close(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, m->stubs[i].fn_ref);
   }
   free(m->stubs);
+  for (int i = 0; i < m->nnamed; i++) {
+    free(m->named[i].kind);
+    free(m->named[i].ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, m->named[i].fn_ref);
+  }
+  free(m->named);
+  luaL_unref(L, LUA_REGISTRYINDEX, m->prompt_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, m->records_ref);
   lsr_engine_free(m->eng);
   m->eng = NULL;
@@ -409,7 +506,8 @@ static int l_json_encode(lua_State *L) {
 int luaopen_luasoar(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"start", l_start}, {"wait", l_wait}, {"run", l_run}, {"stats", l_stats},
-    {"stub", l_stub}, {"now", l_now}, {"close", l_close}, {NULL, NULL},
+    {"stub", l_stub}, {"stub_named", l_stub_named}, {"on_prompt", l_on_prompt}, {"now", l_now},
+    {"close", l_close}, {NULL, NULL},
   };
   static const luaL_Reg fns[] = {
     {"engine", l_engine}, {"json_decode", l_json_decode}, {"json_encode", l_json_encode},

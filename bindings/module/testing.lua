@@ -139,6 +139,7 @@ end
 
 local Engine = {}
 Engine.__index = Engine
+local prompt_handler -- below: answers to prompts and approvals
 
 local function exists(path)
   local f = io.open(path)
@@ -169,10 +170,12 @@ function M.engine(opts)
   end
   local c = luasoar.engine{
     apps = opts.apps or (scripts .. "/apps"), assets = assets_file, assets_json = assets_json,
-    custom_lists = opts.custom_lists or (scripts .. "/custom_lists"),
+    custom_lists = opts.custom_lists or (scripts .. "/custom_lists"), scripts = scripts,
     seed = opts.seed or 0, virtual_clock = true, record = true,
   }
-  return setmetatable({c = c, scripts = scripts}, Engine)
+  local eng = setmetatable({c = c, scripts = scripts}, Engine)
+  prompt_handler(eng)
+  return eng
 end
 
 --- eng:stub(action, behaviour) or eng:stub(action, {asset = NAME}, behaviour).
@@ -189,6 +192,60 @@ function Engine:stub(action, a, b)
   local stub = {action = action, asset = asset, behaviour = beh, calls = {}}
   self.c:stub(action, asset, beh ~= M.real and handler(stub) or nil)
   return stub
+end
+
+--- eng:stub_custom_function("repo/name", behaviour): the custom function's
+--- outputs per parameter set: a table, a function(params) -> outputs, or
+--- lt.fail(message) (that invocation fails).
+function Engine:stub_custom_function(ref, beh)
+  self.c:stub_named("custom_function", ref, function(params)
+    local b = beh
+    if type(b) == "function" then b = b(params) end
+    if getmetatable(b) == Behaviour and b.kind == "fail" then error(b.message, 0) end
+    return b
+  end)
+end
+
+--- eng:stub_playbook("repo/name", outputs or function(inputs) -> outputs):
+--- the child playbook does not run; it ends at once with these outputs.
+function Engine:stub_playbook(ref, outputs)
+  self.c:stub_named("playbook", ref, function(inputs)
+    if type(outputs) == "function" then return outputs(inputs) end
+    return outputs or {}
+  end)
+end
+
+function prompt_handler(self)
+  if self.answers then return end
+  self.answers, self.prompts = {}, {}
+  self.c:on_prompt(function(p)
+    self.prompts[#self.prompts + 1] = p
+    local a = self.answers[p.type == "approval" and ("approval:" .. p.name) or p.name]
+    if not a then return nil end
+    local r = a.responses
+    if type(r) == "function" then r = r(p) end
+    return r, a.after
+  end)
+end
+
+--- eng:answer(prompt_name, responses, {after = seconds}): the answer a prompt
+--- gets (a list, one per question; or a function(prompt) -> list).
+--- Unanswered prompts time out.  eng.prompts lists every prompt asked.
+function Engine:answer(name, responses, opts)
+  prompt_handler(self)
+  self.answers[name] = {responses = responses, after = opts and opts.after}
+end
+
+--- eng:approve(action_name, {after = seconds}) / eng:deny(action_name):
+--- the reviewer's answer to an act with a reviewer.
+function Engine:approve(name, opts)
+  prompt_handler(self)
+  self.answers["approval:" .. name] = {responses = {"approve"}, after = opts and opts.after}
+end
+
+function Engine:deny(name, opts)
+  prompt_handler(self)
+  self.answers["approval:" .. name] = {responses = {"deny"}, after = opts and opts.after}
 end
 
 --- A playbook's path: a path to a file, or its id below playbooks/.

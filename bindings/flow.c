@@ -1,0 +1,184 @@
+/* flow.c: what the asynchronous API (bindings/lua/40_flow.lua) needs from
+ * the engine: ids, answers to prompts, compiled custom functions, and child
+ * playbook runs.
+ *
+ *   internal.next_id() -> a new action_run_id (prompts, custom functions)
+ *   internal.ask(prompt_json) -> responses_json or nil, delay
+ *   internal.load_chunk(path) -> the file's chunk, with globals of its own
+ *   internal.start_child(path, container_json, inputs_json, name, token)
+ */
+#include "json.h"
+#include "runtime.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int l_next_id(lua_State *L) {
+  lua_pushinteger(L, lsr_engine_of(L)->next_action_run_id++);
+  return 1;
+}
+
+static int l_ask(lua_State *L) {
+  lsr_run *run = lsr_run_check(L, "internal.ask");
+  const char *prompt = luaL_checkstring(L, 1);
+  lsr_engine *eng = run->eng;
+  double delay = 0;
+  char *answer = eng->obs.answer ? eng->obs.answer(run, prompt, &delay, eng->obs.ud) : NULL;
+  if (!answer) return 0;
+  lua_pushstring(L, answer);
+  free(answer);
+  lua_pushnumber(L, delay);
+  return 2;
+}
+
+static int file_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A compiled file run with fresh globals over the base (custom functions:
+ * their own globals, the playbook API).  Returns what the chunk returns, or
+ * nil and why. */
+static int l_load_chunk(lua_State *L) {
+  lsr_engine *eng = lsr_engine_of(L);
+  const char *path = luaL_checkstring(L, 1);
+  char err[1024];
+  if (!file_exists(path)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "no file %s", path);
+    return 2;
+  }
+  lsr_gen *g = lsr_gen_cached(eng, path, err, sizeof err);
+  if (!g) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  /* the chunk with upvalue 1 (_ENV) joined to a new env; the chunk runs
+   * now, so its functions keep that env */
+  lsr_getref(L, eng->factory_ref);
+  lua_newtable(L);
+  lsr_getref(L, eng->envmeta_ref);
+  lua_setmetatable(L, -2);
+  lua_call(L, 1, 1);
+  lsr_getref(L, g->fn_ref);
+  lua_upvaluejoin(L, -1, 1, -2, 1);
+  lua_remove(L, -2);
+  lua_call(L, 0, 1);
+  return 1;
+}
+
+typedef struct {
+  lsr_task task;
+  lsr_engine *eng;
+  lsr_gen *gen;
+  char *container, *inputs, *name;
+  int64_t parent;
+  int token;
+} child_start;
+
+/* from the queue: the child run starts outside any coroutine */
+void lsr_child_start(lsr_engine *eng, lsr_task *t) {
+  child_start *c = (child_start *)t;
+  char err[1024];
+  lsr_run *child = lsr_run_json(eng, c->gen, c->container, strlen(c->container), c->name, err, sizeof err);
+  if (child) {
+    child->parent_run_id = c->parent;
+    child->parent_token = c->token;
+    lua_State *L = eng->L;
+    lsr_push_state(L, child);
+    if (lsr_json_decode(L, c->inputs, strlen(c->inputs), err, sizeof err) == 0) {
+      lua_setfield(L, -2, "inputs");
+    }
+    lua_pushinteger(L, c->parent);
+    lua_setfield(L, -2, "parent_run_id");
+    lua_pop(L, 1);
+  } else {
+    /* the parent learns at once that its child could not start */
+    lsr_getref(eng->L, eng->hooks_ref);
+    lua_getfield(eng->L, -1, "child_done");
+    lua_remove(eng->L, -2);
+    lua_pushinteger(eng->L, c->token);
+    lua_pushnil(eng->L);
+    lua_pushboolean(eng->L, 1);
+    lua_pushstring(eng->L, err);
+    lsr_sched_release(eng, c->parent, c->token, 4);
+  }
+  free(c->container);
+  free(c->inputs);
+  free(c->name);
+  free(c);
+}
+
+static int l_start_child(lua_State *L) {
+  lsr_run *run = lsr_run_check(L, "phantom.playbook");
+  lsr_engine *eng = run->eng;
+  const char *path = luaL_checkstring(L, 1);
+  char err[1024];
+  if (!file_exists(path)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "no file %s", path);
+    return 2;
+  }
+  lsr_gen *g = lsr_gen_cached(eng, path, err, sizeof err);
+  if (!g) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  child_start *c = lsr_xalloc(sizeof *c);
+  c->task.kind = LSR_TASK_CHILD_START;
+  c->eng = eng;
+  c->gen = g;
+  c->container = lsr_strdup(luaL_checkstring(L, 2));
+  c->inputs = lsr_strdup(luaL_checkstring(L, 3));
+  c->name = lsr_strdup(luaL_checkstring(L, 4));
+  c->parent = run->id;
+  c->token = (int)luaL_checkinteger(L, 5);
+  lsr_engine_push(eng, &c->task);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* A child run ended: its parent's hold is released with
+ * hooks.child_done(token, child_state, failed, error).  Called from run_end. */
+void lsr_child_ended(lsr_run *child) {
+  lsr_engine *eng = child->eng;
+  lua_State *L = eng->L;
+  lsr_getref(L, eng->hooks_ref);
+  lua_getfield(L, -1, "child_done");
+  lua_remove(L, -2);
+  lua_pushinteger(L, child->parent_token);
+  lsr_push_state(L, child);
+  lua_pushboolean(L, child->failed);
+  lua_pushstring(L, child->error ? child->error : "");
+  lsr_sched_release(eng, child->parent_run_id, child->parent_token, 4);
+}
+
+/* internal.stub_call(kind, ref, json_in) -> the test's JSON answer, or nil */
+static int l_stub_call(lua_State *L) {
+  lsr_engine *eng = lsr_engine_of(L);
+  if (!eng->test || !eng->test->call_stub) return 0;
+  char *out = eng->test->call_stub(eng->test->ud, luaL_checkstring(L, 1), luaL_checkstring(L, 2),
+                                   luaL_checkstring(L, 3));
+  if (!out) return 0;
+  lua_pushstring(L, out);
+  free(out);
+  return 1;
+}
+
+static int l_scripts_dir(lua_State *L) {
+  const char *d = lsr_engine_of(L)->scripts_dir;
+  lua_pushstring(L, d ? d : ".");
+  return 1;
+}
+
+void lsr_flow_register(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"scripts_dir", l_scripts_dir}, {"stub_call", l_stub_call},
+    {"next_id", l_next_id}, {"ask", l_ask}, {"load_chunk", l_load_chunk},
+    {"start_child", l_start_child}, {NULL, NULL},
+  };
+  luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,322 @@
+-- 40_flow.lua: the asynchronous API written in Lua (reference §5.1.4-6,
+-- §5.1.12, §5.1.14): custom functions, child playbooks, prompts and
+-- approvals, LoopState.  Each keeps its run open through internal.schedule /
+-- internal.hold, and calls its callback on the run's thread, later, never
+-- from inside the call that started it.
+local phantom, internal = ...
+local json = internal.json
+local array, fail, check, field = internal.array, internal.fail, internal.check, internal.field
+local hooks = internal.hooks
+local type, ipairs, pairs, tostring, pcall = type, ipairs, pairs, tostring, pcall
+
+local function scripts_path(...)
+  return internal.scripts_dir() .. "/" .. table.concat({...}, "/")
+end
+
+-- Call a callback with kwargs, if there is one.
+local function call_back(cb, kw)
+  if cb ~= nil then cb(kw) end
+end
+
+-- "repo/name" -> candidate files under a folder of the scripts
+local function candidates(folder, ref)
+  local repo, name = ref:match("^([^/]+)/(.+)$")
+  local out = {scripts_path(folder, ref .. ".lua")}
+  if repo then out[#out + 1] = scripts_path(folder, name .. ".lua") end
+  return out
+end
+
+-- ---- custom functions ----
+
+local CF = {"custom_function", "parameters", "name", "callback", "handle"}
+
+--- custom_function{custom_function = "repo/name", parameters = {{...}, ...},
+--- name, callback}: scripts/custom_functions/repo/name.lua returns a
+--- function(params) -> outputs; it runs once per parameter set, and the
+--- callback once after all.  Returns the custom function run's id.
+function phantom.custom_function(...)
+  local fname = "phantom.custom_function"
+  local kw = internal.kwargs(fname, CF, CF, ...)
+  local ref = check(fname, kw, "custom_function", "string")
+  local params = kw.parameters or {{}}
+  if type(params) ~= "table" then fail(fname, "argument 'parameters': expected a list of tables") end
+  if #params == 0 and next(params) ~= nil then params = {params} end
+  for i, p in ipairs(params) do
+    if type(p) ~= "table" then fail(fname, "argument 'parameters': item %d: expected a table", i) end
+  end
+  if kw.callback ~= nil then check(fname, kw, "callback", "callable") end
+  local name = kw.name or ref
+  if type(name) ~= "string" then fail(fname, "argument 'name': expected a string") end
+  local fn, why
+  if internal.stub_call("custom_function", ref, "null") then -- a test stands in
+    fn = function(p)
+      local out = json.decode(internal.stub_call("custom_function", ref, json.encode(p)))
+      if type(out) == "table" and out.__error then error(out.__error, 0) end
+      return out
+    end
+  end
+  for _, path in ipairs(fn and {} or candidates("custom_functions", ref)) do
+    fn, why = internal.load_chunk(path)
+    if fn or not why:match("^no file") then break end
+  end
+  if not fn then
+    if why:match("^no file") then
+      fail(fname, "unknown custom function '%s' (no file %s)", ref, candidates("custom_functions", ref)[1])
+    end
+    fail(fname, "custom function '%s' does not load: %s", ref, why)
+  end
+  if type(fn) ~= "function" then
+    fail(fname, "custom function '%s' must return a function(parameters), returned %s", ref, type(fn))
+  end
+  local st = internal.state(fname)
+  local id = internal.next_id()
+  params = internal.snapshot(fname, params)
+  internal.started(st, "custom_function", name)
+  internal.schedule(nil, function()
+    local results, ok_any = array(), false
+    for i, p in ipairs(params) do
+      local ok, out = pcall(fn, p)
+      if ok then
+        ok_any = true
+        results[i] = {status = "success", message = "", data = out == nil and {} or out, parameter = p}
+      else
+        local msg = tostring(out)
+        internal.log("error", ("custom function '%s' (%s) failed: %s"):format(name, ref, msg))
+        results[i] = {status = "failed", message = msg, data = {}, parameter = p}
+      end
+    end
+    internal.done(st, "custom_function", name)
+    local per = field(st, "cf_results")
+    per[name] = per[name] or {}
+    table.insert(per[name], results)
+    local container = internal.stored_container(st.container_id)
+    call_back(kw.callback, {
+      action = {action_run_id = id, action_name = "custom function", action = "custom function", name = name},
+      success = ok_any, container = container, results = results, handle = kw.handle,
+      custom_function = {name = name, custom_function = ref, custom_function_run_id = id},
+    })
+  end)
+  return id
+end
+
+-- ---- child playbooks ----
+
+local PB = {"playbook", "container", "name", "callback", "inputs", "handle", "show_debug", "scope"}
+
+--- playbook{playbook = "repo/name", container, name, callback, inputs = {k =
+--- {...}}}: runs the child on the container; its callback comes after the
+--- child's on_finish, and the parent waits for it.  Returns the child run's id.
+function phantom.playbook(...)
+  local fname = "phantom.playbook"
+  local kw = internal.kwargs(fname, PB, PB, ...)
+  local ref = check(fname, kw, "playbook", "string")
+  if kw.callback ~= nil then check(fname, kw, "callback", "callable") end
+  if kw.inputs ~= nil then check(fname, kw, "inputs", "table") end
+  local name = kw.name or ref
+  local st = internal.state(fname)
+  local container = kw.container or internal.stored_container(st.container_id)
+  if type(container) ~= "table" then fail(fname, "argument 'container': expected the container") end
+  local token = internal.hold()
+  local stubbed = internal.stub_call("playbook", ref, json.encode(kw.inputs or {}))
+  if stubbed then -- a test stands in: the child "ends" with these outputs
+    local out = json.decode(stubbed)
+    local child = {run_id = internal.next_id(), outputs = type(out) == "table" and out or {}}
+    internal.started(st, "playbook", name)
+    field(st, "children")[token] = {name = name, callback = kw.callback, handle = kw.handle}
+    internal.cancel(token)
+    internal.schedule(nil, hooks.child_done, token, child, false, "")
+    return child.run_id
+  end
+  local started, why
+  for _, path in ipairs(candidates("playbooks", ref)) do
+    started, why = internal.start_child(path, json.encode(container), json.encode(kw.inputs or {}), name, token)
+    if started or not why:match("^no file") then break end
+  end
+  if not started then
+    internal.cancel(token)
+    if why:match("^no file") then
+      fail(fname, "unknown playbook '%s' (no file %s)", ref, candidates("playbooks", ref)[1])
+    end
+    fail(fname, "playbook '%s' does not compile: %s", ref, why)
+  end
+  internal.started(st, "playbook", name)
+  local pending = field(st, "children")
+  pending[token] = {name = name, callback = kw.callback, handle = kw.handle}
+  return token
+end
+
+-- The child ended (or could not start: child nil, why).
+function hooks.child_done(token, child, failed, why)
+  local st = internal.state("phantom.playbook")
+  local c = field(st, "children")[token]
+  if not c then return end
+  field(st, "children")[token] = nil
+  internal.done(st, "playbook", c.name)
+  local outputs = child and child.outputs or {}
+  field(st, "playbook_outputs")[c.name] = outputs
+  local ok = child ~= nil and not failed
+  if not ok then
+    internal.log("error", ("child playbook '%s' %s: %s"):format(c.name, child and "failed" or "did not start", why))
+  end
+  call_back(c.callback, {
+    action = {action_run_id = child and child.run_id, action_name = "playbook", action = "playbook", name = c.name},
+    success = ok, container = internal.stored_container(st.container_id),
+    results = array{{status = ok and "success" or "failed", message = ok and "" or why,
+                     playbook_run_id = child and child.run_id, outputs = outputs}},
+    handle = c.handle,
+  })
+end
+
+--- save_playbook_output_data{output = {key = value_or_list}}: this run's
+--- outputs, read by the parent as NAME:playbook_output:key.
+function phantom.save_playbook_output_data(...)
+  local kw = internal.kwargs("phantom.save_playbook_output_data", {"output"}, {"output"}, ...)
+  check("phantom.save_playbook_output_data", kw, "output", "table")
+  local st = internal.state("phantom.save_playbook_output_data")
+  local out = field(st, "outputs")
+  for k, v in pairs(internal.snapshot("phantom.save_playbook_output_data", kw.output)) do out[k] = v end
+  return true
+end
+
+-- ---- prompts and approvals ----
+
+local PROMPT = {"container", "user", "role", "message", "respond_in_mins", "name", "parameters",
+                "response_types", "options", "separator", "callback", "handle", "trace"}
+
+-- Ask for an answer; deliver(responses or nil) runs once, at the answer or
+-- at the deadline, whichever comes first.
+-- An answer of null means none will come: the prompt times out at once.
+local function ask(st, prompt, minutes, deliver)
+  local box = {}
+  local function finish(via, responses)
+    if box.done then return end
+    box.done = true
+    for _, other in ipairs({"timeout", "answer"}) do
+      if other ~= via and box[other] then internal.cancel(box[other]) end
+    end
+    deliver(responses)
+  end
+  local answer, delay = internal.ask(json.encode(prompt))
+  local responses
+  if answer ~= nil then
+    responses = json.decode(answer)
+    if responses == json.null then responses = nil end
+    if type(responses) ~= "table" and responses ~= nil then responses = {responses} end
+    box.answer = internal.schedule(delay and delay > 0 and delay or nil, finish, "answer", responses)
+  end
+  if responses ~= nil or answer == nil then
+    box.timeout = internal.schedule(minutes * 60, finish, "timeout", nil)
+  end
+end
+
+local function prompt(fname, kind, ...)
+  local kw = internal.kwargs(fname, PROMPT, PROMPT, ...)
+  local st = internal.state(fname)
+  local name = kw.name or kind
+  if type(name) ~= "string" then fail(fname, "argument 'name': expected a string") end
+  local minutes = kw.respond_in_mins or 30
+  if type(minutes) ~= "number" or minutes <= 0 then
+    fail(fname, "argument 'respond_in_mins': expected a positive number of minutes")
+  end
+  if kw.callback ~= nil then check(fname, kw, "callback", "callable") end
+  local message = kw.message or ""
+  if type(message) ~= "string" then fail(fname, "argument 'message': expected a string") end
+  if kw.parameters then
+    message = phantom.format{container = kw.container, template = message, parameters = kw.parameters,
+                             separator = kw.separator or ", "}
+  end
+  local id = internal.next_id()
+  local questions = kw.response_types or (kw.options and {{prompt = message, options = kw.options}}) or {}
+  local p = {type = kind, name = name, message = message, user = kw.user, role = kw.role,
+             respond_in_mins = minutes, questions = questions, action_run_id = id, run_id = st.run_id}
+  internal.started(st, "action", name)
+  ask(st, p, minutes, function(responses)
+    local ok = responses ~= nil
+    local summary = {responses = array(responses or {}), response = responses and responses[1] or nil}
+    local results = array{{
+      action = kind, app = "prompt", asset = kw.user or kw.role, name = name, status = ok and "success" or "failed",
+      message = ok and "answered" or "timed out", app_run_id = id, action_run_id = id,
+      summary = {total_objects = 1, total_objects_successful = ok and 1 or 0},
+      action_results = array{{status = ok and "success" or "failed", message = ok and "answered" or "timed out",
+                              data = array{{responses = summary.responses}}, summary = summary,
+                              parameter = {message = message, user = kw.user, role = kw.role}}},
+    }}
+    if hooks.act_done(st, name, id, results) then
+      call_back(kw.callback, {
+        action = {action_run_id = id, action_name = kind, action = kind, name = name},
+        success = ok, container = internal.stored_container(st.container_id), results = results, handle = kw.handle,
+      })
+    end
+  end)
+  return id
+end
+
+--- prompt2{container, user, role, message, respond_in_mins = 30, name,
+--- parameters, response_types, separator, callback}: pending until answered
+--- or timed out; answers in NAME:action_result.summary.responses.<i>.
+function phantom.prompt2(...) return prompt("phantom.prompt2", "prompt", ...) end
+--- prompt{..., options}: the legacy form; the answer is summary.response.
+function phantom.prompt(...) return prompt("phantom.prompt", "prompt", ...) end
+--- task{user, message, respond_in_mins, name}: a manual task to acknowledge.
+function phantom.task(...) return prompt("phantom.task", "task", ...) end
+
+-- An act with a reviewer: its app runs wait for "approve"; anything else,
+-- or no answer within the hour, denies it.
+local APPROVAL_MINUTES = 60
+function hooks.act_approval(st, id, name, action, reviewer)
+  local p = {type = "approval", name = name, action = action, reviewer = reviewer, action_run_id = id,
+             message = ("approve action '%s' (%s)?"):format(name, action), run_id = st.run_id,
+             respond_in_mins = APPROVAL_MINUTES}
+  ask(st, p, APPROVAL_MINUTES, function(responses)
+    local answer = responses and tostring(responses[1]):lower()
+    local ok = answer == "approve" or answer == "approved" or answer == "yes" or answer == "true"
+    internal.approve(id, ok, responses and ("denied by " .. reviewer) or ("no approval from " .. reviewer .. " in time"))
+  end)
+end
+
+-- ---- LoopState ----
+
+local LoopState = {}
+LoopState.__index = LoopState
+
+--- phantom.LoopState{state = loop_state_json or table}
+function phantom.LoopState(...)
+  local kw = internal.kwargs("phantom.LoopState", {"state"}, {"state"}, ...)
+  local s = kw.state
+  if type(s) == "string" then
+    s = json.decode(s)
+    if type(s) ~= "table" then fail("phantom.LoopState", "argument 'state': not the JSON of a loop state") end
+  elseif type(s) ~= "table" then
+    fail("phantom.LoopState", "argument 'state': expected a loop state (table or JSON)")
+  end
+  local self = setmetatable({}, LoopState)
+  for k, v in pairs(s) do self[k] = v end
+  self.current_iteration = self.current_iteration or 1
+  self.max_iterations = self.max_iterations or 1
+  self.first_iteration_time = self.first_iteration_time or internal.now()
+  return self
+end
+
+--- False once max_iterations is reached, max_ttl has passed, or the exit
+--- conditions hold for the results.
+function LoopState:should_continue(kw)
+  kw = kw or {}
+  if self.current_iteration >= self.max_iterations then return false end
+  if self.max_ttl and internal.now() - self.first_iteration_time >= self.max_ttl then return false end
+  if self.conditions and #self.conditions > 0 then
+    local done = phantom.decision{container = kw.container, action_results = kw.results,
+                                  conditions = self.conditions, logical_operator = self.logical_operator or "and"}
+    if done then return false end
+  end
+  return true
+end
+
+function LoopState:increment()
+  self.current_iteration = self.current_iteration + 1
+end
+
+function LoopState:to_json()
+  local t = {}
+  for k, v in pairs(self) do t[k] = v end
+  return json.encode(t)
+end
