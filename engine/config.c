@@ -24,7 +24,7 @@ static int fail(char *err, size_t n, const char *fmt, ...) {
   return -1;
 }
 
-static yajl_val parse_file(const char *path, char *err, size_t n) {
+yajl_val lsr_json_tree_file(const char *path, char *err, size_t n) {
   char *text;
   size_t len;
   char why[256];
@@ -99,7 +99,7 @@ static void gen_tree(yajl_gen g, yajl_val v) {
   }
 }
 
-static char *tree_to_json(yajl_val v) {
+char *lsr_tree_to_json(yajl_val v) {
   yajl_gen g = yajl_gen_alloc(NULL);
   gen_tree(g, v);
   const unsigned char *buf;
@@ -152,7 +152,7 @@ static int load_app(lsr_app *app, const char *dir, int64_t dflt_id, char *err, s
   app->dir = lsr_strdup(dir);
   app->manifest = lsr_xalloc(pl);
   snprintf(app->manifest, pl, "%s/app.json", dir);
-  yajl_val root = parse_file(app->manifest, err, n);
+  yajl_val root = lsr_json_tree_file(app->manifest, err, n);
   if (!root) return -1;
   int rc = -1;
   yajl_val v;
@@ -280,7 +280,7 @@ static int load_assets(lsr_config *cfg, yajl_val root, const char *file, int stu
     as->id = v ? YAJL_GET_INTEGER(v) : (int64_t)cfg->nassets;
     v = field(a, "config");
     if (v && !YAJL_IS_OBJECT(v)) return fail(err, n, "%s: asset '%s': field 'config': expected an object", file, name);
-    as->config_json = v ? tree_to_json(v) : lsr_strdup("{}");
+    as->config_json = v ? lsr_tree_to_json(v) : lsr_strdup("{}");
     as->tags = strv_field(a, "tags");
     if (as->tags == (char **)-1) {
       as->tags = NULL;
@@ -311,7 +311,7 @@ int lsr_config_load(lsr_config *cfg, const char *apps_dir, const char *assets_fi
   if (assets_file) {
     struct stat st;
     if (!assets_required && stat(assets_file, &st) != 0) return 0;
-    yajl_val root = parse_file(assets_file, err, errlen);
+    yajl_val root = lsr_json_tree_file(assets_file, err, errlen);
     if (!root) return -1;
     int rc = load_assets(cfg, root, assets_file, 0, err, errlen);
     yajl_tree_free(root);

@@ -264,6 +264,8 @@ lsr_gen *lsr_gen_load(lsr_engine *eng, const char *path, char *err, size_t errle
 void lsr_gen_free(lsr_engine *eng, lsr_gen *g);
 /* The engine's compiled copy of a file, compiled on first use. */
 lsr_gen *lsr_gen_cached(lsr_engine *eng, const char *path, char *err, size_t errlen);
+/* Print `luasoar check` findings for a compiled playbook; how many. */
+int lsr_lint(lsr_engine *eng, const char *file, const char *text, size_t len);
 /* Seed custom lists from <dir>/<name>.json files (no folder: none). */
 int lsr_lists_load(lsr_engine *eng, const char *dir, char *err, size_t errlen);
 /* Check a container's JSON and shape and start a run of gen on it; label

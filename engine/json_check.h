@@ -15,4 +15,9 @@ void lsr_json_error(yajl_handle h, const char *text, size_t len, int at_end,
 int lsr_json_check(const char *text, size_t len, char *buf, size_t n);
 /* A malloc'd JSON string literal for s (quotes and escapes added). */
 char *lsr_json_quote(const char *s);
+#include <yajl/yajl_tree.h>
+/* A JSON file as a yajl tree (NULL with "file: ... line L, column C: why"). */
+yajl_val lsr_json_tree_file(const char *path, char *err, size_t n);
+/* A yajl tree as JSON text (malloc'd). */
+char *lsr_tree_to_json(yajl_val v);
 #endif

@@ -4,6 +4,7 @@
  * Exit status of run: 0 the run succeeded, 1 it failed, 2 the input was
  * unusable (one line on stderr names the file and the problem). */
 #include "engine.h"
+#include "json_check.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,17 @@ static const char usage_main[] =
   "Run 'luasoar <command> --help' for a command's options.\n";
 
 static const char usage_run[] =
-  "usage: luasoar run PLAYBOOK.lua --container FILE [--assets FILE] [--apps DIR] [--json]\n"
+  "usage: luasoar run PLAYBOOK.lua --container FILE [--assets FILE] [--apps DIR]\n"
+  "                   [--answers FILE] [--json]\n"
   "\n"
   "Runs one playbook on one container and waits until the run ends.\n"
   "\n"
   "  --container FILE  the container: one JSON object, with an \"artifacts\" list (required)\n"
   "  --assets FILE     assets file (default: SCRIPTS/assets.json)\n"
   "  --apps DIR        folder of apps, one app.json per subfolder (default: SCRIPTS/apps)\n"
+  "  --answers FILE    answers to prompts and approvals: {\"prompt_1\": [\"Yes\", \"ok\"],\n"
+  "                    \"block_ip_1\": \"approve\"}; a prompt with no answer asks at the\n"
+  "                    terminal when stdin is one, and otherwise times out at once\n"
   "  --json            print one JSON report at the end instead of the log as it happens\n"
   "  -h, --help        show this help\n"
   "\n"
@@ -39,10 +44,16 @@ static const char usage_run[] =
   "Exit status: 0 the run succeeded, 1 it failed, 2 the input was unusable.\n";
 
 static const char usage_check[] =
-  "usage: luasoar check PLAYBOOK.lua...\n"
+  "usage: luasoar check [--apps DIR] PLAYBOOK.lua...\n"
   "\n"
-  "Compiles each playbook without running it; prints file:line: message for each\n"
-  "problem.  Exit status: 0 all compile, 1 some do not, 2 bad usage.\n";
+  "Compiles and lints each playbook without running it, and prints file:line:\n"
+  "message for each problem: syntax errors, reads of globals nothing defines,\n"
+  "callbacks that name no function, phantom.act of an action no app provides,\n"
+  "malformed datapath strings.\n"
+  "\n"
+  "  --apps DIR   the apps folder (default: SCRIPTS/apps of the first playbook)\n"
+  "\n"
+  "Exit status: 0 no problem, 1 some, 2 bad usage.\n";
 
 static const char usage_test[] =
   "usage: luasoar test [DIR] [--coverage[=FILE]] [-- BUSTED-OPTIONS...]\n"
@@ -72,7 +83,62 @@ typedef struct {
   int failed;
   int ended;
   char *report;
+  yajl_val answers;     /* --answers: name -> responses */
 } cli_state;
+
+/* Ask at the terminal: one line per question (the prompt's message first). */
+static char *ask_terminal(const char *prompt_json) {
+  char why[128];
+  yajl_val p = yajl_tree_parse(prompt_json, why, sizeof why);
+  if (!p) return NULL;
+  const char *name_path[] = {"name", NULL}, *msg_path[] = {"message", NULL}, *q_path[] = {"questions", NULL},
+             *type_path[] = {"type", NULL};
+  yajl_val name = yajl_tree_get(p, name_path, yajl_t_string), msg = yajl_tree_get(p, msg_path, yajl_t_string);
+  yajl_val qs = yajl_tree_get(p, q_path, yajl_t_array), type = yajl_tree_get(p, type_path, yajl_t_string);
+  int approval = type && strcmp(type->u.string, "approval") == 0;
+  fprintf(stderr, "\n[%s] %s\n", name ? name->u.string : "prompt", msg ? msg->u.string : "");
+  size_t nq = qs && qs->u.array.len ? qs->u.array.len : 1;
+  char *out = lsr_xalloc(16);
+  size_t len = 0, cap = 16;
+  out[len++] = '[';
+  for (size_t i = 0; i < nq; i++) {
+    if (approval) fprintf(stderr, "approve or deny> ");
+    else fprintf(stderr, "answer %zu of %zu> ", i + 1, nq);
+    char line[1024];
+    if (!fgets(line, sizeof line, stdin)) { free(out); yajl_tree_free(p); return NULL; }
+    line[strcspn(line, "\r\n")] = 0;
+    char *q = lsr_json_quote(line);
+    size_t ql = strlen(q);
+    if (len + ql + 3 > cap) out = lsr_xrealloc(out, cap = (len + ql + 3) * 2);
+    if (i) out[len++] = ',';
+    memcpy(out + len, q, ql);
+    len += ql;
+    free(q);
+  }
+  out[len++] = ']';
+  out[len] = 0;
+  yajl_tree_free(p);
+  return out;
+}
+
+static char *answer(lsr_run *run, const char *prompt_json, double *delay, void *ud) {
+  cli_state *st = ud;
+  char why[128];
+  *delay = 0;
+  yajl_val p = yajl_tree_parse(prompt_json, why, sizeof why);
+  const char *name_path[] = {"name", NULL};
+  yajl_val name = p ? yajl_tree_get(p, name_path, yajl_t_string) : NULL;
+  yajl_val a = NULL;
+  if (name && st->answers) {
+    const char *key[] = {name->u.string, NULL};
+    a = yajl_tree_get(st->answers, key, yajl_t_any);
+  }
+  char *out = a ? lsr_tree_to_json(a) : NULL;
+  yajl_tree_free(p);
+  if (out) return out;
+  if (!st->json && isatty(0)) return ask_terminal(prompt_json);
+  return lsr_strdup("null"); /* nobody to ask: it times out now */
+}
 
 static void on_log(lsr_run *run, const lsr_log_entry *e, void *ud) {
   cli_state *st = ud;
@@ -102,7 +168,7 @@ static int bad_usage(const char *fmt, const char *arg) {
 }
 
 static int cmd_run(int argc, char **argv) {
-  const char *playbook = NULL, *container = NULL, *assets = NULL, *apps = NULL;
+  const char *playbook = NULL, *container = NULL, *assets = NULL, *apps = NULL, *answers = NULL;
   int json = 0;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -112,6 +178,7 @@ static int cmd_run(int argc, char **argv) {
     if (strcmp(a, "--container") == 0) dst = &container;
     else if (strcmp(a, "--assets") == 0) dst = &assets;
     else if (strcmp(a, "--apps") == 0) dst = &apps;
+    else if (strcmp(a, "--answers") == 0) dst = &answers;
     else if (a[0] == '-' && a[1]) return bad_usage("unknown option '%s'", a);
     else if (!playbook) { playbook = a; continue; }
     else return bad_usage("unexpected argument '%s'", a);
@@ -135,7 +202,17 @@ static int cmd_run(int argc, char **argv) {
   cli_state st = {.json = json};
   lsr_engine *eng = lsr_engine_new(NULL, err, sizeof err);
   if (!eng) { fprintf(stderr, "luasoar run: %s\n", err); return 2; }
-  eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .ud = &st};
+  if (answers) {
+    st.answers = lsr_json_tree_file(answers, err, sizeof err);
+    if (!st.answers || !YAJL_IS_OBJECT(st.answers)) {
+      if (st.answers) snprintf(err, sizeof err, "%s: expected a JSON object of prompt names", answers);
+      fprintf(stderr, "luasoar run: %s\n", err);
+      yajl_tree_free(st.answers);
+      lsr_engine_free(eng);
+      return 2;
+    }
+  }
+  eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .answer = answer, .ud = &st};
   eng->scripts_dir = scripts;
   int rc = 2;
   lsr_gen *gen = NULL;
@@ -155,23 +232,55 @@ static int cmd_run(int argc, char **argv) {
   }
   lsr_gen_free(eng, gen);
   lsr_engine_free(eng);
+  yajl_tree_free(st.answers);
   return rc;
 }
 
 static int cmd_check(int argc, char **argv) {
-  if (argc == 0) { fputs(usage_check, stderr); return 2; }
-  for (int i = 0; i < argc; i++)
-    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage_check, stdout); return 0; }
-  char err[2048];
-  lsr_engine *eng = lsr_engine_new(NULL, err, sizeof err);
-  if (!eng) { fprintf(stderr, "luasoar check: %s\n", err); return 2; }
-  int bad = 0;
+  const char *apps = NULL;
+  const char **files = lsr_xalloc((size_t)(argc + 1) * sizeof *files);
+  int nfiles = 0;
   for (int i = 0; i < argc; i++) {
-    lsr_gen *g = lsr_gen_load(eng, argv[i], err, sizeof err);
-    if (!g) { printf("%s\n", err); bad = 1; }
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage_check, stdout); free(files); return 0; }
+    if (strcmp(argv[i], "--apps") == 0 && i + 1 < argc) { apps = argv[++i]; continue; }
+    if (argv[i][0] == '-') {
+      fprintf(stderr, "luasoar check: unknown option '%s' (see 'luasoar check --help')\n", argv[i]);
+      free(files);
+      return 2;
+    }
+    files[nfiles++] = argv[i];
+  }
+  if (nfiles == 0) { fputs(usage_check, stderr); free(files); return 2; }
+  char err[2048], def_apps[4096];
+  char *scripts = scripts_dir(files[0]);
+  snprintf(def_apps, sizeof def_apps, "%s/apps", scripts);
+  free(scripts);
+  lsr_engine *eng = lsr_engine_new(NULL, err, sizeof err);
+  if (!eng) { fprintf(stderr, "luasoar check: %s\n", err); free(files); return 2; }
+  if (lsr_config_load(&eng->cfg, apps ? apps : def_apps, NULL, 0, err, sizeof err) < 0) {
+    fprintf(stderr, "luasoar check: %s\n", err);
+    lsr_engine_free(eng);
+    free(files);
+    return 2;
+  }
+  int bad = 0;
+  for (int i = 0; i < nfiles; i++) {
+    lsr_gen *g = lsr_gen_load(eng, files[i], err, sizeof err);
+    if (!g) {
+      printf("%s\n", err);
+      bad = 1;
+      continue;
+    }
     lsr_gen_free(eng, g);
+    char *text;
+    size_t len;
+    if (lsr_read_file(files[i], &text, &len, 4u << 20, err, sizeof err) == 0) {
+      if (lsr_lint(eng, files[i], text, len) > 0) bad = 1;
+      free(text);
+    }
   }
   lsr_engine_free(eng);
+  free(files);
   return bad;
 }
 

@@ -153,4 +153,59 @@ describe("luasoar check", function()
     assert.equal(1, code)
     assert.equal(bad .. ":2: unexpected symbol near '='\n", out)
   end)
+
+  it("lints: undefined globals, callbacks naming no function, unknown actions, malformed datapaths", function()
+    local pb = H.playbook([[
+local helper = 1
+function on_start(container)
+  local rows = phantom.collect2{container = container, datapath = {"artifact:cef.sourceAddress", "artifact:*.id"}}
+  for i, row in ipairs(rows) do phantom.debug(row[1] .. helper) end
+  phantom.act("geolocate ip", {parameters = {}, callback = geolocate_cb, name = "g"})
+  phantom.act("teleport", {parameters = {}, callback = missing_cb})
+  phantom.act{action = "warp drive", parameters = {}}
+  phantom.debug(undefined_thing)
+  local t = {key = 1, other = helper}
+  counter = (rawget(_ENV, "counter") or 0) + 1
+end
+function geolocate_cb(kw) phantom.debug(kw.results) end
+]], "lint")
+    local out, _, code = H.cli("check", "--apps", H.root .. "/scripts/apps", pb)
+    assert.equal(1, code)
+    assert.same({
+      pb .. ":3: malformed datapath 'artifact:cef.sourceAddress' at 'cef.sourceAddress': artifact is a list: the path after it starts with '*' (artifact:*.cef.field)",
+      pb .. ":6: phantom.act: no app in the apps folder provides action 'teleport'",
+      pb .. ":6: callback 'missing_cb' names no function",
+      pb .. ":7: phantom.act: no app in the apps folder provides action 'warp drive'",
+      pb .. ":8: undefined global 'undefined_thing' (nothing in the playbook defines it)",
+    }, lines(out))
+  end)
+
+  it("finds nothing in the shipped playbooks", function()
+    local out, _, code = H.cli("check", H.root .. "/scripts/playbooks/geolocate_example.lua",
+                               H.root .. "/scripts/playbooks/advanced_tutorial.lua")
+    assert.equal("", out)
+    assert.equal(0, code)
+  end)
+end)
+
+describe("luasoar run with prompts", function()
+  local PB = H.root .. "/scripts/playbooks/advanced_tutorial.lua"
+  it("takes answers from --answers", function()
+    local out, err, code = H.cli("run", PB, "--container", CONTAINER, "--answers", H.root .. "/scripts/data/advanced_answers.json")
+    assert.equal(0, code, err)
+    assert.same({"Addresses outside the allowed countries:", "- 1.1.1.1 (Australia)", "severity raised: Australia: 1.1.1.1",
+                 "finished: 2 action runs, severity high", "run 1 on container 101: success"}, lines(out))
+  end)
+
+  it("times a prompt out at once with no answer and no terminal", function()
+    local out, _, code = H.cli("run", PB, "--container", CONTAINER)
+    assert.equal(0, code)
+    assert.truthy(out:find("not raised: no answer", 1, true))
+  end)
+
+  it("rejects an answers file that is not an object", function()
+    local _, err, code = H.cli("run", PB, "--container", CONTAINER, "--answers", H.write("answers.json", "[1]"))
+    assert.equal(2, code)
+    assert.equal("luasoar run: " .. H.tmp() .. "/answers.json: expected a JSON object of prompt names\n", err)
+  end)
 end)
