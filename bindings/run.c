@@ -28,6 +28,14 @@ lsr_run *lsr_run_check(lua_State *L, const char *fname) {
 
 void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len) {
   static const char cut[] = "... (truncated)";
+  static const char full[] = "log limit reached: later lines of this run are dropped";
+  size_t max = run->limits.log_entries;
+  if (max && run->nlog > max) return;
+  if (max && run->nlog == max) {
+    level = LSR_LOG_ERROR;
+    msg = full;
+    len = sizeof full - 1;
+  }
   if (run->nlog == run->caplog) {
     run->caplog = run->caplog ? run->caplog * 2 : 16;
     run->log = lsr_xrealloc(run->log, run->caplog * sizeof *run->log);
@@ -93,23 +101,39 @@ static void describe_error(lua_State *L, lua_State *T) {
   luaL_traceback(L, T, lua_tostring(L, -1), 0);
 }
 
+/* The limit a killed run hit, with its value: the error it fails with. */
+static void push_killed(lua_State *T, lsr_run *run) {
+  const lsr_limits *l = &run->limits;
+  if (run->killed[0] == 'm')
+    lua_pushfstring(T, "%s (%d MiB per run)", run->killed, (int)(l->memory >> 20));
+  else if (strstr(run->killed, "per callback"))
+    lua_pushfstring(T, "instruction limit exceeded (%I instructions per callback)", (lua_Integer)l->instructions_per_callback);
+  else
+    lua_pushfstring(T, "instruction limit exceeded (%I instructions per run)", (lua_Integer)l->instructions_per_run);
+}
+
 lsr_exec lsr_run_resume(lsr_run *run, int nargs) {
   lsr_engine *eng = run->eng;
   lua_State *T = lsr_run_thread(run);
   lsr_run *outer = eng->current;
+  lsr_limits_block(run, T);
   eng->current = run;
   int nres = 0;
   int st = lua_resume(T, eng->L, nargs, &nres);
   eng->current = outer;
-  if (st == LUA_OK) {
+  if (st == LUA_OK && !run->killed) {
     lua_settop(T, 0);
     return LSR_EXEC_OK;
   }
   lua_State *L = eng->L;
   int top = lua_gettop(L);
-  if (st == LUA_YIELD) {
+  if (st == LUA_YIELD || st == LUA_OK) {
     lua_settop(T, 0);
-    lua_pushliteral(T, "a playbook block yielded outside a coroutine of its own");
+    if (st == LUA_YIELD) lua_pushliteral(T, "a playbook block yielded outside a coroutine of its own");
+    else push_killed(T, run); /* it caught the limit's error and returned */
+  } else if (run->killed) {
+    lua_pop(T, 1); /* the limit names the error, whatever was raised */
+    push_killed(T, run);
   }
   describe_error(L, T);
   /* stack: msg, traceback */
@@ -163,12 +187,6 @@ static int recorded_block(lua_State *T) {
 }
 
 /* ---- coverage (tests only) ---- */
-
-static void line_hook(lua_State *T, lua_Debug *ar) {
-  lsr_engine *eng = lsr_engine_of(T);
-  if (!eng->test || !eng->test->on_line || !lua_getinfo(T, "S", ar)) return;
-  if (ar->source[0] == '@') eng->test->on_line(eng->test->ud, ar->source + 1, ar->currentline, 1);
-}
 
 /* Report the executable lines of the function at idx. */
 static void report_lines(lua_State *T, int idx) {
@@ -230,6 +248,7 @@ static int start_block(lua_State *T) {
   lsr_hook(T, "run_started", 2, 0);
   if (eng->test && eng->test->on_line) report_lines(T, -1);
   lua_call(T, 0, 0); /* the playbook's top level */
+  lsr_limits_from_playbook(run, T);
   if (eng->test && eng->test->on_block) record_blocks(T, run);
   if (!env_function(T, run, "on_start"))
     return luaL_error(T, "%s: the playbook defines no on_start(container)", run->gen->path);
@@ -256,10 +275,23 @@ static void run_block(lsr_run *run, lua_CFunction block) {
   lsr_run_resume(run, 1);
 }
 
+static void deadline_passed(void *ud) {
+  lsr_run *run = ud;
+  run->deadline_timer = NULL;
+  char msg[128];
+  snprintf(msg, sizeof msg, "deadline exceeded: the run took longer than %gs", run->limits.deadline);
+  lsr_run_log(run, LSR_LOG_ERROR, msg, strlen(msg));
+  lsr_run_fail(run, msg);
+  lsr_run_settle(run);
+}
+
 void lsr_run_start(lsr_run *run) {
   run->state = LSR_RUN_RUNNING;
+  double started = lsr_clock(run->eng);
   run_block(run, start_block);
   run->on_start_done = 1;
+  if (!run->failed && run->limits.deadline > 0)
+    run->deadline_timer = lsr_timer_at(run->eng, started + run->limits.deadline, deadline_passed, run);
   lsr_run_settle(run);
 }
 
@@ -269,6 +301,7 @@ static void run_end(lsr_run *run) {
   lsr_engine *eng = run->eng;
   lua_State *L = eng->L;
   run->state = LSR_RUN_ENDED;
+  if (run->deadline_timer) lsr_timer_cancel(eng, run->deadline_timer);
   /* action runs still in flight finish on their own and are then freed */
   for (lsr_action_run *ar = run->actions, *next; ar; ar = next) {
     next = ar->next;
@@ -321,7 +354,8 @@ static lsr_run *run_new(lsr_engine *eng, lsr_gen *gen) {
   lua_pop(L, 1);
   run->container_ref = lsr_ref(L);
   lua_State *T = lua_newthread(L);
-  if (eng->test && eng->test->on_line) lua_sethook(T, line_hook, LUA_MASKLINE, 0);
+  run->limits = eng->limits;
+  lsr_limits_arm(eng, T);
   run->thread_ref = lsr_ref(L);
   lua_newtable(L); /* the run's globals */
   lua_pushvalue(L, -1);

@@ -10,6 +10,35 @@
 #include <string.h>
 
 #define ACTIONS_KEY "luasoar.app.actions"
+#define APP_MEMORY (256u << 20)           /* per app state */
+#define APP_INSTRUCTIONS 100000000LL     /* per app run */
+#define APP_HOOK_STEP 1000
+
+/* An app is code too: its state has a memory cap, and an app run an
+ * instruction budget, so a looping app fails its app run, not the engine. */
+static void *app_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  lsr_app *app = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    free(ptr);
+    app->mem -= old;
+    return NULL;
+  }
+  if (nsize > old && app->mem + (nsize - old) > APP_MEMORY) return NULL;
+  void *p = realloc(ptr, nsize);
+  if (!p) return nsize <= old ? ptr : NULL;
+  app->mem += nsize - old;
+  return p;
+}
+
+static void app_hook(lua_State *L, lua_Debug *ar) {
+  lsr_app *app = *(lsr_app **)lua_getextraspace(L);
+  app->instr += APP_HOOK_STEP;
+  if (app->instr > APP_INSTRUCTIONS) {
+    lua_sethook(L, app_hook, LUA_MASKCOUNT, 1); /* no pcall holds it for long */
+    luaL_error(L, "instruction limit exceeded (%d instructions per app run)", (int)APP_INSTRUCTIONS);
+  }
+}
 
 /* stack in: app (light userdata).  Loads the app's main file once. */
 static int load_app(lua_State *AL) {
@@ -85,11 +114,12 @@ static int run_app(lua_State *AL) {
 int lsr_lua_app_run(lsr_engine *eng, lsr_app_run *apr, char **out, size_t *len, char **failure) {
   lsr_app *app = apr->asset->app;
   if (!app->AL) {
-    app->AL = luaL_newstate();
+    app->AL = lua_newstate(app_alloc, app);
     if (!app->AL) {
       *failure = lsr_strdup("cannot create the app's Lua state (out of memory)");
       return -1;
     }
+    *(lsr_app **)lua_getextraspace(app->AL) = app;
     luaL_openlibs(app->AL);
     lsr_json_init(app->AL);
     lua_State *AL = app->AL;
@@ -101,6 +131,8 @@ int lsr_lua_app_run(lsr_engine *eng, lsr_app_run *apr, char **out, size_t *len, 
   }
   lua_State *AL = app->AL;
   int top = lua_gettop(AL);
+  app->instr = 0;
+  lua_sethook(AL, app_hook, LUA_MASKCOUNT, APP_HOOK_STEP);
   lua_pushcfunction(AL, load_app);
   lua_pushlightuserdata(AL, app);
   int rc = lua_pcall(AL, 1, 0, 0);

@@ -55,6 +55,14 @@ void lsr_where(lua_State *L);
 int lsr_error(lua_State *L, const char *fmt, ...);
 int lsr_argerror(lua_State *L, const char *fname, const char *arg, const char *fmt, ...);
 
+/* ---- limits (limits.c) ---- */
+void *lsr_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void lsr_limits_defaults(lsr_engine *eng);
+void lsr_limits_arm(lsr_engine *eng, lua_State *T);
+void lsr_limits_block(lsr_run *run, lua_State *T);
+void lsr_limits_from_playbook(lsr_run *run, lua_State *T);
+void lsr_limits_coroutine_lib(lua_State *L);
+
 /* ---- scheduled steps (schedule.c) ---- */
 void lsr_schedule_register(lua_State *L);   /* adds schedule, cancel, hold to the table on top */
 void lsr_sched_release(lsr_engine *eng, int64_t run_id, int token, int n);

@@ -13,16 +13,25 @@
 
 #define LSR_MAX_PLAYBOOK_BYTES (4u << 20)
 
-/* Globals a playbook may use, copied from the standard library, each with
- * why it is safe.  Everything not listed here is invisible. */
+/* The sandbox, in one place.  Globals a playbook may use, from the
+ * standard library, each with why it is safe; everything not listed is
+ * invisible.  Left out on purpose: io, os (but the clock), package, debug
+ * (reaches other runs' locals and metatables), collectgarbage (a run could
+ * stop the collector for all), loadfile / dofile (the file system),
+ * string.dump (bytecode, which load would refuse anyway). */
 static const char *const base_allow[] = {
-  "assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", /* pure control flow */
-  "rawequal", "rawget", "rawlen", "rawset", "select",              /* plain table access */
-  "tonumber", "tostring", "type", "_VERSION",                      /* value conversion */
-  "setmetatable", "getmetatable",                                  /* per-table, no global effect */
-  "string", "table", "math", "utf8", "coroutine",                  /* pure libraries */
+  "assert", "error", "ipairs", "next", "pairs", "pcall",          /* pure control flow */
+  "rawequal", "rawget", "rawlen", "select",                        /* plain table access */
+  "tonumber", "tostring", "type", "_VERSION", "getmetatable",      /* value conversion */
   NULL,
 };
+/* Replaced by versions of this file: rawset (not on shared tables), load
+ * (text only, the run's globals), setmetatable (no __gc: finalizers run with
+ * hooks off, beyond every limit), xpcall (the handler runs after the error
+ * unwinds, with hooks on: Lua runs handlers with hooks off otherwise). */
+/* Libraries a playbook sees read-only (a proxy per library, shared by every
+ * run): pure functions. */
+static const char *const libs_allow[] = {"string", "table", "math", "utf8", NULL};
 /* os functions that only read the clock; time and date read the engine's
  * clock (virtual in tests) when no time is given. */
 static const char *const os_allow[] = {"clock", "difftime", NULL};
@@ -104,14 +113,161 @@ static int l_print(lua_State *L) {
   return 0;
 }
 
+#define FROZEN "luasoar.frozen"
+
+static int frozen_newindex(lua_State *L) {
+  lua_getfield(L, lua_upvalueindex(1), "__name");
+  return luaL_error(L, "cannot change the shared table '%s'", lua_tostring(L, -1));
+}
+
+static int frozen_next(lua_State *L) { /* __pairs: the real table's entries */
+  lua_settop(L, 2);
+  return lua_next(L, 1) ? 2 : (lua_pushnil(L), 1);
+}
+
+static int frozen_pairs(lua_State *L) {
+  lua_pushcfunction(L, frozen_next);
+  lua_getmetatable(L, 1);
+  lua_getfield(L, -1, "__index");
+  lua_remove(L, -2);
+  lua_pushnil(L);
+  return 3;
+}
+
+static int frozen_len(lua_State *L) {
+  lua_getmetatable(L, 1);
+  lua_getfield(L, -1, "__index");
+  lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+  return 1;
+}
+
+/* [-1, +1, m] a read-only view of the table on top, named name */
+static void freeze(lua_State *L, const char *name) {
+  lua_newtable(L);           /* the proxy */
+  lua_newtable(L);           /* its metatable */
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "__index");
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, frozen_newindex, 1);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, frozen_pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushcfunction(L, frozen_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_getfield(L, LUA_REGISTRYINDEX, FROZEN);
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  lua_remove(L, -2);
+}
+
+/* rawset, except on the shared read-only tables */
+static int l_rawset(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, LUA_REGISTRYINDEX, FROZEN);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TNIL) return luaL_error(L, "rawset: the shared tables are read-only");
+  lua_settop(L, 3);
+  luaL_checkany(L, 3);
+  lua_rawset(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_setmetatable(lua_State *L) {
+  if (lua_istable(L, 2) && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+    return luaL_error(L, "setmetatable: __gc is not allowed in playbooks (finalizers run outside every limit)");
+  lua_settop(L, 2);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_argexpected(L, lua_isnoneornil(L, 2) || lua_istable(L, 2), 2, "nil or table");
+  if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL) return luaL_error(L, "cannot change a protected metatable");
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+/* xpcall(f, handler, ...): pcall, then the handler on the error */
+static int l_xpcall(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 1);
+  for (int i = 3; i <= n; i++) lua_pushvalue(L, i);
+  int base = n + 1;
+  if (lua_pcall(L, n - 1, LUA_MULTRET, 0) == LUA_OK) {
+    lua_pushboolean(L, 1);
+    lua_insert(L, base);
+    return lua_gettop(L) - base + 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_insert(L, -2);
+  lua_pcall(L, 1, 1, 0); /* the handler's error, if it fails, is the result */
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* load(chunk [, name [, mode [, env]]]): text only; the env defaults to the
+ * calling run's globals */
+static int l_load(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  const char *name = luaL_optstring(L, 2, "=(load)");
+  const char *mode = luaL_optstring(L, 3, "t");
+  if (strchr(mode, 'b')) return luaL_error(L, "load: binary chunks are not allowed");
+  if (luaL_loadbufferx(L, s, n, name, "t") != LUA_OK) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lsr_run *run = lsr_engine_of(L)->current;
+  if (lua_gettop(L) >= 5 && !lua_isnone(L, 4)) lua_pushvalue(L, 4);
+  else if (run) lsr_getref(L, run->env_ref);
+  else return 1;
+  lua_setupvalue(L, -2, 1);
+  return 1;
+}
+
 static int build_base(lua_State *L) {
   lsr_engine *eng = lsr_engine_of(L);
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, FROZEN);
+  /* the string metatable stays out of reach; string.dump is gone */
+  lua_getglobal(L, "string");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushliteral(L, "string");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 2);
   lua_newtable(L); /* base */
   int base = lua_gettop(L);
   for (const char *const *n = base_allow; *n; n++) {
     lua_getglobal(L, *n);
     lua_setfield(L, base, *n);
   }
+  for (const char *const *n = libs_allow; *n; n++) {
+    lua_getglobal(L, *n);
+    freeze(L, *n);
+    lua_setfield(L, base, *n);
+  }
+  lsr_limits_coroutine_lib(L);
+  freeze(L, "coroutine");
+  lua_setfield(L, base, "coroutine");
+  lua_pushcfunction(L, l_rawset);
+  lua_setfield(L, base, "rawset");
+  lua_pushcfunction(L, l_setmetatable);
+  lua_setfield(L, base, "setmetatable");
+  lua_pushcfunction(L, l_xpcall);
+  lua_setfield(L, base, "xpcall");
+  lua_pushcfunction(L, l_load);
+  lua_setfield(L, base, "load");
   lua_newtable(L);
   lua_getglobal(L, "os");
   for (const char *const *n = os_allow; *n; n++) {
@@ -125,13 +281,16 @@ static int build_base(lua_State *L) {
   lua_pushcclosure(L, l_os_date, 1);
   lua_setfield(L, -3, "date");
   lua_pop(L, 1);
+  freeze(L, "os");
   lua_setfield(L, base, "os");
   lua_newtable(L); /* modules for require */
   lsr_phantom_open(L);
+  freeze(L, "phantom");
   lua_pushvalue(L, -1);
   lua_setfield(L, base, "phantom");
   lua_setfield(L, -2, "phantom");
   lsr_json_open(L);
+  freeze(L, "json");
   lua_pushvalue(L, -1);
   lua_setfield(L, base, "json");
   lua_setfield(L, -2, "json");
@@ -159,7 +318,8 @@ static int build_base(lua_State *L) {
 }
 
 int lsr_lua_setup(lsr_engine *eng, char *err, size_t errlen) {
-  lua_State *L = luaL_newstate();
+  lsr_limits_defaults(eng);
+  lua_State *L = lua_newstate(lsr_alloc, eng);
   if (!L) {
     snprintf(err, errlen, "cannot create a Lua state (out of memory)");
     return -1;

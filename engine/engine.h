@@ -45,6 +45,8 @@ typedef struct lsr_app {
   lsr_action_def *actions;
   int nactions;
   struct lua_State *AL; /* lua runner: the app's own state (lazy) */
+  size_t mem;           /* its Lua memory */
+  long long instr;      /* instructions of the app run in progress */
 } lsr_app;
 
 typedef struct {
@@ -94,6 +96,21 @@ typedef struct lsr_task {
 
 /* ---- runs ---- */
 
+/* ---- virtual-or-real timers ---- */
+typedef struct lsr_timer lsr_timer;
+typedef void (*lsr_timer_cb)(void *ud);
+
+/* ---- limits (bindings/limits.c enforces them) ---- */
+
+typedef struct {
+  long long instructions_per_callback; /* each block: on_start, a callback ... */
+  long long instructions_per_run;
+  size_t memory;        /* bytes a run may hold (net of what it frees) */
+  double deadline;      /* seconds from start to end, pending work included */
+  size_t log_entries;   /* log lines kept per run */
+  int coroutines;       /* coroutines a run may create */
+} lsr_limits;
+
 typedef enum { LSR_LOG_DEBUG, LSR_LOG_ERROR } lsr_log_level;
 
 typedef struct {
@@ -128,6 +145,12 @@ struct lsr_run {
   size_t nlog, caplog;
   lsr_action_run *actions; /* live action runs of this run */
   struct lsr_sched *scheds; /* its scheduled steps and holds */
+  lsr_limits limits;
+  long long instr_block, instr_total; /* instructions counted so far */
+  long long mem_net;    /* bytes allocated minus freed while its code ran */
+  int coroutines;
+  const char *killed;   /* a limit was hit: which (a static string) */
+  lsr_timer *deadline_timer;
   int64_t parent_run_id;  /* a child playbook run: its parent, and the hold */
   int parent_token;
   lsr_run *next;        /* engine's list of live runs */
@@ -188,9 +211,6 @@ typedef struct {
   void *ud;
 } lsr_test_hooks;
 
-/* ---- virtual-or-real timers ---- */
-typedef struct lsr_timer lsr_timer;
-typedef void (*lsr_timer_cb)(void *ud);
 
 /* ---- the engine ---- */
 
@@ -230,6 +250,8 @@ struct lsr_engine {
   int hooks_ref;        /* the prelude's hooks the C side calls */
   size_t max_app_output;
   lsr_test_hooks *test;
+  lsr_limits limits;    /* defaults of every run; a playbook may set its own */
+  size_t mem_total, mem_limit; /* all Lua memory of the engine */
   int virtual_clock;    /* time passes only when nothing else is left to do */
   double vnow;          /* the virtual clock, seconds since the epoch */
   lsr_timer *vtimers;   /* pending virtual timers, earliest first */

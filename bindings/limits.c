@@ -1,0 +1,145 @@
+/* limits.c: the limits a run cannot escape.
+ *
+ * Memory: the engine's Lua state uses this allocator.  While a run's code
+ * executes (eng->current), what it allocates net of what is freed counts
+ * against its cap; a request over the cap fails (Lua raises "not enough
+ * memory" in that run only) and marks the run killed, so a pcall that catches
+ * the error does not save it.  The cap is per run, counted while the run
+ * executes: a run cannot allocate past it, and memory the collector reclaims
+ * on its behalf counts in its favour.  Shrinking never fails, and nothing is
+ * refused while no run executes, so engine code never meets a failed
+ * allocation it did not ask for.
+ *
+ * Instructions: a count hook on every run thread (inherited by the
+ * coroutines it creates) adds up instructions per block and per run.  Past a
+ * budget it marks the run killed and raises; once killed it raises at every
+ * instruction, so no pcall or xpcall can hold the run: each catch only moves
+ * the error one frame out.  The run fails with the limit's name and where it
+ * was. */
+#include "runtime.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define LSR_HOOK_STEP 1000
+
+void *lsr_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  lsr_engine *eng = ud;
+  size_t old = ptr ? osize : 0;
+  lsr_run *run = eng->current;
+  if (nsize == 0) {
+    free(ptr);
+    eng->mem_total -= old;
+    if (run) run->mem_net -= (long long)old;
+    return NULL;
+  }
+  if (nsize > old && run) {
+    size_t grow = nsize - old;
+    if ((run->limits.memory && run->mem_net + (long long)grow > (long long)run->limits.memory) ||
+        (eng->mem_limit && eng->mem_total + grow > eng->mem_limit)) {
+      if (!run->killed) run->killed = "memory limit exceeded";
+      return NULL;
+    }
+  }
+  void *p = realloc(ptr, nsize);
+  if (!p) return nsize <= old ? ptr : NULL; /* a shrink that fails keeps the block */
+  eng->mem_total += nsize - old;
+  if (run) run->mem_net += (long long)nsize - (long long)old;
+  return p;
+}
+
+static void hook(lua_State *L, lua_Debug *ar) {
+  lsr_engine *eng = lsr_engine_of(L);
+  lsr_run *run = eng->current;
+  if (ar->event == LUA_HOOKLINE) {
+    if (eng->test && eng->test->on_line && lua_getinfo(L, "S", ar) && ar->source[0] == '@')
+      eng->test->on_line(eng->test->ud, ar->source + 1, ar->currentline, 1);
+    return;
+  }
+  if (!run) return;
+  if (!run->killed) {
+    run->instr_block += LSR_HOOK_STEP;
+    run->instr_total += LSR_HOOK_STEP;
+    if (run->limits.instructions_per_callback && run->instr_block > run->limits.instructions_per_callback)
+      run->killed = "instruction limit exceeded (per callback)";
+    else if (run->limits.instructions_per_run && run->instr_total > run->limits.instructions_per_run)
+      run->killed = "instruction limit exceeded (per run)";
+    else
+      return;
+    /* from now on at every instruction: nothing catches it for long */
+    lua_sethook(L, hook, lua_gethookmask(L) | LUA_MASKCOUNT, 1);
+  }
+  luaL_error(L, "%s", run->killed);
+}
+
+void lsr_limits_arm(lsr_engine *eng, lua_State *T) {
+  int mask = LUA_MASKCOUNT;
+  if (eng->test && eng->test->on_line) mask |= LUA_MASKLINE;
+  lua_sethook(T, hook, mask, LSR_HOOK_STEP);
+}
+
+/* A block is about to run: its per-callback count starts again. */
+void lsr_limits_block(lsr_run *run, lua_State *T) {
+  run->instr_block = 0;
+  if (!run->killed) lsr_limits_arm(run->eng, T);
+}
+
+/* The run's own limits: the engine's defaults, then playbook_info.limits
+ * from the playbook's top level.  [-0, +0, e] on T after the top level. */
+void lsr_limits_from_playbook(lsr_run *run, lua_State *T) {
+  lsr_getref(T, run->env_ref);
+  lua_pushliteral(T, "playbook_info"); /* rawget: the environment is strict */
+  if (lua_rawget(T, -2) == LUA_TTABLE && lua_getfield(T, -1, "limits") == LUA_TTABLE) {
+    static const char *const names[] = {"instructions_per_callback", "instructions_per_run", "memory_mb",
+                                        "deadline_seconds", NULL};
+    for (int i = 0; names[i]; i++) {
+      if (lua_getfield(T, -1, names[i]) == LUA_TNIL) { lua_pop(T, 1); continue; }
+      if (!lua_isnumber(T, -1) || lua_tonumber(T, -1) <= 0)
+        luaL_error(T, "playbook_info.limits.%s: expected a positive number", names[i]);
+      double v = lua_tonumber(T, -1);
+      lua_pop(T, 1);
+      switch (i) {
+      case 0: run->limits.instructions_per_callback = (long long)v; break;
+      case 1: run->limits.instructions_per_run = (long long)v; break;
+      case 2: run->limits.memory = (size_t)(v * 1048576.0); break;
+      case 3: run->limits.deadline = v; break;
+      }
+    }
+  }
+  lua_settop(T, 0);
+}
+
+/* coroutine.create / coroutine.wrap, counted per run.  upvalue: the real one */
+static int counted(lua_State *L) {
+  lsr_run *run = lsr_engine_of(L)->current;
+  if (run && run->limits.coroutines && ++run->coroutines > run->limits.coroutines)
+    return luaL_error(L, "coroutine limit exceeded (%d per run)", run->limits.coroutines);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* [-0, +1, m] a copy of the coroutine library with counted create and wrap */
+void lsr_limits_coroutine_lib(lua_State *L) {
+  lua_newtable(L);
+  lua_getglobal(L, "coroutine");
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    const char *k = lua_tostring(L, -2);
+    if (strcmp(k, "create") == 0 || strcmp(k, "wrap") == 0) lua_pushcclosure(L, counted, 1);
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -5);
+  }
+  lua_pop(L, 1);
+}
+
+void lsr_limits_defaults(lsr_engine *eng) {
+  eng->limits.instructions_per_callback = 100000000LL; /* about a second of CPU */
+  eng->limits.instructions_per_run = 1000000000LL;
+  eng->limits.memory = 64u << 20;
+  eng->limits.deadline = 86400;
+  eng->limits.log_entries = 10000;
+  eng->limits.coroutines = 10000;
+  eng->mem_limit = (size_t)1 << 30;
+}
