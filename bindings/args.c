@@ -119,7 +119,7 @@ void lsr_args(lua_State *L, const char *fname, const char *const *positional,
     lua_pushvalue(L, i);
     lua_setfield(L, kw, positional[i - 1]);
   }
-  lua_replace(L, 1);
+  if (kw != 1) lua_replace(L, 1);
   lua_settop(L, 1);
 }
 

@@ -74,7 +74,7 @@ typedef struct {
   lsr_engine *eng;
   lsr_gen *gen;
   char *container, *inputs, *name;
-  int64_t parent;
+  int64_t parent, id;
   int token;
 } child_start;
 
@@ -82,7 +82,9 @@ typedef struct {
 void lsr_child_start(lsr_engine *eng, lsr_task *t) {
   child_start *c = (child_start *)t;
   char err[1024];
+  eng->forced_run_id = c->id; /* the id phantom.playbook returned */
   lsr_run *child = lsr_run_json(eng, c->gen, c->container, strlen(c->container), c->name, err, sizeof err);
+  eng->forced_run_id = 0;
   if (child) {
     child->parent_run_id = c->parent;
     child->parent_token = c->token;
@@ -136,8 +138,9 @@ static int l_start_child(lua_State *L) {
   c->name = lsr_strdup(luaL_checkstring(L, 4));
   c->parent = run->id;
   c->token = (int)luaL_checkinteger(L, 5);
+  c->id = eng->next_run_id++;
   lsr_engine_push(eng, &c->task);
-  lua_pushboolean(L, 1);
+  lua_pushinteger(L, c->id);
   return 1;
 }
 

@@ -1,6 +1,6 @@
 /* phantom.c: the `phantom` module table: logging, the run summary, and the
- * registration of every API surface (act.c, ...).  Pure-Lua helpers come
- * from prelude.lua. */
+ * registration of every API surface (act.c, ...).  The parts written in Lua
+ * come from bindings/lua/, embedded at build time. */
 #include "json.h"
 #include "runtime.h"
 #include <string.h>

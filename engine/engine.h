@@ -240,6 +240,7 @@ struct lsr_engine {
   lsr_gen **gens;       /* compiled files (child playbooks, custom functions) */
   int ngens;
   int next_sched_id;
+  int64_t forced_run_id;  /* the next run's id, when reserved (child playbooks) */
   int live_runs;
   long live_refs;       /* Lua registry refs held by the engine */
   long setup_refs;      /* of which taken once at setup */

@@ -213,7 +213,7 @@ local RUN_DATA = {"value", "key", "auto"}
 --- save_run_data{key, value}: visible to every later block of this run only.
 --- The value is stored as data (a JSON round trip); strings stay strings.
 function phantom.save_run_data(...)
-  local kw = args("phantom.save_run_data", {"key", "value", "auto"}, RUN_DATA, ...)
+  local kw = args("phantom.save_run_data", RUN_DATA, RUN_DATA, ...) -- Python's order: value, key
   local key = check("phantom.save_run_data", kw, "key", "string")
   local st = state("phantom.save_run_data")
   field(st, "run_data")[key] = snapshot("phantom.save_run_data", kw.value)

@@ -231,7 +231,7 @@ local function roots(spec, ctx)
   local filt
   if spec.filter then
     filt = st and st.filters and st.filters[spec.filter]
-    if not filt then return {}, spec.filter .. "|" .. (spec.kind) end
+    if not filt then return {}, "never ran" end
   end
   local k = spec.kind
   if k == "artifact" or k == "filtered_artifact" then
@@ -330,8 +330,10 @@ local function walk(v, steps, i, keys, out)
 end
 
 --- Entries {keys, value} of one spec, and its source's key and roots.
+--- A filtered source is a source of its own.
 local function entries(spec, ctx)
   local list, source = roots(spec, ctx)
+  if spec.filter then source = spec.filter .. "|" .. source end
   local out = {}
   for j, root in ipairs(list) do
     walk(root, spec.steps, 1, {j}, out)
@@ -420,6 +422,10 @@ local function align(specs, ctx)
   local main = multi or order[1]
   local out = {}
   if not main then return out end
+  -- a source with nothing in it: no rows (rows come from the data)
+  for _, g in ipairs(order) do
+    if #g.rows == 0 then return out end
+  end
   for _, t in ipairs(main.rows) do
     local values = {}
     for _, m in ipairs(main.members) do values[m.index] = value(m, t) end
@@ -443,11 +449,15 @@ local function align(specs, ctx)
 end
 internal.align = align
 
--- The context of a data call: what its datapaths read.
+-- The context of a data call: what its datapaths read.  Without a
+-- container, the run's own.
 local function context(fname, kw)
   local ok, st = pcall(internal.state, fname)
+  st = ok and st or nil
+  local container = kw.container
+  if container == nil and st then container = st.container end
   return {
-    fname = fname, st = ok and st or nil, container = kw.container, scope = kw.scope,
+    fname = fname, st = st, container = container, scope = kw.scope,
     action_results = kw.action_results, filter_artifacts = kw.filter_artifacts,
   }
 end

@@ -109,7 +109,7 @@ end
 --- delete_from_list{list_name, value, column, remove_all = true, remove_row = true}
 function phantom.delete_from_list(...)
   local kw = internal.kwargs("phantom.delete_from_list", {"list_name", "value", "column", "remove_all", "remove_row"},
-                             LIST, ...)
+                             LIST, ...) -- case_sensitive defaults to false, as in check_list
   local name = list_name("phantom.delete_from_list", kw)
   local rows = lists()[name]
   if not rows then return false, ("custom list '%s' not found"):format(name) end
@@ -119,7 +119,7 @@ function phantom.delete_from_list(...)
     local hit
     for j, c in ipairs(r) do
       local col = kw.column == nil or kw.column + 1 == j
-      if col and (remove_all or removed == 0) and cell_matches(c, kw.value, true, false) then hit = hit or j end
+      if col and (remove_all or removed == 0) and cell_matches(c, kw.value, kw.case_sensitive, false) then hit = hit or j end
     end
     if hit and remove_row then
       removed = removed + 1
@@ -216,11 +216,14 @@ local function member(a, b, opts)
 end
 
 local function compare(a, op, b, opts)
-  if type(b) == "table" and b.__any then -- another source's values: any of them
-    for _, x in ipairs(b.__any) do
-      if compare(a, op, x, opts) then return true end
+  -- another source's values, on either side: any of them
+  for _, side in ipairs({a, b}) do
+    if type(side) == "table" and side.__any then
+      for _, x in ipairs(side.__any) do
+        if side == a and compare(x, op, b, opts) or side == b and compare(a, op, x, opts) then return true end
+      end
+      return false
     end
-    return false
   end
   if op == "==" then return equal(a, b, opts.case_sensitive) end
   if op == "!=" then return not equal(a, b, opts.case_sensitive) end
@@ -251,9 +254,10 @@ local COND = {"container", "conditions", "logical_operator", "action_results", "
 
 -- One side of a condition: a datapath (index into specs), a custom list, or
 -- a literal.
-local function operand(x, specs)
+local function operand(x, specs, with_results)
   if type(x) == "string" then
     local spec = internal.parse_datapath(x)
+    if spec and spec.kind == "bare" and not with_results then spec = nil end -- "status": a literal
     if spec and spec.kind == "custom_list" then
       local _, _, rows = phantom.get_list{list_name = spec.list}
       return {literal = rows or {}}
@@ -284,7 +288,8 @@ local function evaluate(fname, kw)
     if not OPERATORS[op] then
       fail(fname, "conditions[%d]: unknown operator '%s' (==, !=, <, <=, >, >=, in, not in)", i, tostring(op))
     end
-    parsed[i] = {operand(c[1], specs), op, operand(c[3], specs)}
+    local r = kw.action_results ~= nil
+    parsed[i] = {operand(c[1], specs, r), op, operand(c[3], specs, r)}
   end
   local opts = {case_sensitive = kw.case_sensitive == true, delimiter = kw.delimiter}
   if opts.delimiter ~= nil and type(opts.delimiter) ~= "string" then
@@ -302,8 +307,9 @@ local function evaluate(fname, kw)
     local v = row.values
     local result = lop == "and"
     for _, p in ipairs(parsed) do
-      local a = p[1].index and v[p[1].index] or p[1].literal
-      local b = p[3].index and v[p[3].index] or p[3].literal
+      local a, b = p[1].literal, p[3].literal
+      if p[1].index then a = v[p[1].index] end -- false is a value too
+      if p[3].index then b = v[p[3].index] end
       local t = compare(a, p[2], b, opts)
       if lop == "and" then result = result and t else result = result or t end
     end
@@ -330,7 +336,7 @@ local function matches(rows)
   local sources = {}
   for _, row in ipairs(rows) do
     if row.matched and row.source then
-      local key, root = row.source, row.roots[row.keys[1]]
+      local key, root = row.source:gsub("^[^|]*|", ""), row.roots[row.keys[1]]
       local src = sources[key]
       if not src then
         src = {order = {}, picked = {}}
@@ -432,14 +438,14 @@ function phantom.format(...)
   local values = {}
   for i, p in ipairs(params) do
     local spec = type(p) == "string" and internal.parse_datapath(p)
-    local list = {}
+    local list = {n = 0} -- a missing value keeps its place (its row)
     if spec then
       for _, row in ipairs(internal.align({spec}, ctx)) do
-        local v = row.values[1]
-        if not (drop and missing(v)) then list[#list + 1] = v end
+        list.n = list.n + 1
+        list[list.n] = row.values[1]
       end
     else
-      list[1] = p
+      list.n, list[1] = 1, p
     end
     values[i - 1] = list
   end
@@ -447,7 +453,10 @@ function phantom.format(...)
     local list = values[i]
     if not list then fail("phantom.format", "the template uses {%d}; only %d parameters were given", i, #params) end
     local parts = {}
-    for j, v in ipairs(list) do parts[j] = render(v) end
+    for j = 1, list.n do
+      local v = list[j]
+      if not (drop and missing(v)) then parts[#parts + 1] = render(v) end
+    end
     return table.concat(parts, sep)
   end
   local rows = {}
@@ -455,7 +464,7 @@ function phantom.format(...)
     local n = 0
     for i in section:gmatch("{(%d+)}") do
       local list = values[tonumber(i)]
-      if list and #list > n then n = #list end
+      if list and list.n > n then n = list.n end
     end
     local copies = {}
     for r = 1, n do
@@ -464,8 +473,8 @@ function phantom.format(...)
         local list = values[i]
         if not list then fail("phantom.format", "the template uses {%d}; only %d parameters were given", i, #params) end
         local v = list[r]
-        if v == nil then
-          if drop then skip = true end
+        if missing(v) and drop then
+          skip = true
           return ""
         end
         return render(v)

@@ -18,6 +18,7 @@ end
 -- A run starts: the store learns its container (the first run's copy wins),
 -- and the run's scope is the artifacts it has now.
 function internal.container_started(st, container)
+  st.container = container -- the snapshot the run's blocks hold
   local all = containers()
   local c = all[container.id]
   if not c then
@@ -61,9 +62,9 @@ phantom.set_phase = setter("phantom.set_phase", "current_phase", "phase")
 --- get_container(id or container) -> the container as stored now (a copy).
 function phantom.get_container(...)
   local kw = internal.kwargs("phantom.get_container", {"container_id"}, {"container_id", "container"}, ...)
-  local c = containers()[type(kw.container_id) == "table" and kw.container_id.id or kw.container_id
-                         or (kw.container and kw.container.id)]
-  return copy(c)
+  local id = type(kw.container_id) == "table" and kw.container_id.id or kw.container_id
+             or (kw.container and kw.container.id) or internal.state("phantom.get_container").container_id
+  return copy(containers()[id])
 end
 
 --- close(container): status "closed".

@@ -69,6 +69,10 @@ function phantom.custom_function(...)
     fail(fname, "custom function '%s' must return a function(parameters), returned %s", ref, type(fn))
   end
   local st = internal.state(fname)
+  if st.discontinued then
+    internal.log("error", ("phantom.custom_function: '%s' not started: the run was discontinued"):format(name))
+    return nil
+  end
   local id = internal.next_id()
   params = internal.snapshot(fname, params)
   internal.started(st, "custom_function", name)
@@ -89,7 +93,7 @@ function phantom.custom_function(...)
     local per = field(st, "cf_results")
     per[name] = per[name] or {}
     table.insert(per[name], results)
-    local container = internal.stored_container(st.container_id)
+    local container = st.container
     call_back(kw.callback, {
       action = {action_run_id = id, action_name = "custom function", action = "custom function", name = name},
       success = ok_any, container = container, results = results, handle = kw.handle,
@@ -114,7 +118,11 @@ function phantom.playbook(...)
   if kw.inputs ~= nil then check(fname, kw, "inputs", "table") end
   local name = kw.name or ref
   local st = internal.state(fname)
-  local container = kw.container or internal.stored_container(st.container_id)
+  if st.discontinued then
+    internal.log("error", ("phantom.playbook: '%s' not started: the run was discontinued"):format(name))
+    return nil
+  end
+  local container = kw.container or st.container
   if type(container) ~= "table" then fail(fname, "argument 'container': expected the container") end
   local token = internal.hold()
   local stubbed = internal.stub_call("playbook", ref, json.encode(kw.inputs or {}))
@@ -127,12 +135,12 @@ function phantom.playbook(...)
     internal.schedule(nil, hooks.child_done, token, child, false, "")
     return child.run_id
   end
-  local started, why
+  local child_id, why
   for _, path in ipairs(candidates("playbooks", ref)) do
-    started, why = internal.start_child(path, json.encode(container), json.encode(kw.inputs or {}), name, token)
-    if started or not why:match("^no file") then break end
+    child_id, why = internal.start_child(path, json.encode(container), json.encode(kw.inputs or {}), name, token)
+    if child_id or not why:match("^no file") then break end
   end
-  if not started then
+  if not child_id then
     internal.cancel(token)
     if why:match("^no file") then
       fail(fname, "unknown playbook '%s' (no file %s)", ref, candidates("playbooks", ref)[1])
@@ -140,9 +148,8 @@ function phantom.playbook(...)
     fail(fname, "playbook '%s' does not compile: %s", ref, why)
   end
   internal.started(st, "playbook", name)
-  local pending = field(st, "children")
-  pending[token] = {name = name, callback = kw.callback, handle = kw.handle}
-  return token
+  field(st, "children")[token] = {name = name, callback = kw.callback, handle = kw.handle}
+  return child_id
 end
 
 -- The child ended (or could not start: child nil, why).
@@ -160,7 +167,7 @@ function hooks.child_done(token, child, failed, why)
   end
   call_back(c.callback, {
     action = {action_run_id = child and child.run_id, action_name = "playbook", action = "playbook", name = c.name},
-    success = ok, container = internal.stored_container(st.container_id),
+    success = ok, container = st.container,
     results = array{{status = ok and "success" or "failed", message = ok and "" or why,
                      playbook_run_id = child and child.run_id, outputs = outputs}},
     handle = c.handle,
@@ -214,6 +221,10 @@ local function prompt(fname, kind, ...)
   local st = internal.state(fname)
   local name = kw.name or kind
   if type(name) ~= "string" then fail(fname, "argument 'name': expected a string") end
+  if st.discontinued then
+    internal.log("error", ("%s: '%s' not started: the run was discontinued"):format(fname, name))
+    return nil
+  end
   local minutes = kw.respond_in_mins or 30
   if type(minutes) ~= "number" or minutes <= 0 then
     fail(fname, "argument 'respond_in_mins': expected a positive number of minutes")
@@ -223,7 +234,7 @@ local function prompt(fname, kind, ...)
   if type(message) ~= "string" then fail(fname, "argument 'message': expected a string") end
   if kw.parameters then
     message = phantom.format{container = kw.container, template = message, parameters = kw.parameters,
-                             separator = kw.separator or ", "}
+                             separator = kw.separator or ", ", drop_none = true}
   end
   local id = internal.next_id()
   local questions = kw.response_types or (kw.options and {{prompt = message, options = kw.options}}) or {}
@@ -244,7 +255,7 @@ local function prompt(fname, kind, ...)
     if hooks.act_done(st, name, id, results) then
       call_back(kw.callback, {
         action = {action_run_id = id, action_name = kind, action = kind, name = name},
-        success = ok, container = internal.stored_container(st.container_id), results = results, handle = kw.handle,
+        success = ok, container = st.container, results = results, handle = kw.handle,
       })
     end
   end)
