@@ -594,3 +594,6 @@ function phantom.get_action_results(...)
   end
   return out
 end
+
+-- for the fuzz harness of the parser (spec/fuzz)
+internal.hooks.parse_datapath = parse
