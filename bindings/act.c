@@ -95,7 +95,7 @@ static int can_run(lsr_engine *eng, const lsr_asset *a, const char *action) {
 
 /* The assets an action runs on, in the assets file's order, or an error. */
 static lsr_asset **select_assets(lua_State *L, lsr_engine *eng, const char *action, int *count) {
-  lsr_config *cfg = &eng->cfg;
+  lsr_config *cfg = eng->cfg;
   int provided = 0;
   for (int i = 0; i < cfg->napps && !provided; i++) provided = lsr_app_action(&cfg->apps[i], action) != NULL;
   for (int i = 0; i < cfg->nassets && !provided; i++) provided = can_run(eng, &cfg->assets[i], action);
@@ -351,6 +351,8 @@ static int l_act(lua_State *L) {
   lsr_action_run *ar = lsr_xalloc(sizeof *ar);
   ar->task.kind = LSR_TASK_CALLBACK;
   ar->eng = eng;
+  ar->cfg = eng->cfg;
+  eng->cfg->refs++;
   ar->id = eng->next_action_run_id++;
   ar->run = run;
   ar->action = lsr_strdup(action);
@@ -586,6 +588,7 @@ void lsr_act_free(lsr_engine *eng, lsr_action_run *ar) {
   free(ar->callback_name);
   free(ar->loop_state);
   free(ar->denied);
+  lsr_config_release(eng, ar->cfg);
   free(ar);
 }
 

@@ -11,12 +11,12 @@ static int lint(lua_State *L) {
   lua_getfield(L, -1, "lint");
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
-  if (eng->cfg.napps > 0) { /* the actions the apps folder provides */
+  if (eng->cfg->napps > 0) { /* the actions the apps folder provides */
     lua_newtable(L);
-    for (int i = 0; i < eng->cfg.napps; i++)
-      for (int j = 0; j < eng->cfg.apps[i].nactions; j++) {
+    for (int i = 0; i < eng->cfg->napps; i++)
+      for (int j = 0; j < eng->cfg->apps[i].nactions; j++) {
         lua_pushboolean(L, 1);
-        lua_setfield(L, -2, eng->cfg.apps[i].actions[j].name);
+        lua_setfield(L, -2, eng->cfg->apps[i].actions[j].name);
       }
   } else {
     lua_pushnil(L);

@@ -155,9 +155,7 @@ int lsr_lua_app_run(lsr_engine *eng, lsr_app_run *apr, char **out, size_t *len, 
   return 0;
 }
 
-void lsr_lua_apps_close(lsr_engine *eng) {
-  for (int i = 0; i < eng->cfg.napps; i++) {
-    if (eng->cfg.apps[i].AL) lua_close(eng->cfg.apps[i].AL);
-    eng->cfg.apps[i].AL = NULL;
-  }
+void lsr_lua_app_close(lsr_app *app) {
+  if (app->AL) lua_close(app->AL);
+  app->AL = NULL;
 }

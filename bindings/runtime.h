@@ -39,7 +39,7 @@ void lsr_results_summarize(lsr_engine *eng, lsr_action_run *ar);
 /* lua runner (runner_lua.c): run all parameter sets; output or failure */
 int lsr_lua_app_run(lsr_engine *eng, lsr_app_run *apr, char **out, size_t *len,
                     char **failure);
-void lsr_lua_apps_close(lsr_engine *eng);
+
 
 /* ---- the argument normaliser (args.c) ---- */
 /* Calls are f(kwargs), or positional arguments in the order of `positional`

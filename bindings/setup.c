@@ -342,7 +342,7 @@ void lsr_lua_teardown(lsr_engine *eng) {
   free(eng->gens);
   eng->gens = NULL;
   eng->ngens = 0;
-  lsr_lua_apps_close(eng);
+  for (int i = 0; eng->cfg && i < eng->cfg->napps; i++) lsr_lua_app_close(&eng->cfg->apps[i]);
   if (eng->L) lua_close(eng->L);
   eng->L = NULL;
 }

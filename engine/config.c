@@ -306,7 +306,7 @@ int lsr_config_add_assets(lsr_config *cfg, const char *json, size_t len, const c
 
 int lsr_config_load(lsr_config *cfg, const char *apps_dir, const char *assets_file,
                     int assets_required, char *err, size_t errlen) {
-  memset(cfg, 0, sizeof *cfg);
+  lsr_config_free(cfg);
   if (apps_dir && load_apps(cfg, apps_dir, err, errlen) < 0) return -1;
   if (assets_file) {
     struct stat st;
@@ -320,9 +320,16 @@ int lsr_config_load(lsr_config *cfg, const char *apps_dir, const char *assets_fi
   return 0;
 }
 
+void lsr_config_release(lsr_engine *eng, lsr_config *cfg) {
+  if (--cfg->refs > 0 || cfg == eng->cfg) return;
+  lsr_config_free(cfg);
+  free(cfg);
+}
+
 void lsr_config_free(lsr_config *cfg) {
   for (int i = 0; i < cfg->napps; i++) {
     lsr_app *a = &cfg->apps[i];
+    lsr_lua_app_close(a);
     free(a->name); free(a->dir); free(a->manifest); free(a->main);
     lsr_strv_free(a->command);
     lsr_strv_free(a->env);
@@ -339,7 +346,9 @@ void lsr_config_free(lsr_config *cfg) {
     lsr_strv_free(cfg->assets[i].tags);
   }
   free(cfg->assets);
+  int refs = cfg->refs;
   memset(cfg, 0, sizeof *cfg);
+  cfg->refs = refs;
 }
 
 const lsr_action_def *lsr_app_action(const lsr_app *app, const char *action) {

@@ -60,6 +60,7 @@ lsr_engine *lsr_engine_new(uv_loop_t *loop, char *err, size_t errlen) {
     eng->own_loop = 1;
   }
   eng->loop = loop;
+  eng->cfg = lsr_xalloc(sizeof *eng->cfg);
   uv_idle_init(loop, &eng->idle);
   eng->idle.data = eng;
   eng->next_run_id = eng->next_action_run_id = eng->next_app_run_id = 1;
@@ -147,7 +148,8 @@ void lsr_engine_free(lsr_engine *eng) {
     eng->vtimers = t->next;
     free(t);
   }
-  lsr_config_free(&eng->cfg);
+  lsr_config_free(eng->cfg);
+  free(eng->cfg);
   free(eng->scripts_dir);
   uv_close((uv_handle_t *)&eng->idle, NULL);
   if (eng->own_loop) {

@@ -62,6 +62,7 @@ typedef struct {
   int napps;
   lsr_asset *assets;
   int nassets;
+  int refs;             /* action runs still using it (a reload makes a new one) */
 } lsr_config;
 
 /* Load every apps/<dir>/app.json under apps_dir (a missing folder means no
@@ -75,6 +76,9 @@ int lsr_config_load(lsr_config *cfg, const char *apps_dir,
 int lsr_config_add_assets(lsr_config *cfg, const char *json, size_t len, const char *label,
                           int stub_apps, char *err, size_t errlen);
 void lsr_config_free(lsr_config *cfg);
+/* Drop a reference to cfg; it is freed (with its apps' Lua states) once no
+ * action run uses it and it is not the engine's current one. */
+void lsr_config_release(lsr_engine *eng, lsr_config *cfg);
 const lsr_action_def *lsr_app_action(const lsr_app *app, const char *action);
 lsr_app *lsr_config_app(lsr_config *cfg, const char *name);
 lsr_asset *lsr_config_asset(lsr_config *cfg, const char *name);
@@ -189,6 +193,7 @@ struct lsr_action_run {
   char *denied;         /* the reviewer said no: why */
   char *loop_state;     /* given back to the callback as loop_state_json */
   lsr_engine *eng;
+  lsr_config *cfg;      /* the apps and assets it started with */
   lsr_action_run *next; /* run's list */
 };
 
@@ -228,7 +233,7 @@ struct lsr_engine {
   uv_loop_t *loop;
   int own_loop;
   struct lua_State *L;
-  lsr_config cfg;
+  lsr_config *cfg;      /* the current apps and assets */
   lsr_observer obs;
   int64_t next_run_id, next_action_run_id, next_app_run_id;
   uint64_t guid_seed, guid_counter;
@@ -278,6 +283,7 @@ void lsr_engine_drain(lsr_engine *eng);
 void lsr_guid(lsr_engine *eng, char out[37]);
 
 /* ---- implemented by bindings/ (the Lua side), called by the engine ---- */
+void lsr_lua_app_close(lsr_app *app);
 int lsr_lua_setup(lsr_engine *eng, char *err, size_t errlen);
 void lsr_lua_teardown(lsr_engine *eng);
 void lsr_run_start(lsr_run *run);

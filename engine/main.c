@@ -216,7 +216,7 @@ static int cmd_run(int argc, char **argv) {
   eng->scripts_dir = scripts;
   int rc = 2;
   lsr_gen *gen = NULL;
-  if (lsr_config_load(&eng->cfg, apps ? apps : def_apps, assets ? assets : def_assets, assets != NULL,
+  if (lsr_config_load(eng->cfg, apps ? apps : def_apps, assets ? assets : def_assets, assets != NULL,
                       err, sizeof err) < 0 ||
       lsr_lists_load(eng, lists, err, sizeof err) < 0 ||
       !(gen = lsr_gen_load(eng, playbook, err, sizeof err)) ||
@@ -257,7 +257,7 @@ static int cmd_check(int argc, char **argv) {
   free(scripts);
   lsr_engine *eng = lsr_engine_new(NULL, err, sizeof err);
   if (!eng) { fprintf(stderr, "luasoar check: %s\n", err); free(files); return 2; }
-  if (lsr_config_load(&eng->cfg, apps ? apps : def_apps, NULL, 0, err, sizeof err) < 0) {
+  if (lsr_config_load(eng->cfg, apps ? apps : def_apps, NULL, 0, err, sizeof err) < 0) {
     fprintf(stderr, "luasoar check: %s\n", err);
     lsr_engine_free(eng);
     free(files);

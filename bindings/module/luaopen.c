@@ -307,8 +307,8 @@ static int l_engine(lua_State *L) {
   m->eng->test = &m->hooks;
   lua_newtable(L);
   m->records_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (lsr_config_load(&m->eng->cfg, apps, assets, assets != NULL, err, sizeof err) < 0 ||
-      (assets_json && lsr_config_add_assets(&m->eng->cfg, assets_json, strlen(assets_json), "assets",
+  if (lsr_config_load(m->eng->cfg, apps, assets, assets != NULL, err, sizeof err) < 0 ||
+      (assets_json && lsr_config_add_assets(m->eng->cfg, assets_json, strlen(assets_json), "assets",
                                             1, err, sizeof err) < 0))
     return luaL_error(L, "luasoar.engine: %s", err);
   if (custom_lists && lsr_lists_load(m->eng, custom_lists, err, sizeof err) < 0)

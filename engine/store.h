@@ -1,0 +1,40 @@
+/* store.h: the SQLite store of `luasoar serve`: containers, artifacts,
+ * playbook runs, action runs, app runs with their results, run data, run
+ * logs, prompts.  WAL mode; writes are grouped into one transaction per turn
+ * of the loop (lsr_store_commit), and an acknowledgement to a client waits
+ * for its commit.  No Lua here. */
+#ifndef LSR_STORE_H
+#define LSR_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct lsr_store lsr_store;
+
+/* Open or create; a file that is not a luasoar store is refused, never
+ * overwritten.  NULL with the reason in err. */
+lsr_store *lsr_store_open(const char *path, char *err, size_t errlen);
+void lsr_store_close(lsr_store *st);
+/* The last error, for messages ("database or disk is full" ...). */
+const char *lsr_store_error(lsr_store *st);
+
+/* Transactions: writes open one; commit makes them durable.  -1 on error
+ * (the transaction is rolled back: the caller must not acknowledge). */
+int lsr_store_begin(lsr_store *st);
+int lsr_store_commit(lsr_store *st);
+void lsr_store_rollback(lsr_store *st);
+int lsr_store_in_transaction(lsr_store *st);
+
+/* Run one statement with text/integer/real/null arguments given by a format:
+ * 's' string, 'i' int64, 'd' double, 'n' null.  -1 on error. */
+int lsr_store_exec(lsr_store *st, const char *sql, const char *fmt, ...);
+/* The first column of the first row as a malloc'd string (NULL: no row or
+ * NULL value), same arguments. */
+char *lsr_store_text(lsr_store *st, const char *sql, const char *fmt, ...);
+/* The first column of the first row as an integer (dflt when none). */
+int64_t lsr_store_int(lsr_store *st, int64_t dflt, const char *sql, const char *fmt, ...);
+/* Rows, one callback per row with its columns as text (NULL for null). */
+int lsr_store_each(lsr_store *st, void (*row)(void *ud, int ncols, const char **cols), void *ud,
+                   const char *sql, const char *fmt, ...);
+int64_t lsr_store_last_id(lsr_store *st);
+
+#endif
