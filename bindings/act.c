@@ -406,6 +406,7 @@ static int l_act(lua_State *L) {
     act_release(eng, ar);
   }
   if (eng->test && eng->test->on_action) eng->test->on_action(eng->test->ud, ar);
+  if (eng->obs.on_action) eng->obs.on_action(ar, eng->obs.ud);
   lsr_push_state(L, run);
   lua_pushstring(L, ar->name);
   lua_pushinteger(L, ar->id);
@@ -608,6 +609,7 @@ void lsr_act_dispatch(lsr_action_run *ar) {
     lua_pushlightuserdata(T, ar);
     lsr_run_resume(run, 1);
   }
+  if (!run->failed && eng->obs.on_delivered) eng->obs.on_delivered(ar, eng->obs.ud);
   run->pending--;
   lsr_act_free(eng, ar);
   lsr_run_settle(run);

@@ -19,6 +19,9 @@ void lsr_json_init(lua_State *L) {
   if (luaL_newmetatable(L, ARRAY_MT)) {
     lua_pushliteral(L, "array");
     lua_setfield(L, -2, "__jsontype");
+    /* shared by every run: out of their reach */
+    lua_pushliteral(L, "json array");
+    lua_setfield(L, -2, "__metatable");
   }
   lua_pop(L, 1);
 }

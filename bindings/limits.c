@@ -34,9 +34,12 @@ void *lsr_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   }
   if (nsize > old && run) {
     size_t grow = nsize - old;
-    if ((run->limits.memory && run->mem_net + (long long)grow > (long long)run->limits.memory) ||
-        (eng->mem_limit && eng->mem_total + grow > eng->mem_limit)) {
+    if (run->limits.memory && run->mem_net + (long long)grow > (long long)run->limits.memory) {
       if (!run->killed) run->killed = "memory limit exceeded";
+      return NULL;
+    }
+    if (eng->mem_limit && eng->mem_total + grow > eng->mem_limit) {
+      if (!run->killed) run->killed = "memory limit exceeded (the engine's)";
       return NULL;
     }
   }
@@ -91,17 +94,20 @@ void lsr_limits_from_playbook(lsr_run *run, lua_State *T) {
   if (lua_rawget(T, -2) == LUA_TTABLE && lua_getfield(T, -1, "limits") == LUA_TTABLE) {
     static const char *const names[] = {"instructions_per_callback", "instructions_per_run", "memory_mb",
                                         "deadline_seconds", NULL};
+    /* a playbook may lower its limits; the engine's are the ceiling */
+    const lsr_limits *max = &run->eng->limits;
     for (int i = 0; names[i]; i++) {
       if (lua_getfield(T, -1, names[i]) == LUA_TNIL) { lua_pop(T, 1); continue; }
-      if (!lua_isnumber(T, -1) || lua_tonumber(T, -1) <= 0)
-        luaL_error(T, "playbook_info.limits.%s: expected a positive number", names[i]);
       double v = lua_tonumber(T, -1);
+      double least = i == 3 ? 0.001 : 1; /* a deadline may be short; the others at least 1 */
+      if (!lua_isnumber(T, -1) || v < least || v != v)
+        luaL_error(T, "playbook_info.limits.%s: expected a number >= %s", names[i], i == 3 ? "0.001" : "1");
       lua_pop(T, 1);
       switch (i) {
-      case 0: run->limits.instructions_per_callback = (long long)v; break;
-      case 1: run->limits.instructions_per_run = (long long)v; break;
-      case 2: run->limits.memory = (size_t)(v * 1048576.0); break;
-      case 3: run->limits.deadline = v; break;
+      case 0: if (v < (double)max->instructions_per_callback) run->limits.instructions_per_callback = (long long)v; break;
+      case 1: if (v < (double)max->instructions_per_run) run->limits.instructions_per_run = (long long)v; break;
+      case 2: if (v * 1048576.0 < (double)max->memory) run->limits.memory = (size_t)(v * 1048576.0); break;
+      case 3: if (v < max->deadline) run->limits.deadline = v; break;
       }
     }
   }

@@ -76,6 +76,22 @@ static int l_log(lua_State *L) {
   return 0;
 }
 
+/* internal.persist(kind, key, value): what the store must keep (serve) */
+static int l_persist(lua_State *L) {
+  lsr_engine *eng = lsr_engine_of(L);
+  if (!eng->obs.persist) return 0;
+  const char *kind = luaL_checkstring(L, 1), *key = luaL_checkstring(L, 2);
+  lsr_json_encode(L, 3, 1);
+  eng->obs.persist(eng->current, kind, key, lua_tostring(L, -1), eng->obs.ud);
+  return 0;
+}
+
+/* internal.persisting() -> whether anything listens (skip the work if not) */
+static int l_persisting(lua_State *L) {
+  lua_pushboolean(L, lsr_engine_of(L)->obs.persist != NULL);
+  return 1;
+}
+
 /* internal.where() -> "file:line: " of the playbook's call */
 static int l_where(lua_State *L) {
   lsr_where(L);
@@ -118,6 +134,7 @@ void lsr_phantom_open(lua_State *L) {
   static const luaL_Reg internal[] = {
     {"args", lsr_args_lua}, {"state", l_state}, {"store", l_store}, {"log", l_log},
     {"where", l_where}, {"now", l_now}, {"is_array", l_is_array}, {"array", l_array},
+    {"persist", l_persist}, {"persisting", l_persisting},
     {NULL, NULL},
   };
   int phantom = lua_gettop(L);

@@ -175,6 +175,11 @@ static int build_element(lua_State *L) {
   return 0;
 }
 
+static int encode_top(lua_State *L) {
+  lsr_json_encode(L, 1, 1);
+  return 1;
+}
+
 void lsr_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out,
                               size_t len, const char *failure) {
   lsr_action_run *ar = apr->ar;
@@ -201,6 +206,13 @@ void lsr_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out
         lua_pop(L, 1);
       }
     }
+  }
+  if (eng->obs.on_app_run && apr->result_ref != LUA_NOREF) {
+    lsr_getref(L, apr->result_ref);
+    lua_pushcfunction(L, encode_top);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) eng->obs.on_app_run(apr, lua_tostring(L, -1), eng->obs.ud);
+    lua_pop(L, 1);
   }
   if (++ar->ndone == ar->napp_runs) lsr_results_action_done(eng, ar);
 }

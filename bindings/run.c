@@ -67,20 +67,35 @@ static int tostring_safe(lua_State *L) {
 }
 
 /* The error object of T as a message that always says where: "file:line:
- * message".  [-0, +2, -] on L: message, traceback. */
-static void describe_error(lua_State *L, lua_State *T) {
+ * message".  [-0, +2, -] on L: message, traceback.  A __tostring is the
+ * playbook's code: it runs as the run, under its limits, on a thread of its
+ * own. */
+static void describe_error(lua_State *L, lua_State *T, lsr_run *run) {
   lua_xmove(T, L, 1); /* the error object */
   int t = lua_type(L, -1);
   if (t == LUA_TSTRING || t == LUA_TNUMBER) {
     lua_pushstring(L, lua_tostring(L, -1));
   } else {
     int base = lua_gettop(L), ok = 0;
-    if (luaL_getmetafield(L, base, "__tostring") != LUA_TNIL) {
+    if (!run->killed && luaL_getmetafield(L, base, "__tostring") != LUA_TNIL) {
       lua_pop(L, 1);
-      lua_pushcfunction(L, tostring_safe);
+      lua_State *S = lua_newthread(L);
+      lsr_limits_arm(run->eng, S);
+      lua_pushcfunction(S, tostring_safe);
       lua_pushvalue(L, base);
-      ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING;
-      if (!ok) lua_settop(L, base);
+      lua_xmove(L, S, 1);
+      lsr_run *outer = run->eng->current;
+      run->instr_block = 0;
+      run->eng->current = run;
+      int nres;
+      ok = lua_resume(S, L, 1, &nres) == LUA_OK && !run->killed && lua_type(S, -1) == LUA_TSTRING;
+      run->eng->current = outer;
+      if (ok) {
+        lua_xmove(S, L, 1);
+        lua_remove(L, base + 1); /* the thread */
+      } else {
+        lua_settop(L, base);
+      }
     }
     if (!ok) lua_pushfstring(L, "(error object is a %s value)", lua_typename(L, t));
   }
@@ -104,7 +119,9 @@ static void describe_error(lua_State *L, lua_State *T) {
 /* The limit a killed run hit, with its value: the error it fails with. */
 static void push_killed(lua_State *T, lsr_run *run) {
   const lsr_limits *l = &run->limits;
-  if (run->killed[0] == 'm')
+  if (strstr(run->killed, "engine"))
+    lua_pushfstring(T, "memory limit exceeded (the engine's %d MiB for every run)", (int)(run->eng->mem_limit >> 20));
+  else if (run->killed[0] == 'm')
     lua_pushfstring(T, "%s (%d MiB per run)", run->killed, (int)(l->memory >> 20));
   else if (strstr(run->killed, "per callback"))
     lua_pushfstring(T, "instruction limit exceeded (%I instructions per callback)", (lua_Integer)l->instructions_per_callback);
@@ -135,7 +152,7 @@ lsr_exec lsr_run_resume(lsr_run *run, int nargs) {
     lua_pop(T, 1); /* the limit names the error, whatever was raised */
     push_killed(T, run);
   }
-  describe_error(L, T);
+  describe_error(L, T, run);
   /* stack: msg, traceback */
   lsr_run_fail(run, lua_tostring(L, -2));
   size_t len;
@@ -287,6 +304,7 @@ static void deadline_passed(void *ud) {
 
 void lsr_run_start(lsr_run *run) {
   run->state = LSR_RUN_RUNNING;
+  if (run->eng->obs.on_run_start) run->eng->obs.on_run_start(run, run->eng->obs.ud);
   double started = lsr_clock(run->eng);
   run_block(run, start_block);
   run->on_start_done = 1;
@@ -313,11 +331,11 @@ static void run_end(lsr_run *run) {
   run->actions = NULL;
   lsr_sched_drop(run);
   if (run->parent_run_id) lsr_child_ended(run);
-  if (eng->obs.on_run_end) eng->obs.on_run_end(run, eng->obs.ud);
+  run->gen->runs--; /* before on_run_end, which may free a retired generation */
   for (lsr_run **p = &eng->runs; *p; p = &(*p)->next)
     if (*p == run) { *p = run->next; break; }
   eng->live_runs--;
-  run->gen->runs--;
+  if (eng->obs.on_run_end) eng->obs.on_run_end(run, eng->obs.ud);
   lsr_unref(L, &run->thread_ref);
   lsr_unref(L, &run->env_ref);
   lsr_unref(L, &run->container_ref);
@@ -477,4 +495,28 @@ char *lsr_run_summary_json(lsr_run *run) {
   char *s = lsr_strdup(ok ? lua_tostring(L, -1) : "{}");
   lua_pop(L, 1);
   return s;
+}
+
+static int set_state_field(lua_State *L) {
+  lsr_run *run = lua_touserdata(L, 1);
+  char err[128];
+  size_t n;
+  const char *json = lua_tolstring(L, 3, &n);
+  lsr_push_state(L, run);
+  if (lsr_json_decode(L, json, n, err, sizeof err) < 0) return luaL_error(L, "%s", err);
+  lua_setfield(L, -2, lua_tostring(L, 2));
+  return 0;
+}
+
+int lsr_run_state_set(lsr_run *run, const char *key, const char *json) {
+  lua_State *L = run->eng->L;
+  lua_pushcfunction(L, set_state_field);
+  lua_pushlightuserdata(L, run);
+  lua_pushstring(L, key);
+  lua_pushstring(L, json);
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
 }

@@ -8,8 +8,10 @@
  *   internal.cancel(id) -> bool                       drop it if not yet run
  *   internal.hold() -> id                             keep the run open
  */
+#include "json.h"
 #include "runtime.h"
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct lsr_sched {
   lsr_task task;
@@ -122,6 +124,37 @@ void lsr_sched_release(lsr_engine *eng, int64_t run_id, int token, int n) {
   lua_setfield(L, -2, "n");
   s->call_ref = lsr_ref(L);
   due(s);
+}
+
+/* Call hooks[hook](args...) on a run's thread on the next turn; args is a
+ * JSON list.  0, or -1 when there is no such run (or the JSON is bad). */
+int lsr_sched_call(lsr_engine *eng, int64_t run_id, const char *hook, const char *args_json) {
+  lua_State *L = eng->L;
+  lsr_run *run = find_run(eng, run_id);
+  char err[128];
+  if (!run || run->state == LSR_RUN_ENDED) return -1;
+  if (lsr_json_decode(L, args_json, strlen(args_json), err, sizeof err) < 0 || !lua_istable(L, -1)) {
+    lua_settop(L, lua_gettop(L) - (lua_istable(L, -1) ? 1 : 0));
+    return -1;
+  }
+  /* {fn, args...} from hooks[hook] and the list */
+  int n = (int)lua_rawlen(L, -1);
+  lua_createtable(L, n + 1, 1);
+  lsr_getref(L, eng->hooks_ref);
+  lua_getfield(L, -1, hook);
+  lua_remove(L, -2);
+  lua_rawseti(L, -2, 1);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -2, i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushinteger(L, n + 1);
+  lua_setfield(L, -2, "n");
+  lua_remove(L, -2);
+  lsr_sched *s = sched_new(L, run);
+  s->call_ref = lsr_ref(L);
+  due(s);
+  return 0;
 }
 
 /* on the run's thread: {fn, args...} */

@@ -6,6 +6,7 @@
 #include "json.h"
 #include "runtime.h"
 #include <dirent.h>
+#include <sys/stat.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,14 +196,10 @@ static int l_setmetatable(lua_State *L) {
 static int l_xpcall(lua_State *L) {
   int n = lua_gettop(L);
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushboolean(L, 1); /* n + 1: the status, for success */
   lua_pushvalue(L, 1);
   for (int i = 3; i <= n; i++) lua_pushvalue(L, i);
-  int base = n + 1;
-  if (lua_pcall(L, n - 1, LUA_MULTRET, 0) == LUA_OK) {
-    lua_pushboolean(L, 1);
-    lua_insert(L, base);
-    return lua_gettop(L) - base + 1;
-  }
+  if (lua_pcall(L, n - 2, LUA_MULTRET, 0) == LUA_OK) return lua_gettop(L) - n;
   lua_pushvalue(L, 2);
   lua_insert(L, -2);
   lua_pcall(L, 1, 1, 0); /* the handler's error, if it fails, is the result */
@@ -225,9 +222,9 @@ static int l_load(lua_State *L) {
     return 2;
   }
   lsr_run *run = lsr_engine_of(L)->current;
+  if (!run) return luaL_error(L, "load: only inside a run"); /* never the engine's own globals */
   if (lua_gettop(L) >= 5 && !lua_isnone(L, 4)) lua_pushvalue(L, 4);
-  else if (run) lsr_getref(L, run->env_ref);
-  else return 1;
+  else lsr_getref(L, run->env_ref);
   lua_setupvalue(L, -2, 1);
   return 1;
 }
@@ -413,6 +410,8 @@ lsr_gen *lsr_gen_load(lsr_engine *eng, const char *path, char *err, size_t errle
     return NULL;
   }
   lsr_gen *g = lsr_xalloc(sizeof *g);
+  struct stat sb;
+  if (stat(path, &sb) == 0) g->mtime = (double)sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec / 1e9;
   g->path = lsr_strdup(path);
   g->fn_ref = lsr_ref(L);
   return g;
@@ -433,4 +432,69 @@ void lsr_gen_free(lsr_engine *eng, lsr_gen *g) {
   lsr_unref(eng->L, &g->fn_ref);
   free(g->path);
   free(g);
+}
+
+/* On a throwaway thread: the chunk's top level in a fresh environment; the
+ * environment is left in the registry slot given. */
+static int info_block(lua_State *T) {
+  lsr_engine *eng = lsr_engine_of(T);
+  lsr_gen *g = lua_touserdata(T, 1);
+  lsr_getref(T, g->fn_ref);
+  lsr_getref(T, eng->factory_ref);
+  lua_pushvalue(T, 2); /* the env */
+  lua_call(T, 1, 1);
+  lua_upvaluejoin(T, -2, 1, -1, 1);
+  lua_pop(T, 1);
+  lua_call(T, 0, 0);
+  return 0;
+}
+
+int lsr_gen_info(lsr_engine *eng, lsr_gen *gen, char ***labels, int *active, char *err, size_t errlen) {
+  lua_State *L = eng->L;
+  int top = lua_gettop(L);
+  *labels = lsr_xalloc(sizeof **labels);
+  *active = 0;
+  /* the top level runs under limits, as a run would: a dummy run holds them */
+  lsr_run dummy;
+  memset(&dummy, 0, sizeof dummy);
+  dummy.eng = eng;
+  dummy.limits = eng->limits;
+  lua_State *T = lua_newthread(L);
+  lsr_limits_arm(eng, T);
+  lua_newtable(L); /* the env */
+  lsr_getref(L, eng->envmeta_ref);
+  lua_setmetatable(L, -2);
+  int env = lua_gettop(L);
+  lua_pushcfunction(T, info_block);
+  lua_pushlightuserdata(T, gen);
+  lua_pushvalue(L, env);
+  lua_xmove(L, T, 1);
+  lsr_run *outer = eng->current;
+  eng->current = &dummy;
+  int nres, st = lua_resume(T, L, 2, &nres);
+  eng->current = outer;
+  if (st != LUA_OK || dummy.killed) {
+    const char *msg = dummy.killed ? dummy.killed : lua_tostring(T, -1);
+    snprintf(err, errlen, "%s", msg ? msg : "the top level failed");
+    lua_settop(L, top);
+    return -1;
+  }
+  lua_pushliteral(L, "playbook_info");
+  if (lua_rawget(L, env) == LUA_TTABLE) {
+    lua_getfield(L, -1, "active");
+    *active = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "labels") == LUA_TTABLE) {
+      int n = (int)lua_rawlen(L, -1);
+      *labels = lsr_xrealloc(*labels, (size_t)(n + 1) * sizeof **labels);
+      int k = 0;
+      for (int i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, -1, i) == LUA_TSTRING) (*labels)[k++] = lsr_strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+      }
+      (*labels)[k] = NULL;
+    }
+  }
+  lua_settop(L, top);
+  return 0;
 }

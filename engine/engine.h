@@ -131,6 +131,9 @@ typedef struct lsr_gen {
   char *path;           /* playbook file, as given */
   int fn_ref;           /* compiled chunk */
   int runs;             /* live runs on this generation */
+  int number;           /* serve: the playbook's generation number */
+  int retired;          /* serve: replaced; freed when its last run ends */
+  double mtime;         /* of the file when compiled */
 } lsr_gen;
 
 struct lsr_run {
@@ -226,6 +229,14 @@ typedef struct {
    * answer: the responses as JSON (malloc'd) and after how many seconds, or
    * NULL for none (it times out) */
   char *(*answer)(lsr_run *run, const char *prompt_json, double *delay, void *ud);
+  /* persistence (luasoar serve): each step of a run as it happens */
+  void (*on_run_start)(lsr_run *run, void *ud);
+  void (*on_action)(lsr_action_run *ar, void *ud);
+  void (*on_app_run)(lsr_app_run *apr, const char *result_json, void *ud);
+  void (*on_delivered)(lsr_action_run *ar, void *ud);
+  /* the data API changed something kept across runs or steps: kind is
+   * run_data, container, artifact, object, list, prompt, outputs */
+  void (*persist)(lsr_run *run, const char *kind, const char *key, const char *json, void *ud);
   void *ud;
 } lsr_observer;
 
@@ -308,6 +319,16 @@ char *lsr_run_summary_json(lsr_run *run);
 void lsr_act_start_app_run(lsr_engine *eng, lsr_app_run *apr);
 void lsr_act_dispatch(lsr_action_run *ar);
 void lsr_sched_run(lsr_engine *eng, lsr_task *t);
+/* Call the prelude's hooks[hook](args...) on a run's thread on the next
+ * turn (args: a JSON list); -1 if there is no such live run. */
+int lsr_sched_call(lsr_engine *eng, int64_t run_id, const char *hook, const char *args_json);
+/* Set a field of a run's data-API state from JSON before it starts
+ * (scope_list, inputs).  -1 on bad JSON. */
+int lsr_run_state_set(lsr_run *run, const char *key, const char *json);
+/* What playbook_info says: labels (NULL-terminated, malloc'd) and active;
+ * runs the generation's top level in a throwaway sandbox under the engine's
+ * limits.  -1 with "file:line: message" in err if the top level fails. */
+int lsr_gen_info(lsr_engine *eng, lsr_gen *gen, char ***labels, int *active, char *err, size_t errlen);
 void lsr_child_start(lsr_engine *eng, lsr_task *t);
 
 /* The --json report of a run (engine/report.c); call from on_run_end. */

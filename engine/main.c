@@ -5,6 +5,7 @@
  * unusable (one line on stderr names the file and the problem). */
 #include "engine.h"
 #include "json_check.h"
+#include "serve.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ static const char usage_main[] =
   "  run PLAYBOOK.lua --container FILE   run a playbook on one container\n"
   "  check PLAYBOOK.lua...               compile playbooks without running them\n"
   "  test [DIR] [--coverage[=FILE]]      run a playbook folder's busted specs\n"
+  "  serve --scripts DIR [--db FILE]     the long-running engine with its REST API\n"
   "\n"
   "Run 'luasoar <command> --help' for a command's options.\n";
 
@@ -383,6 +385,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
   if (strcmp(cmd, "test") == 0) return cmd_test(argc - 2, argv + 2);
+  if (strcmp(cmd, "serve") == 0) return lsr_serve_main(argc - 2, argv + 2);
   fprintf(stderr, "luasoar: unknown command '%s'\n\n%s", cmd, usage_main);
   return 2;
 }

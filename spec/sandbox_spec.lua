@@ -162,6 +162,46 @@ describe("the sandbox", function()
     end)
   end
 
+  it("keeps the engine's limits a ceiling, and shared metatables out of reach", function()
+    local report = H.run([[
+      playbook_info = {limits = {instructions_per_callback = 1e15}}
+      function on_start(c)
+        local a = json.decode("[1]")
+        phantom.debug(getmetatable(a))
+        phantom.debug(tostring(pcall(setmetatable, a, {})))
+        local ls = phantom.LoopState{state = {max_iterations = 2}}
+        phantom.debug(getmetatable(ls))
+        while true do end
+      end
+    ]])
+    assert.same({"json array", "false", "LoopState"}, H.messages(report, "debug"))
+    assert.matches("instruction limit exceeded %(100000000 instructions per callback%)$", report.error)
+  end)
+
+  it("runs an error object's __tostring as the run, under its limits", function()
+    local report = H.run([[
+      function on_start(c)
+        error(setmetatable({}, {__tostring = function()
+          local f = load("return io")
+          if f() ~= nil then return "escaped" end
+          while true do end
+        end}))
+      end
+    ]])
+    assert.equal("failed", report.status)
+    assert.equal(report.playbook .. ":2: (error object is a table value)", report.error)
+  end)
+
+  it("xpcall passes the arguments and returns the results", function()
+    local report = H.run([[
+      function on_start(c)
+        phantom.debug({xpcall(function(a, b) return a + b, "ok" end, print, 2, 3)})
+        phantom.debug({xpcall(function() error("bad", 0) end, function(e) return "handled " .. e end)})
+      end
+    ]])
+    assert.same({'[true,5,"ok"]', '[false,"handled bad"]'}, H.messages(report))
+  end)
+
   it("keeps what one run does to shared things from every other run", function()
     local report = H.run([[
       function on_start(c)
@@ -201,7 +241,7 @@ describe("the sandbox", function()
 
   it("rejects bad limits in playbook_info", function()
     local report = H.run("playbook_info = {limits = {memory_mb = -1}}\nfunction on_start(c) end\n")
-    assert.matches("playbook_info.limits.memory_mb: expected a positive number", report.error)
+    assert.matches("playbook_info.limits.memory_mb: expected a number >= 1", report.error)
   end)
 end)
 

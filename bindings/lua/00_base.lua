@@ -46,10 +46,10 @@ local function deep_copy(v, seen)
   if type(v) ~= "table" then return v end
   seen = seen or {}
   if seen[v] then return seen[v] end
-  local out = {}
+  local out = is_array(v) and array() or {}
   seen[v] = out
   for k, x in pairs(v) do out[k] = deep_copy(x, seen) end
-  return setmetatable(out, getmetatable(v))
+  return out
 end
 internal.copy = deep_copy
 
@@ -216,7 +216,9 @@ function phantom.save_run_data(...)
   local kw = args("phantom.save_run_data", RUN_DATA, RUN_DATA, ...) -- Python's order: value, key
   local key = check("phantom.save_run_data", kw, "key", "string")
   local st = state("phantom.save_run_data")
-  field(st, "run_data")[key] = snapshot("phantom.save_run_data", kw.value)
+  local v = snapshot("phantom.save_run_data", kw.value)
+  field(st, "run_data")[key] = v
+  if internal.persisting() then internal.persist("run_data", key, v) end
   return true
 end
 
@@ -299,7 +301,9 @@ function phantom.save_object(...)
   local key = check("phantom.save_object", kw, "key", "string")
   check("phantom.save_object", kw, "value", "table")
   local cid = kw.container_id or state("phantom.save_object").container_id
-  objects(cid)[key] = snapshot("phantom.save_object", kw.value)
+  local v = snapshot("phantom.save_object", kw.value)
+  objects(cid)[key] = v
+  if internal.persisting() then internal.persist("object", tostring(cid) .. "\0" .. key, v) end
   return true
 end
 
@@ -317,6 +321,7 @@ function phantom.clear_object(...)
   local key = check("phantom.clear_object", kw, "key", "string")
   local cid = kw.container_id or state("phantom.clear_object").container_id
   objects(cid)[key] = nil
+  if internal.persisting() then internal.persist("object", tostring(cid) .. "\0" .. key, nil) end
   return true
 end
 

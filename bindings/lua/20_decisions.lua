@@ -18,6 +18,10 @@ local function lists()
   return store.lists
 end
 
+local function list_changed(name)
+  if internal.persisting() then internal.persist("list", name, lists()[name]) end
+end
+
 local function cell(v)
   if v == nil or v == null then return "" end
   if type(v) == "table" then return json.encode(v) end
@@ -67,6 +71,7 @@ function phantom.add_list(...)
     all[name] = rows
   end
   rows[#rows + 1] = row
+  list_changed(name)
   return true, ("added a row to list '%s'"):format(name)
 end
 
@@ -100,7 +105,7 @@ function phantom.check_list(...)
   local n = 0
   for _, r in ipairs(rows) do
     local hit = false
-    for _, c in ipairs(r) do hit = hit or cell_matches(c, kw.value, kw.case_sensitive, kw.substring) end
+    for _, c in ipairs(r) do hit = hit or cell_matches(c, kw.value, kw.case_sensitive == true, kw.substring == true) end
     if hit then n = n + 1 end
   end
   return n > 0, ("%d matching row(s) in '%s'"):format(n, name), n
@@ -119,7 +124,7 @@ function phantom.delete_from_list(...)
     local hit
     for j, c in ipairs(r) do
       local col = kw.column == nil or kw.column + 1 == j
-      if col and (remove_all or removed == 0) and cell_matches(c, kw.value, kw.case_sensitive, false) then hit = hit or j end
+      if col and (remove_all or removed == 0) and cell_matches(c, kw.value, kw.case_sensitive == true, false) then hit = hit or j end
     end
     if hit and remove_row then
       removed = removed + 1
@@ -132,6 +137,7 @@ function phantom.delete_from_list(...)
     end
   end
   lists()[name] = kept
+  list_changed(name)
   return removed > 0, ("removed %d value(s) from '%s'"):format(removed, name)
 end
 
@@ -140,6 +146,7 @@ function phantom.remove_list(...)
   local name = list_name("phantom.remove_list", kw)
   local had = lists()[name] ~= nil
   lists()[name] = nil
+  list_changed(name)
   return had, had and ("removed list '%s'"):format(name) or ("custom list '%s' not found"):format(name)
 end
 
@@ -438,6 +445,7 @@ function phantom.format(...)
   local values = {}
   for i, p in ipairs(params) do
     local spec = type(p) == "string" and internal.parse_datapath(p)
+    if spec and spec.kind == "bare" and not kw.action_results then spec = nil end -- "status": a literal
     local list = {n = 0} -- a missing value keeps its place (its row)
     if spec then
       for _, row in ipairs(internal.align({spec}, ctx)) do
@@ -473,6 +481,7 @@ function phantom.format(...)
         local list = values[i]
         if not list then fail("phantom.format", "the template uses {%d}; only %d parameters were given", i, #params) end
         local v = list[r]
+        if list.n == 1 then v = list[1] end -- one value (a literal, container:x) on every row
         if missing(v) and drop then
           skip = true
           return ""

@@ -17,17 +17,33 @@ end
 
 -- A run starts: the store learns its container (the first run's copy wins),
 -- and the run's scope is the artifacts it has now.
+-- (Serving, the store is the truth: the container a run starts with is the
+-- current one.)  A run started with scope_list sees those artifacts only.
 function internal.container_started(st, container)
   st.container = container -- the snapshot the run's blocks hold
   local all = containers()
   local c = all[container.id]
-  if not c then
+  if not c or internal.persisting() then
     c = copy(container)
     all[container.id] = c
   end
   local ids = {}
-  for _, a in ipairs(c.artifacts or {}) do ids[a.id] = true end
+  if st.scope_list then
+    for _, id in ipairs(st.scope_list) do ids[id] = true end
+  else
+    for _, a in ipairs(c.artifacts or {}) do ids[a.id] = true end
+  end
   st.scope_ids = ids
+end
+
+-- The store keeps the container (without its artifacts, kept one by one).
+local function changed(c)
+  if not internal.persisting() then return end
+  local head = {}
+  for k, v in pairs(c) do
+    if k ~= "artifacts" then head[k] = v end
+  end
+  internal.persist("container", tostring(c.id), head)
 end
 
 -- The stored container a call names: a container table, an id, or nothing
@@ -47,7 +63,9 @@ local function setter(fname, field, arg)
     local kw = internal.kwargs(fname, positional, allowed, ...)
     local v = kw[arg]
     if type(v) ~= "string" then fail(fname, "argument '%s': expected a string, got %s", arg, type(v)) end
-    target(fname, kw.container)[field] = v
+    local c = target(fname, kw.container)
+    c[field] = v
+    changed(c)
     return true, fname:sub(9) .. " done"
   end
 end
@@ -70,7 +88,9 @@ end
 --- close(container): status "closed".
 function phantom.close(...)
   local kw = internal.kwargs("phantom.close", {"container"}, {"container", "trace"}, ...)
-  target("phantom.close", kw.container).status = "closed"
+  local c = target("phantom.close", kw.container)
+  c.status = "closed"
+  changed(c)
   return true, "closed"
 end
 
@@ -84,6 +104,7 @@ function phantom.update(...)
     if k == "id" or k == "artifacts" then fail("phantom.update", "field '%s' cannot be updated", k) end
     c[k] = v
   end
+  changed(c)
   return true, "updated"
 end
 
@@ -105,6 +126,7 @@ local function tag_op(fname, add)
       for _, t in ipairs(tags) do out[#out + 1] = tostring(t) end
     end
     c.tags = out
+    changed(c)
     return true, fname:sub(9) .. " done"
   end
 end
@@ -118,6 +140,7 @@ function phantom.comment(...)
   local c = target("phantom.comment", kw.container)
   c.comments = c.comments or array()
   c.comments[#c.comments + 1] = text
+  changed(c)
   return true, "comment added"
 end
 
@@ -132,6 +155,7 @@ function phantom.add_note(...)
   c.notes[#c.notes + 1] = {id = store.next_note_id, title = kw.title and tostring(kw.title) or "",
                            content = kw.content and tostring(kw.content) or "",
                            note_type = kw.note_type or "general", note_format = kw.note_format or "markdown"}
+  changed(c)
   return true, "note added", store.next_note_id
 end
 
@@ -165,6 +189,7 @@ function phantom.add_artifact(...)
   c.artifacts = c.artifacts or array()
   c.artifacts[#c.artifacts + 1] = a
   c.artifact_count = #c.artifacts
+  if internal.persisting() then internal.persist("artifact", tostring(id), a) end
   return true, "artifact added", id
 end
 

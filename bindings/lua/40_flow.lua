@@ -93,6 +93,7 @@ function phantom.custom_function(...)
     local per = field(st, "cf_results")
     per[name] = per[name] or {}
     table.insert(per[name], results)
+    if st.discontinued then return end
     local container = st.container
     call_back(kw.callback, {
       action = {action_run_id = id, action_name = "custom function", action = "custom function", name = name},
@@ -148,7 +149,7 @@ function phantom.playbook(...)
     fail(fname, "playbook '%s' does not compile: %s", ref, why)
   end
   internal.started(st, "playbook", name)
-  field(st, "children")[token] = {name = name, callback = kw.callback, handle = kw.handle}
+  field(st, "children")[token] = {name = name, callback = kw.callback, handle = kw.handle, id = child_id}
   return child_id
 end
 
@@ -165,8 +166,9 @@ function hooks.child_done(token, child, failed, why)
   if not ok then
     internal.log("error", ("child playbook '%s' %s: %s"):format(c.name, child and "failed" or "did not start", why))
   end
+  if st.discontinued then return end
   call_back(c.callback, {
-    action = {action_run_id = child and child.run_id, action_name = "playbook", action = "playbook", name = c.name},
+    action = {action_run_id = child and child.run_id or c.id, action_name = "playbook", action = "playbook", name = c.name},
     success = ok, container = st.container,
     results = array{{status = ok and "success" or "failed", message = ok and "" or why,
                      playbook_run_id = child and child.run_id, outputs = outputs}},
@@ -182,6 +184,7 @@ function phantom.save_playbook_output_data(...)
   local st = internal.state("phantom.save_playbook_output_data")
   local out = field(st, "outputs")
   for k, v in pairs(internal.snapshot("phantom.save_playbook_output_data", kw.output)) do out[k] = v end
+  if internal.persisting() then internal.persist("outputs", tostring(st.run_id), out) end
   return true
 end
 
@@ -195,14 +198,24 @@ local PROMPT = {"container", "user", "role", "message", "respond_in_mins", "name
 -- An answer of null means none will come: the prompt times out at once.
 local function ask(st, prompt, minutes, deliver)
   local box = {}
+  local id = prompt.action_run_id
   local function finish(via, responses)
     if box.done then return end
     box.done = true
+    field(st, "waiting")[id] = nil
     for _, other in ipairs({"timeout", "answer"}) do
       if other ~= via and box[other] then internal.cancel(box[other]) end
     end
+    if internal.persisting() then
+      internal.persist("prompt_done", tostring(id), {status = responses and "answered" or "timed out",
+                                                     responses = responses})
+    end
     deliver(responses)
   end
+  -- an answer may also come later from outside (POST /rest/prompt/ID/answer)
+  field(st, "waiting")[id] = finish
+  prompt.deadline = internal.now() + minutes * 60
+  if internal.persisting() then internal.persist("prompt", tostring(id), prompt) end
   local answer, delay = internal.ask(json.encode(prompt))
   local responses
   if answer ~= nil then
@@ -271,6 +284,14 @@ function phantom.prompt(...) return prompt("phantom.prompt", "prompt", ...) end
 --- task{user, message, respond_in_mins, name}: a manual task to acknowledge.
 function phantom.task(...) return prompt("phantom.task", "task", ...) end
 
+-- An answer from outside the run (the REST API), on the run's thread.
+function hooks.prompt_answer(id, responses)
+  local finish = field(internal.state("prompt"), "waiting")[id]
+  if not finish then return end
+  if type(responses) ~= "table" then responses = {responses} end
+  finish("answer", responses)
+end
+
 -- An act with a reviewer: its app runs wait for "approve"; anything else,
 -- or no answer within the hour, denies it.
 local APPROVAL_MINUTES = 60
@@ -289,6 +310,7 @@ end
 
 local LoopState = {}
 LoopState.__index = LoopState
+LoopState.__metatable = "LoopState" -- shared by every run: out of their reach
 
 --- phantom.LoopState{state = loop_state_json or table}
 function phantom.LoopState(...)

@@ -2,6 +2,7 @@
 -- Lua Language Server definitions for the luasoar playbook API (`phantom`, `json`).
 -- Put this folder in `workspace.library` (or `Lua.workspace.library`) of your editor.
 -- The reference is docs/api.md; this file only describes shapes, it is never run.
+-- Where a function takes a container, leaving it out means the run's container (the table on_start got).
 
 -- ---------------------------------------------------------------------------
 -- Shared shapes
@@ -57,7 +58,7 @@
 
 ---The `action` kwarg of every callback.
 ---@class ActionInfo
----@field action_run_id integer
+---@field action_run_id integer nil only for a child playbook that could not start
 ---@field action_name string the action ("custom function", "playbook", "prompt", "task" for the others)
 ---@field action string same as action_name
 ---@field name string the name given to the call (defaults to the action)
@@ -113,7 +114,7 @@
 ---@class CallbackKwargs
 ---@field action ActionInfo
 ---@field success boolean
----@field container Container
+---@field container Container the run's container (the table on_start got)
 ---@field results AppRunResult[]|CustomFunctionResult[]|PlaybookResult[]
 ---@field handle any the `handle` given to the call
 ---@field loop_state_json? string act with loop_state only
@@ -157,6 +158,20 @@
 ---@field path string
 ---@field parent_playbook_run_id? integer
 
+---Limits a playbook sets for its runs (docs/api.md §2.1); each a positive number.
+---@class PlaybookLimits
+---@field instructions_per_callback? number default 1e8 (a block: top level + on_start, a callback, on_finish)
+---@field instructions_per_run? number default 1e9
+---@field memory_mb? number default 64
+---@field deadline_seconds? number default 86400
+
+---@class PlaybookSettings
+---@field limits? PlaybookLimits
+
+---Set at the playbook's top level; read once the top level has run.
+---@type PlaybookSettings?
+playbook_info = nil
+
 ---@class StoredObject
 ---@field value table
 ---@field composite_key { key: string, container_id: integer }
@@ -181,7 +196,7 @@
 ---@field loop_state? string LoopState:to_json()
 
 ---@class Collect2Kwargs
----@field container? Container
+---@field container? Container default: the run's container
 ---@field datapath Datapath[]|Datapath
 ---@field action_results? AppRunResult[]
 ---@field scope? Scope
@@ -212,13 +227,13 @@
 ---@field flatten? boolean true returns action results
 
 ---@class ConditionKwargs
----@field container? Container
+---@field container? Container default: the run's container
 ---@field conditions Condition[]
 ---@field logical_operator? "and"|"or"
----@field action_results? AppRunResult[]
+---@field action_results? AppRunResult[] also makes bare words ("status", ...) datapaths
 ---@field scope? Scope
 ---@field name? string condition only: "filter_1:condition_1"
----@field case_sensitive? boolean default false
+---@field case_sensitive? boolean default false; only true turns it on
 ---@field delimiter? string
 ---@field filter_artifacts? Artifact[]
 ---@field trace? any ignored
@@ -229,7 +244,7 @@
 ---@field parameters? any[] datapaths or literals
 ---@field name? string
 ---@field separator? string default ", "
----@field drop_none? boolean default false
+---@field drop_none? boolean default false: nil and null render as None
 ---@field scope? Scope default "all"
 ---@field trace? any ignored
 ---@field action_results? AppRunResult[]
@@ -241,8 +256,8 @@
 ---@field trace? any ignored
 
 ---@class RunDataKwargs
----@field key string
 ---@field value? any
+---@field key string
 ---@field auto? any ignored
 
 ---@class ObjectKwargs
@@ -257,7 +272,7 @@
 ---@field list_name string
 ---@field values? any[]|any
 ---@field value? any
----@field case_sensitive? boolean
+---@field case_sensitive? boolean check_list, delete_from_list: default false, any truthy value turns it on
 ---@field substring? boolean
 ---@field column? integer 0-based
 ---@field remove_all? boolean default true
@@ -296,7 +311,7 @@
 
 ---@class PlaybookKwargs
 ---@field playbook string "repo/name"
----@field container? Container default: the stored container
+---@field container? Container default: the run's container
 ---@field name? string defaults to playbook
 ---@field callback? Callback
 ---@field inputs? table<string, any>
@@ -305,13 +320,13 @@
 ---@field scope? any ignored
 
 ---@class PromptKwargs
----@field container? Container
+---@field container? Container for the message's parameters; default: the run's container
 ---@field user? string
 ---@field role? string
 ---@field message? string a format template
 ---@field respond_in_mins? number default 30
 ---@field name? string default "prompt" ("task" for task)
----@field parameters? any[] datapaths for message
+---@field parameters? any[] datapaths for message (format with drop_none = true)
 ---@field response_types? table[] prompt2: {prompt, options}
 ---@field options? table prompt: {type = "list", choices = {...}}
 ---@field separator? string
@@ -380,8 +395,8 @@ function phantom.get_summary() end
 
 -- Data access ---------------------------------------------------------------
 
----Rows aligned as in docs/api.md §4.3; a missing value is nil, each row has n.
----@param container Container
+---Rows aligned as in docs/api.md §4.3; a missing value is nil, each row has n; a source with no rows: none.
+---@param container? Container
 ---@param datapath Datapath[]|Datapath
 ---@param action_results? AppRunResult[]
 ---@param scope? Scope
@@ -394,7 +409,7 @@ function phantom.get_summary() end
 function phantom.collect2(container, datapath, action_results, scope, filter_artifacts, tags, limit) end
 
 ---A flat list of one datapath's values, missing ones left out.
----@param container Container|AppRunResult[]
+---@param container? Container|AppRunResult[]
 ---@param datapath Datapath
 ---@param scope? Scope
 ---@param limit? integer
@@ -404,7 +419,7 @@ function phantom.collect2(container, datapath, action_results, scope, filter_art
 function phantom.collect(container, datapath, scope, limit, none_if_first) end
 
 ---Distinct values of the CEF fields of the given contains types.
----@param container Container
+---@param container? Container
 ---@param action_results? any
 ---@param contains string[]
 ---@param scope? Scope
@@ -464,13 +479,13 @@ function phantom.get_format_data(name) end
 
 -- Run data, joins, limits ---------------------------------------------------
 
----Stores a value (as data) for the later blocks of this run.
----@param key string
+---Stores a value (as data) for the later blocks of this run. Python's order: value first.
 ---@param value any
+---@param key string
 ---@param auto? any
 ---@return true
 ---@overload fun(kw: RunDataKwargs): true
-function phantom.save_run_data(key, value, auto) end
+function phantom.save_run_data(value, key, auto) end
 
 ---The saved value (a copy), or nil.
 ---@param key string
@@ -496,7 +511,8 @@ function phantom.actions_done(names) end
 ---@param limit integer
 function phantom.set_action_limit(limit) end
 
----Later acts are refused, pending act and prompt callbacks are not called; on_finish still runs.
+---Later acts, custom functions, child playbooks and prompts are refused (nil, logged); pending act and
+---prompt callbacks are not called; on_finish still runs.
 function phantom.discontinue() end
 
 ---@return PlaybookInfo[]
@@ -508,17 +524,19 @@ function phantom.playbook_block() end
 
 -- Custom functions, child playbooks, prompts, LoopState ---------------------
 
----Runs custom_functions/REPO/NAME.lua once per parameter set, then the callback; returns its run id.
+---Runs custom_functions/REPO/NAME.lua once per parameter set, then the callback; returns its run id
+---(nil after discontinue()).
 ---@param custom_function string
 ---@param parameters? table[]|table
 ---@param name? string
 ---@param callback? Callback
 ---@param handle? any
----@return integer
----@overload fun(kw: CustomFunctionKwargs): integer
+---@return integer?
+---@overload fun(kw: CustomFunctionKwargs): integer?
 function phantom.custom_function(custom_function, parameters, name, callback, handle) end
 
----Starts a child run of playbooks/REPO/NAME.lua; the parent waits for it.
+---Starts a child run of playbooks/REPO/NAME.lua; the parent waits for it. Returns the child's run id
+---(nil after discontinue()).
 ---@param playbook string
 ---@param container? Container
 ---@param name? string
@@ -527,8 +545,8 @@ function phantom.custom_function(custom_function, parameters, name, callback, ha
 ---@param handle? any
 ---@param show_debug? any
 ---@param scope? any
----@return integer
----@overload fun(kw: PlaybookKwargs): integer
+---@return integer?
+---@overload fun(kw: PlaybookKwargs): integer?
 function phantom.playbook(playbook, container, name, callback, inputs, handle, show_debug, scope) end
 
 ---This run's outputs, read by the parent as NAME:playbook_output:key.
@@ -539,17 +557,17 @@ function phantom.save_playbook_output_data(output) end
 
 ---Asks a prompt; returns its action_run_id. Answers in NAME:action_result.summary.responses.<i>.
 ---@param kw PromptKwargs
----@return integer
+---@return integer? nil after discontinue()
 function phantom.prompt2(kw) end
 
 ---Legacy prompt (options); the answer is summary.response.
 ---@param kw PromptKwargs
----@return integer
+---@return integer? nil after discontinue()
 function phantom.prompt(kw) end
 
 ---A manual task to acknowledge.
 ---@param kw PromptKwargs
----@return integer
+---@return integer? nil after discontinue()
 function phantom.task(kw) end
 
 ---A loop state from a table or its JSON.
@@ -598,8 +616,8 @@ function phantom.set_owner(container, user) end
 ---@overload fun(kw: { container?: Container|integer, phase: string, trace?: any }): true, string
 function phantom.set_phase(container, phase) end
 
----A copy of the stored container, or nil.
----@param container_id integer|Container
+---A copy of the stored container (default: the run's), or nil.
+---@param container_id? integer|Container
 ---@return Container?
 ---@overload fun(kw: { container_id?: integer|Container, container?: Container }): Container?
 function phantom.get_container(container_id) end
@@ -692,11 +710,12 @@ function phantom.get_list(list_name) end
 ---@overload fun(kw: ListKwargs): boolean, string, integer
 function phantom.check_list(list_name, value, case_sensitive, substring) end
 
+---Case-insensitive unless the keyword case_sensitive is truthy.
 ---@param list_name string
 ---@param value any
----@param column? integer
----@param remove_all? boolean
----@param remove_row? boolean
+---@param column? integer 0-based; default: any column
+---@param remove_all? boolean default true
+---@param remove_row? boolean default true
 ---@return boolean removed
 ---@return string message
 ---@overload fun(kw: ListKwargs): boolean, string
@@ -724,17 +743,21 @@ function phantom.save_object(key, value, auto_delete, container_id, playbook_nam
 ---@param value? any
 ---@param auto_delete? any
 ---@param container_id? integer
+---@param playbook_name? any
+---@param repo_name? any
 ---@return StoredObject[]
 ---@overload fun(kw: ObjectKwargs): StoredObject[]
-function phantom.get_object(key, value, auto_delete, container_id) end
+function phantom.get_object(key, value, auto_delete, container_id, playbook_name, repo_name) end
 
 ---@param key string
 ---@param value? any
 ---@param auto_delete? any
 ---@param container_id? integer
+---@param playbook_name? any
+---@param repo_name? any
 ---@return true
 ---@overload fun(kw: ObjectKwargs): true
-function phantom.clear_object(key, value, auto_delete, container_id) end
+function phantom.clear_object(key, value, auto_delete, container_id, playbook_name, repo_name) end
 
 -- Helpers -------------------------------------------------------------------
 
