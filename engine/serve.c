@@ -338,9 +338,14 @@ static void scan(server *s) {
 
 /* ---- watching the scripts folder ---- */
 
+static void watch_dir(server *s, const char *dir);
+static void unwatch(server *s);
+
 static void rescan(uv_timer_t *t) {
   server *s = t->data;
   scan(s);
+  unwatch(s); /* new folders get watched too */
+  watch_dir(s, s->scripts);
 }
 
 static void on_fs(uv_fs_event_t *h, const char *name, int events, int status) {
@@ -532,7 +537,7 @@ static enum MHD_Result post_container(server *s, struct MHD_Connection *c, reque
     yajl_tree_free(v);
     return fail(c, 400, "fields 'label' and 'status' must be strings");
   }
-  const char *lab = label ? label->u.string : "events", *sta = status ? status->u.string : "new";
+  char *lab = lsr_strdup(label ? label->u.string : "events"), *sta = lsr_strdup(status ? status->u.string : "new");
   double now = lsr_now();
   int ok = lsr_store_exec(s->store, "INSERT INTO containers(label, status, data, create_time, update_time)"
                           " VALUES(?, ?, json_set(json_remove(?, '$.artifacts', '$.id'), '$.label', ?, '$.status', ?),"
@@ -545,14 +550,21 @@ static enum MHD_Result post_container(server *s, struct MHD_Connection *c, reque
     ok = insert_artifact(s, cid, a, &aid) == 0;
     free(a);
   }
+  size_t nart = arts ? arts->u.array.len : 0;
   yajl_tree_free(v);
+  free(sta);
   if (!ok) {
+    free(lab);
     lsr_store_rollback(s->store);
     say("error: refused a container, the store cannot keep it: %s", lsr_store_error(s->store));
     return fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
   }
-  if (!durable(s, c, &rc)) return rc;
-  say("ingest container %lld (%s, %zu artifacts)", (long long)cid, lab, arts ? arts->u.array.len : 0);
+  if (!durable(s, c, &rc)) {
+    free(lab);
+    return rc;
+  }
+  say("ingest container %lld (%s, %zu artifacts)", (long long)cid, lab, nart);
+  free(lab);
   char out[96];
   snprintf(out, sizeof out, "{\"id\": %lld, \"success\": true}", (long long)cid);
   rc = reply(c, 200, out);
