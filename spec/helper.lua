@@ -6,6 +6,11 @@ local luasoar = require "luasoar"
 local H = {}
 H.root = os.getenv("LUASOAR_ROOT") or "."
 H.bin = os.getenv("LUASOAR_BIN") or (H.root .. "/build/luasoar")
+if H.bin:sub(1, 1) ~= "/" then -- absolute: specs run it from other folders too
+  local p = io.popen("pwd")
+  H.bin = p:read("l") .. "/" .. H.bin
+  p:close()
+end
 H.fixtures = H.root .. "/spec/fixtures"
 H.luasoar = luasoar
 H.json = {decode = luasoar.json_decode, encode = luasoar.json_encode}

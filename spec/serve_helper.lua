@@ -1,0 +1,126 @@
+-- serve_helper.lua: a `luasoar serve` on loopback for a spec: its own
+-- scripts folder, store and port; requests through curl.
+local H = require "spec.helper"
+
+local S = {}
+
+local function sh(cmd)
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  p:close()
+  return out
+end
+S.sh = sh
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+S.q = q
+
+local port_seed = 0
+local function free_port()
+  port_seed = port_seed + 1
+  for _ = 1, 50 do
+    local port = 20000 + (os.time() * 7 + port_seed * 131 + math.random(0, 9999)) % 30000
+    if sh(("(exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null && echo used"):format(port)) == "" then return port end
+  end
+  error("no free port")
+end
+
+--- Start a server over a fresh folder; files = {["playbooks/x.lua"] = text, ...}
+function S.start(files, dir, db)
+  dir = dir or (H.tmp() .. "/serve" .. math.random(1, 1e9))
+  local srv = {dir = dir, db = db or (dir .. "/luasoar.db"), port = free_port()}
+  sh("mkdir -p " .. q(dir .. "/scripts/playbooks") .. " " .. q(dir .. "/scripts/apps"))
+  sh("cp -r " .. q(H.fixtures .. "/serve/apps") .. "/. " .. q(dir .. "/scripts/apps/") .. " 2>/dev/null")
+  sh("cp " .. q(H.fixtures .. "/serve/assets.json") .. " " .. q(dir .. "/scripts/assets.json"))
+  for name, text in pairs(files or {}) do S.write(srv, name, text) end
+  return S.launch(srv)
+end
+
+function S.write(srv, name, text)
+  local path = srv.dir .. "/scripts/" .. name
+  sh("mkdir -p " .. q(path:match("(.*)/")))
+  local f = assert(io.open(path .. ".tmp", "w"))
+  f:write(text)
+  f:close()
+  os.rename(path .. ".tmp", path) -- one event for the watcher, as editors that rename do
+end
+
+function S.launch(srv)
+  srv.log = srv.dir .. "/serve.log"
+  srv.pid = tonumber(sh(("cd %s && %s serve --scripts scripts --db %s --listen 127.0.0.1:%d 2>>%s >/dev/null & echo $!")
+    :format(q(srv.dir), q(H.bin), q(srv.db), srv.port, q(srv.log))))
+  for _ = 1, 100 do
+    if S.logged(srv, "listening on") then break end
+    sh("sleep 0.05")
+  end
+  assert(S.logged(srv, "listening on"), "the server did not start:\n" .. S.log_text(srv))
+  local f = io.open(srv.db .. ".token")
+  srv.token = f and f:read("l")
+  if f then f:close() end
+  return srv
+end
+
+function S.log_text(srv)
+  local f = io.open(srv.log)
+  local t = f and f:read("a") or ""
+  if f then f:close() end
+  return t
+end
+
+function S.logged(srv, text)
+  return S.log_text(srv):find(text, 1, true) ~= nil
+end
+
+--- request(srv, method, path, body, {token = false | "x"}) -> status, body (decoded when JSON)
+function S.request(srv, method, path, body, opts)
+  opts = opts or {}
+  local token = opts.token
+  if token == nil then token = srv.token end
+  local args = {"curl -s -o - -w '\\n%{http_code}' -X", method}
+  if token then args[#args + 1] = "-H " .. q("ph-auth-token: " .. token) end
+  if body then
+    local f = assert(io.open(srv.dir .. "/body", "wb"))
+    f:write(type(body) == "table" and H.json.encode(body) or body)
+    f:close()
+    args[#args + 1] = "--data-binary @" .. q(srv.dir .. "/body")
+  end
+  args[#args + 1] = q(("http://127.0.0.1:%d%s"):format(srv.port, path))
+  local out = sh(table.concat(args, " "))
+  local text, code = out:match("^(.*)\n(%d+)$")
+  local decoded = text and text ~= "" and H.json.decode(text)
+  return tonumber(code), decoded or text
+end
+
+--- Wait until fn() is true (polls every 50 ms, at most seconds).
+function S.wait(fn, seconds)
+  local deadline = os.time() + (seconds or 20)
+  while os.time() <= deadline do
+    local v = fn()
+    if v then return v end
+    sh("sleep 0.05")
+  end
+  return nil
+end
+
+function S.runs(srv, container)
+  local _, r = S.request(srv, "GET", "/rest/playbook_run" .. (container and ("?_filter_container=" .. container) or ""))
+  return r.data
+end
+
+function S.all_ended(srv, n)
+  return S.wait(function()
+    local runs = S.runs(srv)
+    if n and #runs < n then return nil end
+    for _, r in ipairs(runs) do
+      if r.status == "running" then return nil end
+    end
+    return runs
+  end)
+end
+
+function S.stop(srv, signal)
+  sh(("kill -%s %d 2>/dev/null; for i in $(seq 100); do kill -0 %d 2>/dev/null || break; sleep 0.05; done"):format(
+    signal or "TERM", srv.pid, srv.pid))
+end
+
+return S

@@ -1,0 +1,193 @@
+-- luasoar serve: REST ingest, runs of active playbooks, the store behind the
+-- API, bad requests, hot reload under load, shutdown.
+local H = require "spec.helper"
+local S = require "spec.serve_helper"
+
+local GEO = [[
+playbook_info = {labels = {"events"}, active = true}
+function on_start(c)
+  local ids = {}
+  for _, row in ipairs(phantom.collect2{container = c, datapath = {"artifact:*.id"}}) do ids[#ids + 1] = row[1] end
+  phantom.debug("scope " .. table.concat(ids, ","))
+  phantom.act("wait", {parameters = {{seconds = 0}}, assets = {"slow"}, callback = cb, name = "w"})
+end
+function cb(kw)
+  phantom.save_run_data{key = "k", value = kw.results[1].message}
+  phantom.debug("done " .. kw.results[1].message)
+end
+]]
+
+describe("luasoar serve", function()
+  local srv
+  setup(function() srv = S.start({["playbooks/geo.lua"] = GEO, ["playbooks/other.lua"] =
+    'playbook_info = {labels = {"other"}, active = true}\nfunction on_start(c) phantom.debug("other") end\n'}) end)
+  teardown(function() S.stop(srv) end)
+
+  it("refuses requests without the right token, with 401 and nothing else", function()
+    for _, tok in ipairs({false, "wrong-token-wrong-token"}) do
+      local code, body = S.request(srv, "GET", "/rest/playbook", nil, {token = tok})
+      assert.equal(401, code)
+      assert.equal("", body)
+    end
+  end)
+
+  it("stores a container, runs the active playbooks whose labels match, and serves it all back", function()
+    local code, r = S.request(srv, "POST", "/rest/container", {name = "c1", label = "events",
+      artifacts = {{name = "a", cef = {sourceAddress = "1.1.1.1"}}, {name = "b", cef = {sourceAddress = "2.2.2.2"}}}})
+    assert.equal(200, code)
+    assert.is_true(r.success)
+    local cid = r.id
+    local runs = S.all_ended(srv)
+    local mine = {}
+    for _, run in ipairs(runs) do if run.container == cid then mine[#mine + 1] = run end end
+    assert.equal(1, #mine) -- "other" has other labels
+    local run = mine[1]
+    assert.equal("geo", run.playbook)
+    assert.equal("success", run.status)
+    assert.equal(1, run.generation)
+    local _, c = S.request(srv, "GET", "/rest/container/" .. cid)
+    assert.equal("c1", c.name)
+    assert.equal(2, c.artifact_count)
+    local _, arts = S.request(srv, "GET", "/rest/artifact?_filter_container=" .. cid)
+    assert.equal(2, arts.count)
+    assert.equal(cid, arts.data[1].container)
+    local _, log = S.request(srv, "GET", "/rest/playbook_run/" .. run.id .. "/log")
+    assert.same({"scope " .. arts.data[1].id .. "," .. arts.data[2].id, "done waited 0"},
+                {log.data[1].message, log.data[2].message})
+    assert.equal("debug", log.data[1].message_type)
+    local _, ars = S.request(srv, "GET", "/rest/action_run?_filter_playbook_run=" .. run.id)
+    assert.equal(1, ars.count)
+    assert.equal("w", ars.data[1].name)
+    assert.equal("success", ars.data[1].status)
+    assert.equal("cb", ars.data[1].callback)
+    local _, app = S.request(srv, "GET", "/rest/app_run/" .. ars.data[1].app_runs[1])
+    assert.equal("slow", app.asset)
+    assert.equal("waited 0", app.result_data.action_results[1].message)
+  end)
+
+  it("runs again with scope new when an artifact is added; a closed container starts nothing", function()
+    local _, r = S.request(srv, "POST", "/rest/container", {name = "c2", label = "events", artifacts = {{cef = {x = 1}}}})
+    local cid = r.id
+    S.all_ended(srv)
+    local code, a = S.request(srv, "POST", "/rest/artifact", {container_id = cid, cef = {x = 2}})
+    assert.equal(200, code)
+    local runs = S.wait(function()
+      local rs = S.runs(srv, cid)
+      return #rs == 2 and rs[2].status ~= "running" and rs
+    end)
+    local _, log = S.request(srv, "GET", "/rest/playbook_run/" .. runs[2].id .. "/log")
+    assert.equal("scope " .. a.id, log.data[1].message)
+    local _, closed = S.request(srv, "POST", "/rest/container", {name = "c3", label = "events", status = "closed"})
+    S.request(srv, "POST", "/rest/artifact", {container_id = closed.id, cef = {x = 3}})
+    S.wait(function() return nil end, 0)
+    assert.equal(0, #S.runs(srv, closed.id))
+  end)
+
+  it("starts a run on request, with a scope", function()
+    local _, r = S.request(srv, "POST", "/rest/container", {name = "c4", label = "nothing-matches",
+      artifacts = {{cef = {}}, {cef = {}}}})
+    local _, arts = S.request(srv, "GET", "/rest/artifact?_filter_container=" .. r.id)
+    local code, pr = S.request(srv, "POST", "/rest/playbook_run",
+      {container_id = r.id, playbook_id = "local/geo", scope = {arts.data[2].id}, run = true})
+    assert.equal(200, code)
+    assert.is_true(pr.received)
+    S.all_ended(srv)
+    local _, run = S.request(srv, "GET", "/rest/playbook_run/" .. pr.playbook_run_id)
+    assert.equal("success", run.status)
+    local _, log = S.request(srv, "GET", "/rest/playbook_run/" .. pr.playbook_run_id .. "/log")
+    assert.equal("scope " .. arts.data[2].id, log.data[1].message)
+  end)
+
+  it("answers bad requests with a JSON error and the right status", function()
+    local code, body = S.request(srv, "POST", "/rest/container", '{"name": "x",\n "label": }')
+    assert.equal(400, code)
+    assert.equal("malformed JSON in the request body at line 2, column 11: unallowed token at this point in JSON text",
+                 body.message)
+    code, body = S.request(srv, "POST", "/rest/container", '[1, 2]')
+    assert.equal(400, code)
+    assert.equal("the request body must be a JSON object", body.message)
+    code = S.request(srv, "GET", "/rest/container/999999")
+    assert.equal(404, code)
+    code = S.request(srv, "GET", "/rest/nothing")
+    assert.equal(404, code)
+    code, body = S.request(srv, "POST", "/rest/playbook_run", {container_id = 1, playbook_id = "nope"})
+    assert.equal(404, code)
+    assert.equal("no playbook 'nope'", body.message)
+    code = S.request(srv, "DELETE", "/rest/container")
+    assert.equal(405, code)
+    code = S.request(srv, "POST", "/rest/playbook_run/1")
+    assert.equal(405, code)
+    code, body = S.request(srv, "POST", "/rest/artifact", {container_id = 999999})
+    assert.equal(404, code)
+    local big = '{"name": "' .. string.rep("x", 17 * 1024 * 1024) .. '"}'
+    code, body = S.request(srv, "POST", "/rest/container", big)
+    assert.equal(413, code)
+    assert.equal("the request body is larger than 16777216 bytes", body.message)
+  end)
+
+  it("lists the playbooks with their generation, labels and last load error", function()
+    S.write(srv, "playbooks/broken.lua", "function on_start(c\n")
+    local pb = S.wait(function()
+      local _, r = S.request(srv, "GET", "/rest/playbook")
+      for _, p in ipairs(r.data) do if p.id == "broken" then return p end end
+    end)
+    assert.is_false(pb.loaded)
+    assert.matches("broken.lua:2: '%)' expected near <eof>$", pb.error)
+  end)
+end)
+
+describe("hot reload under load", function()
+  it("keeps every run on the generation it started with, serves the newest good one, leaks none", function()
+    local function version(n)
+      return ([[
+playbook_info = {labels = {"events"}, active = true}
+local V = %d
+function on_start(c)
+  phantom.act("wait", {parameters = {{seconds = 0.2}}, assets = {"slow"}, callback = cb})
+end
+function cb(kw) phantom.debug("version " .. V) end
+]]):format(n)
+    end
+    local srv = S.start({["playbooks/p.lua"] = version(0)})
+    local posted = 0
+    for i = 1, 100 do
+      local kind = i % 10
+      if kind == 3 then
+        S.write(srv, "playbooks/p.lua", "function on_start(c\n") -- does not compile
+        S.sh("sleep 0.15") -- past the debounce: it is compiled, and refused
+      elseif kind == 6 then
+        S.write(srv, "playbooks/p.lua", "error('top level raises')\n")
+        S.sh("sleep 0.15")
+      else
+        S.write(srv, "playbooks/p.lua", version(i))
+      end
+      if i % 4 == 0 then
+        S.request(srv, "POST", "/rest/container", {name = "load " .. i, label = "events"})
+        posted = posted + 1
+      end
+      S.sh("sleep 0.02")
+    end
+    S.write(srv, "playbooks/p.lua", version(1000))
+    S.sh("sleep 0.4")
+    S.request(srv, "POST", "/rest/container", {name = "last", label = "events"})
+    local runs = S.all_ended(srv, posted + 1)
+    assert.equal(posted + 1, #runs)
+    local gen = 0
+    for _, r in ipairs(runs) do
+      assert.equal("success", r.status, r.message)
+      assert.is_true(r.generation >= gen) -- later runs never on older generations
+      gen = r.generation
+      local _, log = S.request(srv, "GET", "/rest/playbook_run/" .. r.id .. "/log")
+      -- the run's log says the version of the generation it started on
+      assert.equal(1, log.count)
+    end
+    local last = runs[#runs]
+    local _, log = S.request(srv, "GET", "/rest/playbook_run/" .. last.id .. "/log")
+    assert.equal("version 1000", log.data[1].message)
+    local _, pbs = S.request(srv, "GET", "/rest/playbook")
+    assert.equal(1, pbs.live_generations) -- every older one was freed
+    assert.is_true(S.logged(srv, "p.lua:2: ')' expected near <eof>"))
+    assert.is_true(S.logged(srv, "p.lua:1: top level raises"))
+    S.stop(srv)
+  end)
+end)
