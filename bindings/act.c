@@ -213,7 +213,7 @@ static const char *missing_required(lua_State *L, int param_idx, const lsr_actio
 
 /* The name of the run's global that holds the callback at idx, if any: what
  * a run resumed after a restart would call. */
-static char *callback_name(lua_State *L, lsr_run *run, int idx) {
+char *lsr_global_name(lua_State *L, lsr_run *run, int idx) {
   if (lua_isnil(L, idx)) return NULL;
   char *name = NULL;
   lsr_getref(L, run->env_ref);
@@ -336,12 +336,21 @@ static int l_act(lua_State *L) {
     }
   }                                          /* 6 .. 5+nparams: JSON */
 
+  /* what the store keeps of the handle */
+  char *handle_json = NULL;
+  if (eng->obs.on_action) {
+    lua_getfield(L, 1, "handle");
+    lsr_json_encode(L, -1, 1);
+    handle_json = lsr_strdup(lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
   /* set_action_limit and discontinue may refuse it (the hook logs why) */
   lsr_push_state(L, run);
   lua_pushstring(L, name);
   lsr_hook(L, "act_allowed", 2, 1);
   if (!lua_toboolean(L, -1)) {
     free(assets);
+    free(handle_json);
     lua_pushnil(L);
     return 1;
   }
@@ -361,6 +370,8 @@ static int l_act(lua_State *L) {
   ar->start_time = start_time;
   ar->awaiting_approval = reviewer != NULL;
   ar->loop_state = lsr_strdup(loop_state);
+  ar->handle_json = handle_json;
+  ar->reviewer = lsr_strdup(reviewer);
   ar->nparams = nparams;
   ar->params = lsr_xalloc((nparams + 1) * sizeof *ar->params);
   for (int i = 0; i < nparams; i++) ar->params[i] = lsr_strdup(lua_tostring(L, 6 + i));
@@ -389,7 +400,9 @@ static int l_act(lua_State *L) {
   ar->handle_ref = lsr_ref(L);
   lua_pushvalue(L, 4);
   ar->callback_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : lsr_ref(L);
-  ar->callback_name = callback_name(L, run, 4);
+  ar->callback_name = lsr_global_name(L, run, 4);
+  if (!ar->callback_name && ar->callback_ref != LUA_NOREF && eng->obs.on_action)
+    ar->callback_name = lsr_strdup("(anonymous)"); /* cannot be resumed after a restart */
   ar->next = run->actions;
   run->actions = ar;
   run->pending++;
@@ -589,6 +602,8 @@ void lsr_act_free(lsr_engine *eng, lsr_action_run *ar) {
   free(ar->callback_name);
   free(ar->loop_state);
   free(ar->denied);
+  free(ar->handle_json);
+  free(ar->reviewer);
   lsr_config_release(eng, ar->cfg);
   free(ar);
 }

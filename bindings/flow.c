@@ -171,6 +171,51 @@ static int l_stub_call(lua_State *L) {
   return 1;
 }
 
+/* internal.global(name) -> the run's global of that name (raw), or nil */
+static int l_global(lua_State *L) {
+  lsr_run *run = lsr_run_check(L, "internal.global");
+  lsr_getref(L, run->env_ref);
+  lua_pushvalue(L, 1);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+/* internal.global_name(fn) -> the name of the run's global holding fn, or nil */
+static int l_global_name(lua_State *L) {
+  lsr_run *run = lsr_run_check(L, "internal.global_name");
+  lua_settop(L, 1);
+  char *name = lsr_global_name(L, run, 1);
+  if (!name) return 0;
+  lua_pushstring(L, name);
+  free(name);
+  return 1;
+}
+
+/* internal.idempotent(action, asset) -> may the action run again on it? */
+static int l_idempotent(lua_State *L) {
+  lsr_engine *eng = lsr_engine_of(L);
+  lsr_asset *a = lsr_config_asset(eng->cfg, luaL_checkstring(L, 2));
+  const lsr_action_def *d = a ? lsr_app_action(a->app, luaL_checkstring(L, 1)) : NULL;
+  lua_pushboolean(L, d && d->idempotent > 0);
+  return 1;
+}
+
+/* internal.link_child(child_run_id, token): a recovered child releases this
+ * run's hold when it ends */
+static int l_link_child(lua_State *L) {
+  lsr_run *run = lsr_run_check(L, "internal.link_child");
+  lua_Integer id = luaL_checkinteger(L, 1);
+  for (lsr_run *r = run->eng->runs; r; r = r->next)
+    if (r->id == id) {
+      r->parent_run_id = run->id;
+      r->parent_token = (int)luaL_checkinteger(L, 2);
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
 static int l_scripts_dir(lua_State *L) {
   const char *d = lsr_engine_of(L)->scripts_dir;
   lua_pushstring(L, d ? d : ".");
@@ -179,7 +224,8 @@ static int l_scripts_dir(lua_State *L) {
 
 void lsr_flow_register(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"scripts_dir", l_scripts_dir}, {"stub_call", l_stub_call},
+    {"scripts_dir", l_scripts_dir}, {"stub_call", l_stub_call}, {"global", l_global},
+    {"global_name", l_global_name}, {"idempotent", l_idempotent}, {"link_child", l_link_child},
     {"next_id", l_next_id}, {"ask", l_ask}, {"load_chunk", l_load_chunk},
     {"start_child", l_start_child}, {NULL, NULL},
   };

@@ -267,6 +267,14 @@ static int start_block(lua_State *T) {
   lua_call(T, 0, 0); /* the playbook's top level */
   lsr_limits_from_playbook(run, T);
   if (eng->test && eng->test->on_block) record_blocks(T, run);
+  /* a run recovered after a restart goes on where it was */
+  lsr_push_state(T, run);
+  if (lua_getfield(T, -1, "recovery") != LUA_TNIL) {
+    lua_pop(T, 1);
+    lsr_hook(T, "run_recover", 1, 0);
+    return 0;
+  }
+  lua_pop(T, 2);
   if (!env_function(T, run, "on_start"))
     return luaL_error(T, "%s: the playbook defines no on_start(container)", run->gen->path);
   lsr_getref(T, run->container_ref);
@@ -308,6 +316,7 @@ void lsr_run_start(lsr_run *run) {
   double started = lsr_clock(run->eng);
   run_block(run, start_block);
   run->on_start_done = 1;
+  if (!run->failed && run->eng->obs.persist) run->eng->obs.persist(run, "started", "", "true", run->eng->obs.ud);
   if (!run->failed && run->limits.deadline > 0)
     run->deadline_timer = lsr_timer_at(run->eng, started + run->limits.deadline, deadline_passed, run);
   lsr_run_settle(run);

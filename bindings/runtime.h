@@ -68,6 +68,10 @@ void lsr_schedule_register(lua_State *L);   /* adds schedule, cancel, hold to th
 void lsr_sched_release(lsr_engine *eng, int64_t run_id, int token, int n);
 void lsr_sched_drop(lsr_run *run);
 
+/* The name of the run's global that holds the value at idx (malloc'd), or
+ * NULL: how a callback is found again after a restart. */
+char *lsr_global_name(lua_State *L, lsr_run *run, int idx);
+
 /* ---- flow (flow.c) ---- */
 void lsr_flow_register(lua_State *L);
 void lsr_child_ended(lsr_run *child);

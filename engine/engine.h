@@ -184,6 +184,8 @@ struct lsr_action_run {
   lsr_run *run;
   char *name, *action;
   char *callback_name;  /* the playbook global the callback was, or NULL */
+  char *handle_json;    /* the handle as JSON, kept when the engine persists */
+  char *reviewer;
   int callback_ref, handle_ref;
   int64_t parent_id;
   char **params;        /* JSON of each parameter set, context included */

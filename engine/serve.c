@@ -26,6 +26,7 @@
 #include <yajl/yajl_tree.h>
 
 #define MAX_BODY (16u << 20)
+#define INTERRUPTED_BY_RESTART "interrupted by engine restart"
 #define DEBOUNCE_MS 100
 
 typedef struct {
@@ -80,6 +81,15 @@ static void on_run_start(lsr_run *run, void *ud) {
   const char *pb = run->gen->path + strlen(s->scripts) + strlen("/playbooks/");
   char *id = lsr_strndup(pb, strlen(pb) - 4);
   double now = lsr_now();
+  if (lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ?", "i", run->id)) {
+    /* recovered after a restart: it goes on, on the newest generation */
+    lsr_store_exec(s->store, "UPDATE playbook_runs SET generation = ?, update_time = ? WHERE id = ?", "idi",
+                   (int64_t)run->gen->number, now, run->id);
+    say("run %lld resumes: %s on container %lld (generation %d)", (long long)run->id, id,
+        (long long)run->container_id, run->gen->number);
+    free(id);
+    return;
+  }
   lsr_store_exec(s->store,
                  "INSERT OR REPLACE INTO playbook_runs(id, container_id, playbook, generation, status, message,"
                  " scope, start_time, update_time, parent_run_id) VALUES(?, ?, ?, ?, 'running', '', ?, ?, ?, ?)",
@@ -126,12 +136,26 @@ static void on_action(lsr_action_run *ar, void *ud) {
     strcat(params, ar->params[i]);
   }
   strcat(params, "]");
+  size_t an = 3;
+  for (int k = 0; k < ar->napp_runs; k++) an += strlen(ar->app_runs[k].asset->name) * 2 + 4;
+  char *assets = lsr_xalloc(an);
+  strcpy(assets, "[");
+  for (int k = 0; k < ar->napp_runs; k++) {
+    char *q = lsr_json_quote(ar->app_runs[k].asset->name);
+    if (k) strcat(assets, ",");
+    strcat(assets, q);
+    free(q);
+  }
+  strcat(assets, "]");
   double now = lsr_now();
   lsr_store_exec(s->store,
-                 "INSERT INTO action_runs(id, run_id, name, action, callback, parameters, status, start_time, update_time)"
-                 " VALUES(?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                 "iissssdd", ar->id, ar->run->id, ar->name, ar->action, ar->callback_name, params, now, now);
+                 "INSERT INTO action_runs(id, run_id, name, action, callback, handle, parameters, assets, status,"
+                 " start_time, update_time, start_after, reviewer, loop_state)"
+                 " VALUES(?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                 "iissssssdddss", ar->id, ar->run->id, ar->name, ar->action, ar->callback_name, ar->handle_json, params,
+                 assets, now, now, ar->start_time, ar->reviewer, ar->loop_state);
   free(params);
+  free(assets);
 }
 
 static void on_app_run(lsr_app_run *apr, const char *result, void *ud) {
@@ -180,6 +204,19 @@ static void persist(lsr_run *run, const char *kind, const char *key, const char 
   } else if (strcmp(kind, "prompt_done") == 0) {
     lsr_store_exec(s->store, "UPDATE prompts SET status = json_extract(?, '$.status'),"
                    " responses = json_extract(?, '$.responses') WHERE id = ?", "ssi", json, json, (int64_t)atoll(key));
+  } else if (strcmp(kind, "call") == 0) { /* custom function or child playbook started */
+    lsr_store_exec(s->store, "INSERT OR REPLACE INTO calls(id, run_id, kind, call, status)"
+                   " VALUES(?, ?, json_extract(?, '$.kind'), ?, 'running')", "iiss", (int64_t)atoll(key), rid, json, json);
+  } else if (strcmp(kind, "call_done") == 0) {
+    lsr_store_exec(s->store, "UPDATE calls SET status = 'done' WHERE id = ?", "i", (int64_t)atoll(key));
+  } else if (strcmp(kind, "delivered") == 0) { /* a recovered action's callback ran */
+    lsr_store_exec(s->store, "UPDATE action_runs SET delivered = 1, status = CASE WHEN ? = 'true' THEN 'success'"
+                   " ELSE 'failed' END, update_time = ? WHERE id = ?", "sdi", json, now, (int64_t)atoll(key));
+  } else if (strcmp(kind, "superseded") == 0) { /* run again after a restart */
+    lsr_store_exec(s->store, "UPDATE action_runs SET delivered = 1, status = 'superseded', update_time = ?"
+                   " WHERE id = ?", "di", now, (int64_t)atoll(key));
+  } else if (strcmp(kind, "started") == 0) { /* on_start returned */
+    lsr_store_exec(s->store, "UPDATE playbook_runs SET started = 1 WHERE id = ?", "i", rid);
   } else if (strcmp(kind, "outputs") == 0) {
     lsr_store_exec(s->store, "UPDATE playbook_runs SET outputs = ? WHERE id = ?", "si", json, rid);
   }
@@ -435,6 +472,93 @@ static void run_active(server *s, int64_t cid) {
   }
   free(label);
   free(status);
+}
+
+/* ---- recovery after a restart ---- */
+
+#define RECOVERY_JSON \
+  "SELECT json_object('started', started," \
+  " 'run_data', (SELECT json_group_object(key, json(value)) FROM run_data WHERE run_id = r.id)," \
+  " 'actions', (SELECT json_group_array(json_object('id', a.id, 'name', a.name, 'action', a.action," \
+  "   'callback', a.callback, 'handle', json(coalesce(a.handle, 'null')), 'parameters', json(a.parameters)," \
+  "   'assets', json(coalesce(a.assets, '[]')), 'delivered', a.delivered, 'start_after', a.start_after," \
+  "   'reviewer', a.reviewer, 'loop_state', a.loop_state," \
+  "   'results', (SELECT json_group_array(json_object('asset', p.asset, 'result', json(p.result)))" \
+  "               FROM app_runs p WHERE p.action_run_id = a.id)))" \
+  "   FROM (SELECT * FROM action_runs WHERE run_id = r.id AND NOT (delivered = 1 AND status = 'superseded')" \
+  "         ORDER BY id) a)," \
+  " 'prompts', (SELECT json_group_array(json(prompt)) FROM prompts WHERE run_id = r.id AND status = 'pending')," \
+  " 'calls', (SELECT json_group_array(json_set(call, '$.id', c.id," \
+  "   '$.child_status', (SELECT status FROM playbook_runs WHERE id = json_extract(c.call, '$.child_run_id'))," \
+  "   '$.child_outputs', json((SELECT coalesce(outputs, '{}') FROM playbook_runs" \
+  "                            WHERE id = json_extract(c.call, '$.child_run_id')))," \
+  "   '$.child_message', (SELECT message FROM playbook_runs WHERE id = json_extract(c.call, '$.child_run_id'))))" \
+  "   FROM calls c WHERE run_id = r.id AND status = 'running'))" \
+  " FROM playbook_runs r WHERE id = ?"
+
+typedef struct { int64_t *ids; int n; } id_list;
+
+static void collect_id(void *ud, int ncols, const char **cols) {
+  id_list *l = ud;
+  l->ids = lsr_xrealloc(l->ids, (size_t)(l->n + 1) * sizeof *l->ids);
+  l->ids[l->n++] = atoll(cols[0]);
+}
+
+static void fail_recovery(server *s, int64_t id, const char *why) {
+  lsr_store_exec(s->store, "UPDATE playbook_runs SET status = 'failed', message = ?, update_time = ? WHERE id = ?",
+                 "sdi", why, lsr_now(), id);
+  lsr_store_exec(s->store, "INSERT INTO run_log(run_id, level, message, time) VALUES(?, 'error', ?, ?)", "isd",
+                 id, why, lsr_now());
+  say("recover run %lld: failed: %s", (long long)id, why);
+}
+
+/* Every run that was in flight goes on, or ends with a reason.  Returns how
+ * many went on. */
+static int recover(server *s) {
+  id_list l = {0};
+  lsr_store_each(s->store, collect_id, &l, "SELECT id FROM playbook_runs WHERE status = 'running' ORDER BY id", "");
+  int resumed = 0, failed = 0;
+  char err[1024];
+  for (int i = 0; i < l.n; i++) {
+    int64_t id = l.ids[i];
+    char *pbid = lsr_store_text(s->store, "SELECT playbook FROM playbook_runs WHERE id = ?", "i", id);
+    int64_t cid = lsr_store_int(s->store, 0, "SELECT container_id FROM playbook_runs WHERE id = ?", "i", id);
+    pb_entry *p = pbid ? find_pb(s, pbid) : NULL;
+    char *json = container_json(s, cid);
+    char *rec = lsr_store_text(s->store, RECOVERY_JSON, "i", id);
+    lsr_run *run = NULL;
+    if (!p || !p->gen) {
+      snprintf(err, sizeof err, "%s: playbook '%s' is gone or does not load", INTERRUPTED_BY_RESTART, pbid ? pbid : "?");
+    } else if (!json || !rec) {
+      snprintf(err, sizeof err, "%s: its container %lld is not in the store", INTERRUPTED_BY_RESTART, (long long)cid);
+    } else {
+      s->eng->forced_run_id = id;
+      run = lsr_run_json(s->eng, p->gen, json, strlen(json), "container", err, sizeof err);
+      s->eng->forced_run_id = 0;
+      if (run && lsr_run_state_set(run, "recovery", rec) < 0) snprintf(err, sizeof err, "bad recovery record");
+      if (run) {
+        run->parent_run_id = lsr_store_int(s->store, 0, "SELECT parent_run_id FROM playbook_runs WHERE id = ?", "i", id);
+        char *scope = lsr_store_text(s->store, "SELECT scope FROM playbook_runs WHERE id = ?", "i", id);
+        run->ud = scope ? scope : lsr_strdup("new");
+      }
+    }
+    if (run) {
+      resumed++;
+      say("recover run %lld: resumed (%s on container %lld)", (long long)id, p->id, (long long)cid);
+    } else {
+      failed++;
+      fail_recovery(s, id, err);
+    }
+    free(pbid);
+    free(json);
+    free(rec);
+  }
+  free(l.ids);
+  lsr_store_exec(s->store, "UPDATE prompts SET status = 'timed out' WHERE status = 'pending' AND run_id IN"
+                 " (SELECT id FROM playbook_runs WHERE status != 'running')", "");
+  lsr_store_commit(s->store);
+  if (l.n) say("recovery: %d runs were in flight: %d resumed, %d failed", l.n, resumed, failed);
+  return resumed;
 }
 
 /* ---- HTTP ---- */
@@ -907,12 +1031,13 @@ static const char usage_serve[] =
   "  --scripts DIR      playbooks/, custom_functions/, apps/, assets.json, custom_lists/\n"
   "  --db FILE          the store (default ./luasoar.db)\n"
   "  --listen HOST:PORT (default 127.0.0.1:8420)\n"
+  "  --max-db-pages N   cap the store at N pages of 4 KiB (to test a full disk)\n"
   "  --token-file FILE  the API token (default: FILE.token beside the store, created\n"
   "                     on first start with a random token, mode 0600); every request\n"
   "                     needs the header ph-auth-token: TOKEN\n";
 
 int lsr_serve_main(int argc, char **argv) {
-  const char *scripts = NULL, *db = "luasoar.db", *listen = "127.0.0.1:8420", *token_file = NULL;
+  const char *scripts = NULL, *db = "luasoar.db", *listen = "127.0.0.1:8420", *token_file = NULL, *max_pages = NULL;
   for (int i = 0; i < argc; i++) {
     const char **dst = NULL;
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage_serve, stdout); return 0; }
@@ -920,6 +1045,7 @@ int lsr_serve_main(int argc, char **argv) {
     else if (strcmp(argv[i], "--db") == 0) dst = &db;
     else if (strcmp(argv[i], "--listen") == 0) dst = &listen;
     else if (strcmp(argv[i], "--token-file") == 0) dst = &token_file;
+    else if (strcmp(argv[i], "--max-db-pages") == 0) dst = &max_pages;
     else {
       fprintf(stderr, "luasoar serve: unknown argument '%s' (see 'luasoar serve --help')\n", argv[i]);
       return 2;
@@ -958,6 +1084,12 @@ int lsr_serve_main(int argc, char **argv) {
   memset(&s, 0, sizeof s);
   s.store = lsr_store_open(db, err, sizeof err);
   if (!s.store) { fprintf(stderr, "luasoar serve: %s\n", err); return 2; }
+  if (max_pages) { /* a store that fills up (tests of a full disk) */
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA max_page_count = %lld", atoll(max_pages));
+    lsr_store_exec(s.store, pragma, "");
+    lsr_store_commit(s.store);
+  }
   snprintf(path, sizeof path, "%s.token", db);
   s.token = read_or_make_token(token_file ? token_file : path, err, sizeof err);
   if (!s.token) { fprintf(stderr, "luasoar serve: %s\n", err); lsr_store_close(s.store); return 2; }
@@ -984,6 +1116,7 @@ int lsr_serve_main(int argc, char **argv) {
                             .on_action = on_action, .on_app_run = on_app_run, .on_delivered = on_delivered,
                             .persist = persist, .ud = &s};
   scan(&s);
+  recover(&s);
   s.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handle, &s,
                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, &s,
                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);

@@ -76,6 +76,10 @@ function phantom.custom_function(...)
   local id = internal.next_id()
   params = internal.snapshot(fname, params)
   internal.started(st, "custom_function", name)
+  if internal.persisting() then
+    internal.persist("call", tostring(id), {kind = "custom_function", name = name, ref = ref, parameters = params,
+      callback = kw.callback and (internal.global_name(kw.callback) or "(anonymous)"), handle = kw.handle})
+  end
   internal.schedule(nil, function()
     local results, ok_any = array(), false
     for i, p in ipairs(params) do
@@ -93,13 +97,14 @@ function phantom.custom_function(...)
     local per = field(st, "cf_results")
     per[name] = per[name] or {}
     table.insert(per[name], results)
-    if st.discontinued then return end
-    local container = st.container
-    call_back(kw.callback, {
-      action = {action_run_id = id, action_name = "custom function", action = "custom function", name = name},
-      success = ok_any, container = container, results = results, handle = kw.handle,
-      custom_function = {name = name, custom_function = ref, custom_function_run_id = id},
-    })
+    if not st.discontinued then
+      call_back(kw.callback, {
+        action = {action_run_id = id, action_name = "custom function", action = "custom function", name = name},
+        success = ok_any, container = st.container, results = results, handle = kw.handle,
+        custom_function = {name = name, custom_function = ref, custom_function_run_id = id},
+      })
+    end
+    if internal.persisting() then internal.persist("call_done", tostring(id), true) end
   end)
   return id
 end
@@ -150,6 +155,10 @@ function phantom.playbook(...)
   end
   internal.started(st, "playbook", name)
   field(st, "children")[token] = {name = name, callback = kw.callback, handle = kw.handle, id = child_id}
+  if internal.persisting() then
+    internal.persist("call", tostring(child_id), {kind = "playbook", name = name, ref = ref, child_run_id = child_id,
+      callback = kw.callback and (internal.global_name(kw.callback) or "(anonymous)"), handle = kw.handle})
+  end
   return child_id
 end
 
@@ -166,6 +175,7 @@ function hooks.child_done(token, child, failed, why)
   if not ok then
     internal.log("error", ("child playbook '%s' %s: %s"):format(c.name, child and "failed" or "did not start", why))
   end
+  if internal.persisting() and c.id then internal.persist("call_done", tostring(c.id), true) end
   if st.discontinued then return end
   call_back(c.callback, {
     action = {action_run_id = child and child.run_id or c.id, action_name = "playbook", action = "playbook", name = c.name},
@@ -229,6 +239,8 @@ local function ask(st, prompt, minutes, deliver)
   end
 end
 
+local prompt_done
+
 local function prompt(fname, kind, ...)
   local kw = internal.kwargs(fname, PROMPT, PROMPT, ...)
   local st = internal.state(fname)
@@ -252,28 +264,37 @@ local function prompt(fname, kind, ...)
   local id = internal.next_id()
   local questions = kw.response_types or (kw.options and {{prompt = message, options = kw.options}}) or {}
   local p = {type = kind, name = name, message = message, user = kw.user, role = kw.role,
-             respond_in_mins = minutes, questions = questions, action_run_id = id, run_id = st.run_id}
+             respond_in_mins = minutes, questions = questions, action_run_id = id, run_id = st.run_id,
+             callback = kw.callback and (internal.global_name(kw.callback) or "(anonymous)"), handle = kw.handle}
   internal.started(st, "action", name)
-  ask(st, p, minutes, function(responses)
+  ask(st, p, minutes, prompt_done(st, p, kw.callback))
+  return id
+end
+
+-- What happens when a prompt is answered or times out.
+function prompt_done(st, p, callback)
+  local kind, name, id = p.type, p.name, p.action_run_id
+  return function(responses)
     local ok = responses ~= nil
     local summary = {responses = array(responses or {}), response = responses and responses[1] or nil}
     local results = array{{
-      action = kind, app = "prompt", asset = kw.user or kw.role, name = name, status = ok and "success" or "failed",
+      action = kind, app = "prompt", asset = p.user or p.role, name = name, status = ok and "success" or "failed",
       message = ok and "answered" or "timed out", app_run_id = id, action_run_id = id,
       summary = {total_objects = 1, total_objects_successful = ok and 1 or 0},
       action_results = array{{status = ok and "success" or "failed", message = ok and "answered" or "timed out",
                               data = array{{responses = summary.responses}}, summary = summary,
-                              parameter = {message = message, user = kw.user, role = kw.role}}},
+                              parameter = {message = p.message, user = p.user, role = p.role}}},
     }}
     if hooks.act_done(st, name, id, results) then
-      call_back(kw.callback, {
+      call_back(callback, {
         action = {action_run_id = id, action_name = kind, action = kind, name = name},
-        success = ok, container = st.container, results = results, handle = kw.handle,
+        success = ok, container = st.container, results = results, handle = p.handle,
       })
     end
-  end)
-  return id
+  end
 end
+internal.prompt_done = prompt_done
+internal.ask_prompt = ask
 
 --- prompt2{container, user, role, message, respond_in_mins = 30, name,
 --- parameters, response_types, separator, callback}: pending until answered

@@ -1,0 +1,136 @@
+-- Durable execution: kill -9 the engine at random moments, restart it, and
+-- check that nothing accepted is lost, no run is stuck, and every action
+-- that completed has its callback's result.
+local H = require "spec.helper"
+local S = require "spec.serve_helper"
+
+local PLAYBOOK = [[
+playbook_info = {labels = {"events"}, active = true}
+function on_start(c)
+  -- "wait" is read_only (idempotent): run again if interrupted
+  phantom.act("wait", {parameters = {{seconds = 0.4}}, assets = {"slow"}, callback = first, name = "w1"})
+end
+function first(kw)
+  phantom.save_run_data{key = "first", value = kw.results[1].message}
+  -- "count" is not idempotent: interrupted, it fails
+  phantom.act("count", {parameters = {{n = 1}}, assets = {"slow"}, callback = second, name = "w2"})
+end
+function second(kw)
+  phantom.save_run_data{key = "second", value = kw.results[1].status .. ": " .. kw.results[1].message}
+end
+]]
+
+local function sql(srv, query)
+  return S.sh(("sqlite3 %s %s"):format(S.q(srv.db), S.q(query)))
+end
+
+describe("after kill -9", function()
+  it("loses nothing, leaves nothing stuck, and every completed action has its callback's result", function()
+    math.randomseed(os.time())
+    local srv = S.start({["playbooks/slow.lua"] = PLAYBOOK})
+    local accepted = {}
+    local rounds = 5
+    for round = 1, rounds do
+      for _ = 1, 6 do
+        local code, r = S.request(srv, "POST", "/rest/container", {name = "round " .. round, label = "events"})
+        if code == 200 then accepted[#accepted + 1] = r.id end
+        S.sh(("sleep %.2f"):format(math.random() * 0.15))
+      end
+      S.sh(("sleep %.2f"):format(math.random() * 0.8))
+      S.stop(srv, "KILL")
+      S.launch(srv)
+    end
+    local runs = S.all_ended(srv, #accepted)
+    assert.truthy(runs, "runs still running after the last restart:\n" .. S.log_text(srv))
+    S.stop(srv)
+
+    -- counts: every accepted container stored, one run each, none running
+    local stored = tonumber(sql(srv, "SELECT count(*) FROM containers"))
+    local lost = 0
+    for _, id in ipairs(accepted) do
+      if tonumber(sql(srv, "SELECT count(*) FROM playbook_runs WHERE container_id = " .. id)) == 0 then lost = lost + 1 end
+    end
+    local duplicated = tonumber(sql(srv, "SELECT count(*) FROM (SELECT container_id FROM playbook_runs"
+                                          .. " GROUP BY container_id HAVING count(*) > 1)"))
+    local stuck = tonumber(sql(srv, "SELECT count(*) FROM playbook_runs WHERE status = 'running'"))
+    print(("crash test: %d rounds, %d containers accepted, %d stored; lost %d, duplicated %d, stuck %d"):format(
+      rounds, #accepted, stored, lost, duplicated, stuck))
+    assert.equal(#accepted, stored)
+    assert.equal(0, lost)
+    assert.equal(0, stuck)
+    assert.equal(0, duplicated)
+
+    -- every run ended success, with both callbacks' results: the idempotent
+    -- action's always a success, the other's a success or an interruption
+    for line in sql(srv, "SELECT id, status FROM playbook_runs"):gmatch("[^\n]+") do
+      local id, status = line:match("^(%d+)|(%a+)$")
+      assert.equal("success", status, "run " .. id)
+      local first = sql(srv, ("SELECT value FROM run_data WHERE run_id = %s AND key = 'first'"):format(id))
+      local second = sql(srv, ("SELECT value FROM run_data WHERE run_id = %s AND key = 'second'"):format(id))
+      assert.equal('"waited 0.4"\n', first, "run " .. id)
+      assert.truthy(second == '"success: waited "\n' or second == '"failed: interrupted by engine restart"\n',
+                    "run " .. id .. ": " .. second)
+    end
+    -- recovery said what it did
+    assert.is_true(S.logged(srv, "recovery: "))
+  end)
+end)
+
+describe("the store", function()
+  it("refuses a corrupted or foreign file at start, and leaves it untouched", function()
+    local dir = H.tmp() .. "/foreign"
+    S.sh("mkdir -p " .. dir .. "/scripts/playbooks")
+    local cases = {
+      {"garbage.db", "this is not a database at all, just text\n", "not a luasoar store %(file is not a database%)"},
+      {"other.db", nil, "a database, but not a luasoar store %(no meta table%)"},
+    }
+    S.sh("sqlite3 " .. dir .. "/other.db 'CREATE TABLE t(x); INSERT INTO t VALUES(1);'")
+    local f = io.open(dir .. "/garbage.db", "w")
+    f:write(cases[1][2])
+    f:close()
+    for _, case in ipairs(cases) do
+      local path = dir .. "/" .. case[1]
+      local before = S.sh("md5sum < " .. path)
+      local out = S.sh(("cd %s && %s serve --scripts scripts --db %s --listen 127.0.0.1:1 2>&1; echo \"exit $?\"")
+                       :format(dir, S.q(H.bin), path))
+      assert.matches("luasoar serve: " .. path:gsub("%p", "%%%0") .. ": " .. case[3] .. "; it is left untouched", out)
+      assert.matches("exit 2", out)
+      assert.equal(before, S.sh("md5sum < " .. path))
+    end
+  end)
+
+  it("when full, refuses new work with a clear error instead of acknowledging it, and takes it when space is back", function()
+    local dir = H.tmp() .. "/full" .. math.random(1, 1e9)
+    local srv = S.start({["playbooks/p.lua"] = "function on_start(c) end\n"}, dir)
+    S.stop(srv)
+    local pages = tonumber(S.sh("sqlite3 " .. S.q(srv.db) .. " 'PRAGMA page_count'"))
+    -- restart with the store capped just above its size
+    local launch = S.launch
+    srv.log = srv.dir .. "/serve.log"
+    srv.pid = tonumber(S.sh(("cd %s && %s serve --scripts scripts --db %s --listen 127.0.0.1:%d --max-db-pages %d 2>>%s"
+      .. " >/dev/null & echo $!"):format(S.q(srv.dir), S.q(H.bin), S.q(srv.db), srv.port, pages + 2, S.q(srv.log))))
+    S.wait(function() return S.logged(srv, "listening on") end)
+    local acked, refused = {}, 0
+    local big = string.rep("x", 3000)
+    for i = 1, 30 do
+      local code, r = S.request(srv, "POST", "/rest/container", {name = "c" .. i, label = "events", data = {pad = big}})
+      if code == 200 then acked[#acked + 1] = r.id
+      else
+        assert.equal(503, code)
+        assert.matches("^the store cannot keep this: .*full", r.message)
+        refused = refused + 1
+      end
+    end
+    assert.is_true(refused > 0)
+    S.stop(srv)
+    -- space is back: everything acknowledged is there, and new work is taken
+    launch(srv)
+    for _, id in ipairs(acked) do
+      local code = S.request(srv, "GET", "/rest/container/" .. id)
+      assert.equal(200, code)
+    end
+    local code = S.request(srv, "POST", "/rest/container", {name = "after", label = "events", data = {pad = big}})
+    assert.equal(200, code)
+    S.stop(srv)
+  end)
+end)
