@@ -557,7 +557,7 @@ static int recover(server *s) {
   lsr_store_exec(s->store, "UPDATE prompts SET status = 'timed out' WHERE status = 'pending' AND run_id IN"
                  " (SELECT id FROM playbook_runs WHERE status != 'running')", "");
   lsr_store_commit(s->store);
-  if (l.n) say("recovery: %d runs were in flight: %d resumed, %d failed", l.n, resumed, failed);
+  say("recovery: %d runs were in flight: %d resumed, %d failed", l.n, resumed, failed);
   return resumed;
 }
 

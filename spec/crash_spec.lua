@@ -105,11 +105,7 @@ describe("the store", function()
     S.stop(srv)
     local pages = tonumber(S.sh("sqlite3 " .. S.q(srv.db) .. " 'PRAGMA page_count'"))
     -- restart with the store capped just above its size
-    local launch = S.launch
-    srv.log = srv.dir .. "/serve.log"
-    srv.pid = tonumber(S.sh(("cd %s && %s serve --scripts scripts --db %s --listen 127.0.0.1:%d --max-db-pages %d 2>>%s"
-      .. " >/dev/null & echo $!"):format(S.q(srv.dir), S.q(H.bin), S.q(srv.db), srv.port, pages + 2, S.q(srv.log))))
-    S.wait(function() return S.logged(srv, "listening on") end)
+    S.launch(srv, "--max-db-pages " .. (pages + 2))
     local acked, refused = {}, 0
     local big = string.rep("x", 3000)
     for i = 1, 30 do
@@ -124,7 +120,7 @@ describe("the store", function()
     assert.is_true(refused > 0)
     S.stop(srv)
     -- space is back: everything acknowledged is there, and new work is taken
-    launch(srv)
+    S.launch(srv)
     for _, id in ipairs(acked) do
       local code = S.request(srv, "GET", "/rest/container/" .. id)
       assert.equal(200, code)

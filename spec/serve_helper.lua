@@ -45,15 +45,28 @@ function S.write(srv, name, text)
   os.rename(path .. ".tmp", path) -- one event for the watcher, as editors that rename do
 end
 
-function S.launch(srv)
+local function count(text, what)
+  local n, i = 0, 1
+  while true do
+    local j = text:find(what, i, true)
+    if not j then return n end
+    n, i = n + 1, j + 1
+  end
+end
+
+--- Start (again) the server of srv; extra: more command-line arguments.
+function S.launch(srv, extra)
   srv.log = srv.dir .. "/serve.log"
-  srv.pid = tonumber(sh(("cd %s && %s serve --scripts scripts --db %s --listen 127.0.0.1:%d 2>>%s >/dev/null & echo $!")
-    :format(q(srv.dir), q(H.bin), q(srv.db), srv.port, q(srv.log))))
-  for _ = 1, 100 do
-    if S.logged(srv, "listening on") then break end
+  local before = count(S.log_text(srv), "listening on")
+  srv.pid = tonumber(sh(("cd %s && %s serve --scripts scripts --db %s --listen 127.0.0.1:%d %s 2>>%s >/dev/null & echo $!")
+    :format(q(srv.dir), q(H.bin), q(srv.db), srv.port, extra or "", q(srv.log))))
+  local up = false
+  for _ = 1, 200 do
+    up = count(S.log_text(srv), "listening on") > before
+    if up then break end
     sh("sleep 0.05")
   end
-  assert(S.logged(srv, "listening on"), "the server did not start:\n" .. S.log_text(srv))
+  assert(up, "the server did not start:\n" .. S.log_text(srv))
   local f = io.open(srv.db .. ".token")
   srv.token = f and f:read("l")
   if f then f:close() end
