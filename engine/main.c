@@ -6,6 +6,7 @@
 #include "engine.h"
 #include "json_check.h"
 #include "serve.h"
+#include "store.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ static const char usage_main[] =
   "  check PLAYBOOK.lua...               compile playbooks without running them\n"
   "  test [DIR] [--coverage[=FILE]]      run a playbook folder's busted specs\n"
   "  serve --scripts DIR [--db FILE]     the long-running engine with its REST API\n"
+  "  runs [--db FILE] [--container N] [RUN_ID] [--json]   runs in a store, or one run's log\n"
   "\n"
   "Run 'luasoar <command> --help' for a command's options.\n";
 
@@ -286,6 +288,80 @@ static int cmd_check(int argc, char **argv) {
   return bad;
 }
 
+static const char usage_runs[] =
+  "usage: luasoar runs [--db FILE] [--container N] [RUN_ID] [--json]\n"
+  "\n"
+  "Shows the runs in a luasoar serve store (default ./luasoar.db), newest last, or\n"
+  "with RUN_ID that run and its log.  --json prints the same as JSON.\n";
+
+static void print_row(void *ud, int n, const char **c) {
+  int *count = ud;
+  if ((*count)++ == 0)
+    printf("%-7s %-9s %-8s %-24s %-4s %-20s %s\n", "RUN", "CONTAINER", "STATUS", "PLAYBOOK", "GEN", "STARTED", "MESSAGE");
+  printf("%-7s %-9s %-8s %-24s %-4s %-20s %s\n", c[0], c[1], c[2], c[3], c[4] ? c[4] : "", c[5] ? c[5] : "",
+         c[6] ? c[6] : "");
+}
+
+static void print_log(void *ud, int n, const char **c) {
+  printf("  %s %-5s %s\n", c[0], c[1], c[2]);
+}
+
+static int cmd_runs(int argc, char **argv) {
+  const char *db = "luasoar.db";
+  long long container = 0, run = 0;
+  int json = 0;
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage_runs, stdout); return 0; }
+    if (strcmp(argv[i], "--json") == 0) json = 1;
+    else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) db = argv[++i];
+    else if (strcmp(argv[i], "--container") == 0 && i + 1 < argc) container = atoll(argv[++i]);
+    else if (argv[i][0] != '-' && atoll(argv[i]) > 0) run = atoll(argv[i]);
+    else {
+      fprintf(stderr, "luasoar runs: unknown argument '%s' (see 'luasoar runs --help')\n", argv[i]);
+      return 2;
+    }
+  }
+  if (access(db, F_OK) != 0) {
+    fprintf(stderr, "luasoar runs: %s: no such store\n", db);
+    return 2;
+  }
+  char err[1024];
+  lsr_store *st = lsr_store_open(db, err, sizeof err);
+  if (!st) { fprintf(stderr, "luasoar runs: %s\n", err); return 2; }
+  int rc = 0;
+  if (json) {
+    char *out = run ? lsr_store_text(st,
+        "SELECT json_object('run', json_object('id', id, 'container', container_id, 'playbook', playbook, 'generation',"
+        " generation, 'status', status, 'message', message, 'start_time', start_time, 'update_time', update_time),"
+        " 'log', (SELECT json_group_array(json_object('level', level, 'message', message, 'time', time))"
+        " FROM (SELECT * FROM run_log WHERE run_id = r.id ORDER BY id))) FROM playbook_runs r WHERE id = ?", "i",
+        (int64_t)run)
+      : lsr_store_text(st, "SELECT json_group_array(json_object('id', id, 'container', container_id, 'playbook',"
+        " playbook, 'generation', generation, 'status', status, 'message', message, 'start_time', start_time,"
+        " 'update_time', update_time)) FROM (SELECT * FROM playbook_runs WHERE ?1 = 0 OR container_id = ?1 ORDER BY id)",
+        "i", (int64_t)container);
+    if (out) printf("%s\n", out);
+    else { fprintf(stderr, "luasoar runs: no run %lld\n", run); rc = 1; }
+    free(out);
+  } else {
+    int count = 0;
+    lsr_store_each(st, print_row, &count, "SELECT id, container_id, status, playbook, generation,"
+                   " strftime('%Y-%m-%d %H:%M:%S', start_time, 'unixepoch'), message FROM playbook_runs"
+                   " WHERE (?1 = 0 OR id = ?1) AND (?2 = 0 OR container_id = ?2) ORDER BY id", "ii",
+                   (int64_t)run, (int64_t)container);
+    if (run && count == 0) { fprintf(stderr, "luasoar runs: no run %lld\n", run); rc = 1; }
+    else if (run) {
+      printf("log:\n");
+      lsr_store_each(st, print_log, NULL, "SELECT strftime('%H:%M:%f', time, 'unixepoch'), level, message"
+                     " FROM run_log WHERE run_id = ? ORDER BY id", "i", (int64_t)run);
+    } else if (count == 0) {
+      printf("no runs\n");
+    }
+  }
+  lsr_store_close(st);
+  return rc;
+}
+
 /* The first executable named name on PATH, or NULL. */
 static char *find_on_path(const char *name) {
   const char *path = getenv("PATH");
@@ -386,6 +462,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
   if (strcmp(cmd, "test") == 0) return cmd_test(argc - 2, argv + 2);
   if (strcmp(cmd, "serve") == 0) return lsr_serve_main(argc - 2, argv + 2);
+  if (strcmp(cmd, "runs") == 0) return cmd_runs(argc - 2, argv + 2);
   fprintf(stderr, "luasoar: unknown command '%s'\n\n%s", cmd, usage_main);
   return 2;
 }

@@ -191,3 +191,33 @@ function cb(kw) phantom.debug("version " .. V) end
     S.stop(srv)
   end)
 end)
+
+describe("shutting down", function()
+  it("on SIGTERM stops cleanly with runs in flight; they go on after a restart; luasoar runs shows them", function()
+    local srv = S.start({["playbooks/p.lua"] = [[
+playbook_info = {labels = {"events"}, active = true}
+function on_start(c)
+  phantom.act("wait", {parameters = {{seconds = 1}}, assets = {"slow"}, callback = cb, name = "w"})
+end
+function cb(kw) phantom.debug("after " .. kw.results[1].message) end
+]]})
+    local _, r = S.request(srv, "POST", "/rest/container", {name = "c", label = "events"})
+    S.wait(function() return #S.runs(srv) == 1 end)
+    S.stop(srv, "TERM")
+    assert.is_true(S.logged(srv, "signal 15: stopping (1 runs in flight stay in the store)"))
+    assert.is_true(S.logged(srv, "stopped"))
+    local out = S.sh(("%s runs --db %s"):format(S.q(H.bin), S.q(srv.db)))
+    assert.matches("\n1%s+" .. r.id .. "%s+running%s+p%s", out)
+    S.launch(srv)
+    local runs = S.all_ended(srv, 1)
+    assert.equal("success", runs[1].status)
+    S.stop(srv)
+    assert.is_true(S.logged(srv, "recover run 1: resumed (p on container " .. r.id .. ")"))
+    out = S.sh(("%s runs --db %s 1"):format(S.q(H.bin), S.q(srv.db)))
+    assert.matches("success", out)
+    assert.matches("debug after waited 1", out)
+    local json = H.json.decode(S.sh(("%s runs --db %s --json"):format(S.q(H.bin), S.q(srv.db))))
+    assert.equal(1, #json)
+    assert.equal("success", json[1].status)
+  end)
+end)
