@@ -48,6 +48,7 @@ typedef struct {
   yajl_handle h;
   int depth;
   int too_deep;
+  int out_of_range;
   lua_Integer idx[LSR_JSON_MAX_DEPTH + 1]; /* next index per open array; 0 = object */
 } dec_box;
 
@@ -95,7 +96,15 @@ static int d_number(void *ctx, const char *s, size_t n) {
     if (errno == ERANGE) integral = 0; /* too big for an integer: a float */
     else lua_pushinteger(b->L, (lua_Integer)v);
   }
-  if (!integral) lua_pushnumber(b->L, strtod(buf, NULL));
+  if (!integral) {
+    double d = strtod(buf, NULL);
+    if (isinf(d)) { /* JSON has no infinity: what could not be written back is refused */
+      if (buf != tmp) free(buf);
+      b->out_of_range = 1;
+      return 0;
+    }
+    lua_pushnumber(b->L, d);
+  }
   if (buf != tmp) free(buf);
   return add_value(b);
 }
@@ -142,6 +151,7 @@ int lsr_json_decode(lua_State *L, const char *text, size_t len, char *err, size_
   b->h = NULL;
   b->depth = 0;
   b->too_deep = 0;
+  b->out_of_range = 0;
   lua_newtable(L);
   lua_pushcfunction(L, dec_gc);
   lua_setfield(L, -2, "__gc");
@@ -153,12 +163,14 @@ int lsr_json_decode(lua_State *L, const char *text, size_t len, char *err, size_
   int ok = yajl_parse(b->h, (const unsigned char *)text, len) == yajl_status_ok &&
            (at_end = 1, yajl_complete_parse(b->h) == yajl_status_ok);
   if (!ok) {
-    if (b->too_deep) {
+    if (b->too_deep || b->out_of_range) {
       int line, col;
       size_t off = yajl_get_bytes_consumed(b->h);
       lsr_offset_to_linecol(text, len, off ? off - 1 : 0, &line, &col);
-      snprintf(err, errlen, "line %d, column %d: nesting deeper than %d levels", line, col,
-               LSR_JSON_MAX_DEPTH);
+      if (b->too_deep)
+        snprintf(err, errlen, "line %d, column %d: nesting deeper than %d levels", line, col, LSR_JSON_MAX_DEPTH);
+      else
+        snprintf(err, errlen, "line %d, column %d: a number out of range", line, col);
     } else {
       lsr_json_error(b->h, text, len, at_end, err, errlen);
     }

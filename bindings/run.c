@@ -437,17 +437,21 @@ static int check_container(lua_State *L) {
     lua_setfield(L, 1, "artifacts");
     return 0;
   }
-  lua_Integer n = (lua_Integer)lua_rawlen(L, -1), next_id = 1;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1), max_id = 0, missing = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
-    if (!lua_istable(L, -1))
+    if (!lua_istable(L, -1) || lsr_json_is_array(L, -1))
       return luaL_error(L, "%s: artifacts[%d]: expected an object", file, (int)i);
     lua_getfield(L, -1, "id");
-    if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= next_id) next_id = lua_tointeger(L, -1) + 1;
-    else if (!lua_isnil(L, -1))
-      return luaL_error(L, "%s: artifacts[%d].id: expected an integer", file, (int)i);
+    if (lua_isnil(L, -1)) missing++;
+    else if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1)
+      return luaL_error(L, "%s: artifacts[%d].id: expected a positive integer", file, (int)i);
+    else if (lua_tointeger(L, -1) > max_id) max_id = lua_tointeger(L, -1);
     lua_pop(L, 2);
   }
+  if (missing && max_id > LUA_MAXINTEGER - missing)
+    return luaL_error(L, "%s: artifact ids are too large to number the artifacts without one", file);
+  lua_Integer next_id = max_id + 1;
   for (lua_Integer i = 1; i <= n; i++) { /* number the artifacts that have no id */
     lua_rawgeti(L, -1, i);
     if (lua_getfield(L, -1, "id") == LUA_TNIL) {

@@ -6,7 +6,7 @@ local cjson = require "cjson"
 
 describe("JSON decoding", function()
   it("keeps integers as integers and floats as floats", function()
-    local v = luasoar.json_decode('{"id": 63, "big": 9007199254740993, "f": 63.0, "e": 1e3, "neg": -7, "huge": 1e400}')
+    local v = luasoar.json_decode('{"id": 63, "big": 9007199254740993, "f": 63.0, "e": 1e3, "neg": -7}')
     assert.equal("integer", math.type(v.id))
     assert.equal(63, v.id)
     assert.equal(9007199254740993, v.big)
@@ -14,7 +14,8 @@ describe("JSON decoding", function()
     assert.equal("float", math.type(v.f))
     assert.equal("float", math.type(v.e))
     assert.equal(-7, v.neg)
-    assert.equal(math.huge, v.huge)
+    -- a number no double can hold is refused: it could not be written back
+    assert.same({nil, "line 1, column 14: a number out of range"}, {luasoar.json_decode('{"huge": 1e400}')})
     -- larger than 64 bits: a float, not an error
     assert.equal("float", math.type(luasoar.json_decode("123456789012345678901234567890")))
   end)

@@ -72,6 +72,7 @@ local function parse_source(dp, rest)
   elseif head == "playbook_input" then
     if #parts ~= 2 or parts[2] == "" then return nil, malformed(dp, rest, "expected playbook_input:name") end
     local key, sub = parts[2]:match("^([^%.]+)%.?(.*)$")
+    if not key then return nil, malformed(dp, parts[2], "expected playbook_input:name") end
     spec = {kind = "input", key = key}
     spec.steps, err = path_steps(dp, sub)
   elseif head == "custom_list" then
@@ -86,11 +87,13 @@ local function parse_source(dp, rest)
   elseif parts[2] == "custom_function" then
     if #parts ~= 3 or parts[3] == "" then return nil, malformed(dp, rest, "expected NAME:custom_function:output") end
     local key, sub = parts[3]:match("^([^%.]+)%.?(.*)$")
+    if not key then return nil, malformed(dp, parts[3], "expected NAME:custom_function:output") end
     spec = {kind = "code_output", name = head, key = key}
     spec.steps, err = path_steps(dp, sub)
   elseif parts[2] == "playbook_output" then
     if #parts ~= 3 or parts[3] == "" then return nil, malformed(dp, rest, "expected NAME:playbook_output:key") end
     local key, sub = parts[3]:match("^([^%.]+)%.?(.*)$")
+    if not key then return nil, malformed(dp, parts[3], "expected NAME:playbook_output:key") end
     spec = {kind = "playbook_output", name = head, key = key}
     spec.steps, err = path_steps(dp, sub)
   elseif #parts == 2 then
@@ -147,9 +150,11 @@ local function parse(dp)
     spec, err = parse_source(dp, dp)
   end
   if spec then spec.text = dp end
-  if cache_size > 10000 then cache, cache_size = {}, 0 end
-  cache[dp] = spec or err or false
-  cache_size = cache_size + 1
+  if #dp <= 512 then -- a bounded cache: 10,000 short datapaths at most
+    if cache_size > 10000 then cache, cache_size = {}, 0 end
+    cache[dp] = spec or err or false
+    cache_size = cache_size + 1
+  end
   return spec, err
 end
 internal.parse_datapath = parse

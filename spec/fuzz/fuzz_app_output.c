@@ -113,6 +113,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   const char *path = fuzz_write_tmp(playbook, ".lua");
   gen = lsr_gen_cached(eng, path, err, sizeof err);
   FUZZ_CHECK(gen, "playbook: %s", err);
+  fuzz_tmp_cleanup();
   base_refs = eng->live_refs;
   return 0;
 }

@@ -59,7 +59,7 @@ static __attribute__((unused, noreturn)) void fuzz_fail(const char *file, int li
   } while (0)
 #define FUZZ_END() (fuzz_jmp_armed = 0)
 
-/* Temp files written once per process, removed at exit. */
+/* Temp files written once per process, removed once used (or at exit). */
 static char *fuzz_tmp_paths[8];
 static int fuzz_ntmp;
 
@@ -115,6 +115,7 @@ static __attribute__((unused)) lsr_engine *fuzz_engine(const char *source, lsr_g
     const char *path = fuzz_write_tmp(source, ".lua");
     *gen = lsr_gen_cached(eng, path, err, sizeof err); /* the engine frees it */
     FUZZ_CHECK(*gen, "lsr_gen_cached: %s", err);
+    fuzz_tmp_cleanup(); /* compiled: the file is not read again (and a crash skips atexit) */
   }
   return eng;
 }

@@ -44,15 +44,24 @@ for h in $HARNESSES; do
   [ -x "$bin" ] || { echo "run.sh: no harness $bin" >&2; status=1; continue; }
   log=$BUILD/fuzz-logs/$h.log
   if [ $MODE = replay ]; then
-    set -- "$FUZZ_DIR"/corpus/"$h"/*
-    for f in "$FUZZ_DIR"/crashes/"$h"-*; do [ -e "$f" ] && set -- "$@" "$f"; done
+    # the seeds in one go, then each saved crash input on its own
     # shellcheck disable=SC2046
-    if "$bin" $(options "$h") "$@" >"$log" 2>&1; then
-      echo "$h: $# inputs replayed, no crash"
+    if "$bin" $(options "$h") "$FUZZ_DIR"/corpus/"$h"/* >"$log" 2>&1; then
+      echo "$h: seeds: no crash"
     else
-      echo "$h: CRASH replaying (see $log):"; grep -E "FUZZ CHECK FAILED|ERROR: |SUMMARY: |Running: " "$log" | tail -4
-      status=1
+      echo "$h: seeds: CRASH (see $log)"; status=1
     fi
+    for f in "$FUZZ_DIR"/crashes/"$h"-*; do
+      [ -e "$f" ] || continue
+      flog=$BUILD/fuzz-logs/replay-$(basename "$f").log
+      # shellcheck disable=SC2046
+      if "$bin" $(options "$h") "$f" >"$flog" 2>&1; then
+        echo "$h: $(basename "$f"): no crash (fixed)"
+      else
+        echo "$h: $(basename "$f"): CRASH: $(grep -E "FUZZ CHECK FAILED|SUMMARY: " "$flog" | head -1)"
+        status=1
+      fi
+    done
     continue
   fi
   mkdir -p "$BUILD/fuzz-corpus/$h"
