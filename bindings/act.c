@@ -442,8 +442,18 @@ void lsr_act_register_internal(lua_State *L) {
 
 static void exec_done(void *ud, int ok, const char *out, size_t len, const char *failure) {
   lsr_app_run *apr = ud;
+  lsr_engine *eng = apr->ar->eng;
   apr->proc = NULL;
-  lsr_app_run_done(apr->ar->eng, apr, ok, out, len, failure);
+  eng->exec_running--;
+  lsr_app_run_done(eng, apr, ok, out, len, failure);
+  /* a slot is free: the oldest waiting app run goes (through the queue) */
+  lsr_app_run *next = eng->exec_waiting;
+  if (next) {
+    eng->exec_waiting = next->waiting_next;
+    if (!eng->exec_waiting) eng->exec_waiting_tail = NULL;
+    next->waiting_next = NULL;
+    lsr_engine_push(eng, &next->task);
+  }
 }
 
 static char *exec_request(lsr_app_run *apr, size_t *len) {
@@ -517,6 +527,15 @@ void lsr_act_start_app_run(lsr_engine *eng, lsr_app_run *apr) {
     free(failure);
     return;
   }
+  /* child processes are capped: each holds descriptors, and fork slows as
+   * they add up; the others wait their turn in order */
+  if (eng->exec_max && eng->exec_running >= eng->exec_max) {
+    if (eng->exec_waiting_tail) eng->exec_waiting_tail->waiting_next = apr;
+    else eng->exec_waiting = apr;
+    eng->exec_waiting_tail = apr;
+    return;
+  }
+  eng->exec_running++;
   const lsr_action_def *def = lsr_app_action(app, ar->action);
   lsr_exec_req req = {0};
   req.argv = app->command;

@@ -66,6 +66,7 @@ lsr_engine *lsr_engine_new(uv_loop_t *loop, char *err, size_t errlen) {
   eng->next_run_id = eng->next_action_run_id = eng->next_app_run_id = 1;
   eng->guid_seed = random64();
   eng->max_app_output = LSR_DEFAULT_MAX_APP_OUTPUT;
+  eng->exec_max = 256;
   eng->vnow = 1704067200.0; /* a virtual clock starts at 2024-01-01T00:00:00Z */
   if (lsr_lua_setup(eng, err, errlen) < 0) {
     lsr_engine_free(eng);

@@ -175,6 +175,7 @@ struct lsr_app_run {
   int done;
   int result_ref;       /* Lua: this app run's element of results */
   int successes;        /* parameter sets that succeeded */
+  lsr_app_run *waiting_next; /* waiting for an exec slot */
   struct lsr_exec_proc *proc;
 };
 
@@ -268,6 +269,8 @@ struct lsr_engine {
   int store_ref;        /* containers, objects, custom lists (bindings/lua) */
   int hooks_ref;        /* the prelude's hooks the C side calls */
   size_t max_app_output;
+  int exec_running, exec_max; /* exec app runs in flight, and the cap */
+  lsr_app_run *exec_waiting, *exec_waiting_tail;
   lsr_test_hooks *test;
   lsr_limits limits;    /* defaults of every run; a playbook may set its own */
   size_t mem_total, mem_limit; /* all Lua memory of the engine */

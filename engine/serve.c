@@ -62,15 +62,16 @@ typedef struct {
 /* ---- logging: one line per event ---- */
 
 static void say(const char *fmt, ...) {
-  char when[32];
+  char line[2048];
   time_t now = time(NULL);
-  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+  size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%SZ ", gmtime(&now));
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "%s ", when);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
   va_end(ap);
+  n += m < 0 ? 0 : (size_t)m < sizeof line - n - 1 ? (size_t)m : sizeof line - n - 2;
+  line[n++] = '\n';
+  fwrite(line, 1, n, stderr); /* one write per line */
 }
 
 /* ---- the store: what runs do ---- */

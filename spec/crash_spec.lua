@@ -28,6 +28,7 @@ describe("after kill -9", function()
   it("loses nothing, leaves nothing stuck, and every completed action has its callback's result", function()
     math.randomseed(os.time())
     local srv = S.start({["playbooks/slow.lua"] = PLAYBOOK})
+    finally(function() S.stop(srv) end)
     local accepted = {}
     local rounds = 5
     for round = 1, rounds do
@@ -102,6 +103,7 @@ describe("the store", function()
   it("when full, refuses new work with a clear error instead of acknowledging it, and takes it when space is back", function()
     local dir = H.tmp() .. "/full" .. math.random(1, 1e9)
     local srv = S.start({["playbooks/p.lua"] = "function on_start(c) end\n"}, dir)
+    finally(function() S.stop(srv) end)
     S.stop(srv)
     local pages = tonumber(S.sh("sqlite3 " .. S.q(srv.db) .. " 'PRAGMA page_count'"))
     -- restart with the store capped just above its size

@@ -93,3 +93,22 @@ describe("an exec app", function()
                  misbehave("missing tool").message)
   end)
 end)
+
+describe("many exec app runs at once", function()
+  it("start at most exec_max at a time and the others wait their turn", function()
+    local report = H.run([[
+      function on_start(c)
+        for i = 1, 300 do
+          phantom.act("echo", {parameters = {{value = i}}, assets = {"misbehave"}, callback = cb, name = "e" .. i})
+        end
+      end
+      local n = 0
+      function cb(kw)
+        if kw.success then n = n + 1 end
+        if n == 300 then phantom.debug("all 300 done") end
+      end
+    ]])
+    assert.equal("success", report.status)
+    assert.same({"all 300 done"}, H.messages(report, "debug"))
+  end)
+end)

@@ -149,6 +149,7 @@ function cb(kw) phantom.debug("version " .. V) end
 ]]):format(n)
     end
     local srv = S.start({["playbooks/p.lua"] = version(0)})
+    finally(function() S.stop(srv) end)
     local posted = 0
     for i = 1, 100 do
       local kind = i % 10
