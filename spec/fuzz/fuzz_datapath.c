@@ -83,7 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* again: from the cache, the same answer */
   parse(L, data, size);
   FUZZ_CHECK(lua_type(L, -2) == t1 && lua_type(L, -1) == e1, "the cached answer differs");
-  if (t1 == LUA_TTABLE) FUZZ_CHECK(lua_rawequal(L, -2, -4), "the cached spec is another table");
+  /* (only datapaths of up to 512 bytes are cached) */
+  if (t1 == LUA_TTABLE && size <= 512) FUZZ_CHECK(lua_rawequal(L, -2, -4), "the cached spec is another table");
   if (e1 == LUA_TSTRING) FUZZ_CHECK(lua_rawequal(L, -1, -3), "the cached reason differs");
   lua_settop(L, 0);
   FUZZ_END();
