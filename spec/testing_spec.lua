@@ -228,3 +228,14 @@ describe("the README's testing example", function()
     assert.matches("1 success / 0 failures / 0 errors", out)
   end)
 end)
+
+describe("luasoar.testing runs", function()
+  it("read back the run's data", function()
+    local eng = lt.engine{scripts = H.tmp(), apps = H.fixtures .. "/apps", assets = H.fixtures .. "/assets.json"}
+    local run = eng:run(H.playbook([[
+      function on_start(c) phantom.save_run_data{key = "verdict", value = {bad = true, score = 7}} end
+    ]]), H.container())
+    assert.same({verdict = {bad = true, score = 7}}, run.run_data)
+    eng:close()
+  end)
+end)

@@ -255,10 +255,34 @@ static void on_block(void *ud, lsr_run *run, const char *name, const char *args,
 }
 
 
+/* the run's data (save_run_data) as JSON, for the report */
+static int run_data_json(lua_State *L) {
+  lsr_run *run = lua_touserdata(L, 1);
+  lsr_push_state(L, run);
+  if (lua_getfield(L, -1, "run_data") == LUA_TNIL) {
+    lua_pushliteral(L, "{}");
+    return 1;
+  }
+  lsr_json_encode(L, -1, 1);
+  return 1;
+}
+
 static void on_run_end(lsr_run *run, void *ud) {
   mod_engine *m = ud;
+  lua_State *L = run->eng->L;
+  char *report = lsr_run_report_json(run);
+  lua_pushcfunction(L, run_data_json);
+  lua_pushlightuserdata(L, run);
+  const char *data = lua_pcall(L, 1, 1, 0) == LUA_OK ? lua_tostring(L, -1) : "{}";
+  /* the report with "run_data" added before its closing brace */
+  size_t n = strlen(report);
+  char *full = lsr_xalloc(n + strlen(data) + 16);
+  memcpy(full, report, n - 1);
+  sprintf(full + n - 1, ",\"run_data\":%s}", data);
+  lua_pop(L, 1);
+  free(report);
   m->reports = lsr_xrealloc(m->reports, (m->nreports + 1) * sizeof *m->reports);
-  m->reports[m->nreports++] = lsr_run_report_json(run);
+  m->reports[m->nreports++] = full;
 }
 
 static mod_engine *check_engine(lua_State *L) {

@@ -130,6 +130,7 @@ function Run:started(name)
 end
 
 local function as_run(report)
+  report.run_data = report.run_data or {}
   report.actions = report.actions or {}
   report.calls = report.calls or {}
   return setmetatable(report, Run)
