@@ -37,24 +37,26 @@ static int file_exists(const char *path) {
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* The compiled file at path, or NULL with nil and why pushed. */
+static lsr_gen *compiled(lua_State *L, lsr_engine *eng, const char *path) {
+  char err[1024];
+  lsr_gen *g = NULL;
+  if (!file_exists(path)) snprintf(err, sizeof err, "no file %s", path);
+  else g = lsr_gen_cached(eng, path, err, sizeof err);
+  if (!g) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+  }
+  return g;
+}
+
 /* A compiled file run with fresh globals over the base (custom functions:
  * their own globals, the playbook API).  Returns what the chunk returns, or
  * nil and why. */
 static int l_load_chunk(lua_State *L) {
   lsr_engine *eng = lsr_engine_of(L);
-  const char *path = luaL_checkstring(L, 1);
-  char err[1024];
-  if (!file_exists(path)) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "no file %s", path);
-    return 2;
-  }
-  lsr_gen *g = lsr_gen_cached(eng, path, err, sizeof err);
-  if (!g) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
+  lsr_gen *g = compiled(L, eng, luaL_checkstring(L, 1));
+  if (!g) return 2;
   /* the chunk with upvalue 1 (_ENV) joined to a new env; the chunk runs
    * now, so its functions keep that env */
   lsr_getref(L, eng->factory_ref);
@@ -116,19 +118,8 @@ void lsr_child_start(lsr_engine *eng, lsr_task *t) {
 static int l_start_child(lua_State *L) {
   lsr_run *run = lsr_run_check(L, "phantom.playbook");
   lsr_engine *eng = run->eng;
-  const char *path = luaL_checkstring(L, 1);
-  char err[1024];
-  if (!file_exists(path)) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "no file %s", path);
-    return 2;
-  }
-  lsr_gen *g = lsr_gen_cached(eng, path, err, sizeof err);
-  if (!g) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
+  lsr_gen *g = compiled(L, eng, luaL_checkstring(L, 1));
+  if (!g) return 2;
   child_start *c = lsr_xalloc(sizeof *c);
   c->task.kind = LSR_TASK_CHILD_START;
   c->eng = eng;
