@@ -570,15 +570,24 @@ typedef struct {
   int too_big;
 } request;
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *json) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(json), (void *)json, MHD_RESPMEM_MUST_COPY);
-  MHD_add_response_header(r, "Content-Type", "application/json");
-  enum MHD_Result rc = MHD_queue_response(c, status, r);
-  MHD_destroy_response(r);
-  return rc;
+/* A request's answer, filled by the router; the HTTP side sends it.  The
+ * router never sees libmicrohttpd, so a fuzz harness can drive it. */
+typedef struct {
+  void *conn;
+  const char *(*arg)(void *conn, const char *name); /* query arguments */
+  unsigned status;
+  char *body;
+  const char *allow;
+} http;
+
+static int reply(http *c, unsigned status, const char *json) {
+  c->status = status;
+  free(c->body);
+  c->body = lsr_strdup(json);
+  return 1;
 }
 
-static enum MHD_Result fail(struct MHD_Connection *c, unsigned status, const char *fmt, ...) {
+static int fail(http *c, unsigned status, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -587,20 +596,20 @@ static enum MHD_Result fail(struct MHD_Connection *c, unsigned status, const cha
   char *q = lsr_json_quote(msg);
   char *body = lsr_xalloc(strlen(q) + 64);
   sprintf(body, "{\"failed\": true, \"message\": %s}", q);
-  enum MHD_Result rc = reply(c, status, body);
+  int rc = reply(c, status, body);
   free(q);
   free(body);
   return rc;
 }
 
-static enum MHD_Result reply_owned(struct MHD_Connection *c, unsigned status, char *json) {
-  enum MHD_Result rc = json ? reply(c, status, json) : fail(c, 404, "not found");
+static int reply_owned(http *c, unsigned status, char *json) {
+  int rc = json ? reply(c, status, json) : fail(c, 404, "not found");
   free(json);
   return rc;
 }
 
 /* The body as a JSON object; NULL after replying 400. */
-static yajl_val body_object(struct MHD_Connection *c, request *rq, enum MHD_Result *rc) {
+static yajl_val body_object(http *c, request *rq, int *rc) {
   char why[256];
   if (lsr_json_check(rq->body ? rq->body : "", rq->len, why, sizeof why) < 0) {
     *rc = fail(c, 400, "malformed JSON in the request body at %s", why);
@@ -620,14 +629,14 @@ static yajl_val field(yajl_val obj, const char *key) {
   return yajl_tree_get(obj, path, yajl_t_any);
 }
 
-static int64_t int_arg(struct MHD_Connection *c, const char *name, int *given) {
-  const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+static int64_t int_arg(http *c, const char *name, int *given) {
+  const char *v = c->arg ? c->arg(c->conn, name) : NULL;
   *given = v != NULL;
   return v ? atoll(v) : 0;
 }
 
 /* Commit what a request wrote before acknowledging it. */
-static int durable(server *s, struct MHD_Connection *c, enum MHD_Result *rc) {
+static int durable(server *s, http *c, int *rc) {
   if (lsr_store_commit(s->store) == 0) return 1;
   say("error: refused a request, the store cannot keep it: %s", lsr_store_error(s->store));
   *rc = fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
@@ -643,8 +652,8 @@ static int insert_artifact(server *s, int64_t cid, const char *json, int64_t *id
   return lsr_store_exec(s->store, "UPDATE artifacts SET data = json_set(data, '$.id', id) WHERE id = ?", "i", *id);
 }
 
-static enum MHD_Result post_container(server *s, struct MHD_Connection *c, request *rq) {
-  enum MHD_Result rc;
+static int post_container(server *s, http *c, request *rq) {
+  int rc;
   yajl_val v = body_object(c, rq, &rc);
   if (!v) return rc;
   yajl_val arts = field(v, "artifacts");
@@ -697,8 +706,8 @@ static enum MHD_Result post_container(server *s, struct MHD_Connection *c, reque
   return rc;
 }
 
-static enum MHD_Result post_artifact(server *s, struct MHD_Connection *c, request *rq) {
-  enum MHD_Result rc;
+static int post_artifact(server *s, http *c, request *rq) {
+  int rc;
   yajl_val v = body_object(c, rq, &rc);
   if (!v) return rc;
   yajl_val cidv = field(v, "container_id");
@@ -729,8 +738,8 @@ static enum MHD_Result post_artifact(server *s, struct MHD_Connection *c, reques
   return rc;
 }
 
-static enum MHD_Result post_playbook_run(server *s, struct MHD_Connection *c, request *rq) {
-  enum MHD_Result rc;
+static int post_playbook_run(server *s, http *c, request *rq) {
+  int rc;
   yajl_val v = body_object(c, rq, &rc);
   if (!v) return rc;
   yajl_val cidv = field(v, "container_id"), pbv = field(v, "playbook_id"), scv = field(v, "scope");
@@ -759,8 +768,8 @@ static enum MHD_Result post_playbook_run(server *s, struct MHD_Connection *c, re
   return rc;
 }
 
-static enum MHD_Result post_answer(server *s, struct MHD_Connection *c, request *rq, int64_t id) {
-  enum MHD_Result rc;
+static int post_answer(server *s, http *c, request *rq, int64_t id) {
+  int rc;
   yajl_val v = body_object(c, rq, &rc);
   if (!v) return rc;
   yajl_val r = field(v, "responses");
@@ -822,7 +831,7 @@ static char *playbooks_json(server *s) {
   " 'update_time', strftime('%Y-%m-%dT%H:%M:%fZ', update_time, 'unixepoch')," \
   " 'parent_playbook_run', parent_run_id, 'outputs', json(coalesce(outputs, '{}')))"
 
-static enum MHD_Result get(server *s, struct MHD_Connection *c, const char *url) {
+static int get(server *s, http *c, const char *url) {
   long long id = 0;
   int n = 0, given;
   char tail[64] = "";
@@ -904,6 +913,30 @@ static const char *allowed_methods(const char *url) {
   return NULL;
 }
 
+/* Every request after its token was checked. */
+static int route(server *s, http *c, const char *url, const char *method, request *rq) {
+  if (s->stopping) return fail(c, 503, "shutting down");
+  const char *allowed = allowed_methods(url);
+  if (!allowed) return fail(c, 404, "no such resource: %s", url);
+  if (!strstr(allowed, method)) {
+    c->allow = allowed;
+    return reply(c, 405, "");
+  }
+  if (strcmp(method, "POST") == 0) {
+    if (rq->too_big) return fail(c, 413, "the request body is larger than %u bytes", MAX_BODY);
+    long long id;
+    if (strcmp(url, "/rest/container") == 0) return post_container(s, c, rq);
+    if (strcmp(url, "/rest/artifact") == 0) return post_artifact(s, c, rq);
+    if (strcmp(url, "/rest/playbook_run") == 0) return post_playbook_run(s, c, rq);
+    if (sscanf(url, "/rest/prompt/%lld/answer", &id) == 1) return post_answer(s, c, rq, id);
+  }
+  return get(s, c, url);
+}
+
+static const char *mhd_arg(void *conn, const char *name) {
+  return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 static int token_ok(server *s, struct MHD_Connection *c) {
   const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "ph-auth-token");
   if (!t) return 0;
@@ -932,27 +965,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     *upload_size = 0;
     return MHD_YES;
   }
-  if (!token_ok(s, c)) return reply(c, 401, "");
-  if (s->stopping) return fail(c, 503, "shutting down");
-  const char *allowed = allowed_methods(url);
-  if (!allowed) return fail(c, 404, "no such resource: %s", url);
-  if (!strstr(allowed, method)) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    MHD_add_response_header(r, "Allow", allowed);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result rc = MHD_queue_response(c, 405, r);
-    MHD_destroy_response(r);
-    return rc;
-  }
-  if (strcmp(method, "POST") == 0) {
-    if (rq->too_big) return fail(c, 413, "the request body is larger than %u bytes", MAX_BODY);
-    long long id;
-    if (strcmp(url, "/rest/container") == 0) return post_container(s, c, rq);
-    if (strcmp(url, "/rest/artifact") == 0) return post_artifact(s, c, rq);
-    if (strcmp(url, "/rest/playbook_run") == 0) return post_playbook_run(s, c, rq);
-    if (sscanf(url, "/rest/prompt/%lld/answer", &id) == 1) return post_answer(s, c, rq, id);
-  }
-  return get(s, c, url);
+  http h = {.conn = c, .arg = mhd_arg};
+  if (!token_ok(s, c)) reply(&h, 401, "");
+  else route(s, &h, url, method, rq);
+  const char *body = h.body ? h.body : "";
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  if (h.allow) MHD_add_response_header(r, "Allow", h.allow);
+  enum MHD_Result rc = MHD_queue_response(c, h.status, r);
+  MHD_destroy_response(r);
+  free(h.body);
+  return rc;
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con, enum MHD_RequestTerminationCode why) {
@@ -1037,6 +1060,77 @@ static const char usage_serve[] =
   "                     on first start with a random token, mode 0600); every request\n"
   "                     needs the header ph-auth-token: TOKEN\n";
 
+/* The store, the token, the engine over the scripts, the playbooks, and
+ * the runs recovered; everything but HTTP, watchers and signals. */
+static int server_open(server *sp, const char *scripts, const char *db, const char *max_pages,
+                       const char *token_file, int with_token, char *err, size_t errlen) {
+  server s;
+  char path[4096];
+  memset(&s, 0, sizeof s);
+  s.store = lsr_store_open(db, err, errlen);
+  if (!s.store) return -1;
+  if (max_pages) { /* a store that fills up (tests of a full disk) */
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA max_page_count = %lld", atoll(max_pages));
+    lsr_store_exec(s.store, pragma, "");
+    lsr_store_commit(s.store);
+  }
+  snprintf(path, sizeof path, "%s.token", db);
+  s.token = with_token ? read_or_make_token(token_file ? token_file : path, err, errlen) : lsr_strdup("");
+  if (!s.token) { lsr_store_close(s.store); return -1; }
+  s.eng = lsr_engine_new(NULL, err, errlen);
+  if (!s.eng) return -1;
+  lsr_engine *eng = s.eng;
+  s.scripts = lsr_strdup(scripts);
+  eng->scripts_dir = lsr_strdup(scripts);
+  char apps[4096], assets[4096], lists[4096];
+  snprintf(apps, sizeof apps, "%s/apps", scripts);
+  snprintf(assets, sizeof assets, "%s/assets.json", scripts);
+  snprintf(lists, sizeof lists, "%s/custom_lists", scripts);
+  if (lsr_config_load(eng->cfg, apps, assets, 0, err, errlen) < 0 || lsr_lists_load(eng, lists, err, errlen) < 0)
+    return -1;
+  /* ids go on from the store's */
+  eng->next_run_id = lsr_store_int(s.store, 0, "SELECT max(id) FROM playbook_runs", "") + 1;
+  eng->next_action_run_id = lsr_store_int(s.store, 0, "SELECT max(max(coalesce((SELECT max(id) FROM action_runs), 0)),"
+                                          " coalesce((SELECT max(id) FROM prompts), 0))", "") + 1;
+  eng->next_app_run_id = lsr_store_int(s.store, 0, "SELECT max(id) FROM app_runs", "") + 1;
+  *sp = s;
+  /* the observers point at the caller's struct */
+  eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .on_run_start = on_run_start,
+                            .on_action = on_action, .on_app_run = on_app_run, .on_delivered = on_delivered,
+                            .persist = persist, .ud = sp};
+  scan(sp);
+  recover(sp);
+  return 0;
+}
+
+/* For the fuzz harness of request bodies: a server with no HTTP; requests
+ * go straight to the router, and the engine runs what they start. */
+void *lsr_serve_test_open(const char *scripts, const char *db, char *err, size_t errlen) {
+  server *s = lsr_xalloc(sizeof *s);
+  if (server_open(s, scripts, db, NULL, NULL, 0, err, errlen) < 0) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+unsigned lsr_serve_test_request(void *srv, const char *method, const char *url, const char *body, size_t len,
+                                char **out) {
+  server *s = srv;
+  request rq = {0};
+  rq.body = lsr_strndup(body, len);
+  rq.len = len;
+  rq.too_big = len > MAX_BODY;
+  http h = {0};
+  route(s, &h, url, method, &rq);
+  lsr_engine_drain(s->eng);
+  if (lsr_store_in_transaction(s->store)) lsr_store_commit(s->store);
+  free(rq.body);
+  *out = h.body ? h.body : lsr_strdup("");
+  return h.status;
+}
+
 int lsr_serve_main(int argc, char **argv) {
   const char *scripts = NULL, *db = "luasoar.db", *listen = "127.0.0.1:8420", *token_file = NULL, *max_pages = NULL;
   for (int i = 0; i < argc; i++) {
@@ -1080,44 +1174,13 @@ int lsr_serve_main(int argc, char **argv) {
     return 2;
   }
 
-  char err[2048], path[4096];
+  char err[2048];
   server s;
-  memset(&s, 0, sizeof s);
-  s.store = lsr_store_open(db, err, sizeof err);
-  if (!s.store) { fprintf(stderr, "luasoar serve: %s\n", err); return 2; }
-  if (max_pages) { /* a store that fills up (tests of a full disk) */
-    char pragma[64];
-    snprintf(pragma, sizeof pragma, "PRAGMA max_page_count = %lld", atoll(max_pages));
-    lsr_store_exec(s.store, pragma, "");
-    lsr_store_commit(s.store);
-  }
-  snprintf(path, sizeof path, "%s.token", db);
-  s.token = read_or_make_token(token_file ? token_file : path, err, sizeof err);
-  if (!s.token) { fprintf(stderr, "luasoar serve: %s\n", err); lsr_store_close(s.store); return 2; }
-  s.eng = lsr_engine_new(NULL, err, sizeof err);
-  if (!s.eng) { fprintf(stderr, "luasoar serve: %s\n", err); return 2; }
-  lsr_engine *eng = s.eng;
-  s.scripts = lsr_strdup(scripts);
-  eng->scripts_dir = lsr_strdup(scripts);
-  char apps[4096], assets[4096], lists[4096];
-  snprintf(apps, sizeof apps, "%s/apps", scripts);
-  snprintf(assets, sizeof assets, "%s/assets.json", scripts);
-  snprintf(lists, sizeof lists, "%s/custom_lists", scripts);
-  if (lsr_config_load(eng->cfg, apps, assets, 0, err, sizeof err) < 0 ||
-      lsr_lists_load(eng, lists, err, sizeof err) < 0) {
+  if (server_open(&s, scripts, db, max_pages, token_file, 1, err, sizeof err) < 0) {
     fprintf(stderr, "luasoar serve: %s\n", err);
     return 2;
   }
-  /* ids go on from the store's */
-  eng->next_run_id = lsr_store_int(s.store, 0, "SELECT max(id) FROM playbook_runs", "") + 1;
-  eng->next_action_run_id = lsr_store_int(s.store, 0, "SELECT max(max(coalesce((SELECT max(id) FROM action_runs), 0)),"
-                                          " coalesce((SELECT max(id) FROM prompts), 0))", "") + 1;
-  eng->next_app_run_id = lsr_store_int(s.store, 0, "SELECT max(id) FROM app_runs", "") + 1;
-  eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .on_run_start = on_run_start,
-                            .on_action = on_action, .on_app_run = on_app_run, .on_delivered = on_delivered,
-                            .persist = persist, .ud = &s};
-  scan(&s);
-  recover(&s);
+  lsr_engine *eng = s.eng;
   s.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handle, &s,
                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, &s,
                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);

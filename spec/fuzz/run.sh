@@ -13,7 +13,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 FUZZ_DIR=$ROOT/spec/fuzz
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
-ALL="container app_output datapath json exec"
+ALL="container app_output datapath json exec rest"
 
 MODE=fuzz
 DURATION=20
