@@ -191,6 +191,20 @@ static int l_idempotent(lua_State *L) {
   return 1;
 }
 
+/* internal.assets_for(action) -> the names of the assets that can run it */
+static int l_assets_for(lua_State *L) {
+  lsr_engine *eng = lsr_engine_of(L);
+  const char *action = luaL_checkstring(L, 1);
+  lua_newtable(L);
+  int n = 0;
+  for (int i = 0; i < eng->cfg->nassets; i++)
+    if (lsr_app_action(eng->cfg->assets[i].app, action)) {
+      lua_pushstring(L, eng->cfg->assets[i].name);
+      lua_rawseti(L, -2, ++n);
+    }
+  return 1;
+}
+
 /* internal.link_child(child_run_id, token): a recovered child releases this
  * run's hold when it ends */
 static int l_link_child(lua_State *L) {
@@ -217,6 +231,7 @@ void lsr_flow_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"scripts_dir", l_scripts_dir}, {"stub_call", l_stub_call}, {"global", l_global},
     {"global_name", l_global_name}, {"idempotent", l_idempotent}, {"link_child", l_link_child},
+    {"assets_for", l_assets_for},
     {"next_id", l_next_id}, {"ask", l_ask}, {"load_chunk", l_load_chunk},
     {"start_child", l_start_child}, {NULL, NULL},
   };

@@ -137,3 +137,30 @@ describe("regressions", function()
     assert.same({"v"}, out)
   end)
 end)
+
+describe("the smaller calls of real playbooks", function()
+  it("pins, promote, notes, assets by action, network helpers, REST URLs, global data", function()
+    local r, out = run([[
+      function on_start(c)
+        local ok, msg, pid = phantom.pin{container = c, message = "hi", data = "d", name = "p1"}
+        phantom.debug({ok, pid, phantom.update_pin{pin_id = pid, message = "ho"}, phantom.get_container().pins[1].message})
+        phantom.debug({phantom.delete_pin(pid), #phantom.get_container().pins})
+        phantom.debug({phantom.promote(c), phantom.get_container().container_type})
+        phantom.debug(phantom.get_assets{action = "file reputation"})
+        phantom.debug(tostring(phantom.get_assets{action = "nothing"}))
+        phantom.debug({phantom.valid_ip("8.8.8.8"), phantom.valid_ip("::1"), phantom.valid_ip("x"), phantom.valid_ip("300.1.1.1"),
+                       phantom.valid_net("10.0.0.0/8"), phantom.address_in_network("10.1.2.3", "10.0.0.0/8"),
+                       phantom.address_in_network("11.1.2.3", "10.0.0.0/8")})
+        phantom.debug(phantom.build_phantom_rest_url("container", 7, "a b"))
+        local k = phantom.save_data({x = 1}, "k1")
+        phantom.debug({k, phantom.get_data("k1", true), tostring(phantom.get_data("k1"))})
+        phantom.add_note{container = c, title = "t", content = "c"}
+        phantom.debug({#phantom.get_notes{container = c}, phantom.get_current_container_id_(), phantom.get_effective_user()})
+      end
+    ]])
+    assert.equal(H.luasoar.null, r.error)
+    assert.same({{true, 1, true, "ho"}, {true, 0}, {true, "case"}, {"vt"}, "nil",
+                 {true, true, false, false, true, true, false}, "http://127.0.0.1:8420/rest/container/7/a%20b",
+                 {"k1", {x = 1}, "nil"}, {1, 101, "automation"}}, out)
+  end)
+end)

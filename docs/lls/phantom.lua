@@ -810,3 +810,51 @@ function json.encode(value) end
 ---@param text string
 ---@return any
 function json.decode(text) end
+
+
+-- 35_misc.lua: smaller calls of real playbooks
+
+---@return boolean ok, string message, integer pin_id
+function phantom.pin(...) end
+---@return boolean ok, string message
+function phantom.update_pin(...) end
+---@param pin_id integer
+---@return boolean ok, string message
+function phantom.delete_pin(pin_id) end
+---@return boolean ok, string message
+function phantom.promote(...) end
+---@return table[] notes
+function phantom.get_notes(...) end
+---@return string[]|nil assets
+function phantom.get_assets(...) end
+---@param s string
+---@return boolean
+function phantom.valid_ip(s) end
+---@param s string
+---@return boolean
+function phantom.is_ip(s) end
+---@param s string
+---@return boolean
+function phantom.valid_net(s) end
+---@param ip string
+---@param cidr string
+---@return boolean
+function phantom.address_in_network(ip, cidr) end
+---@return string url
+function phantom.build_phantom_rest_url(...) end
+---@return string
+function phantom.get_base_url() end
+---@return string
+function phantom.get_rest_base_url() end
+---@return string
+function phantom.get_effective_user() end
+---@return integer
+function phantom.get_current_container_id_() end
+---@param value any
+---@param key? string
+---@return string key
+function phantom.save_data(value, key) end
+---@param key string
+---@param clear_data? boolean
+---@return any
+function phantom.get_data(key, clear_data) end
