@@ -11,10 +11,15 @@
 
 #define SCHEMA_VERSION "luasoar store 1"
 
+#define STMT_CACHE 64
+
 struct lsr_store {
   sqlite3 *db;
   int in_tx;
   char error[512];
+  /* prepared statements, by the address of their SQL text: every caller
+   * passes a literal, so compiling once is enough */
+  struct { const char *sql; sqlite3_stmt *q; } cache[STMT_CACHE];
 };
 
 static const char schema[] =
@@ -103,6 +108,8 @@ lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
 void lsr_store_close(lsr_store *st) {
   if (!st) return;
   if (st->in_tx) lsr_store_commit(st);
+  for (int i = 0; i < STMT_CACHE; i++)
+    if (st->cache[i].q) sqlite3_finalize(st->cache[i].q);
   sqlite3_close_v2(st->db);
   free(st);
 }
@@ -135,9 +142,16 @@ void lsr_store_rollback(lsr_store *st) {
 
 int lsr_store_in_transaction(lsr_store *st) { return st->in_tx; }
 
+/* A prepared statement for sql with its arguments bound; give it back with
+ * done(). */
 static sqlite3_stmt *prepare(lsr_store *st, const char *sql, const char *fmt, va_list ap) {
-  sqlite3_stmt *q;
-  if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+  sqlite3_stmt *q = NULL;
+  size_t slot = ((uintptr_t)sql >> 3) % STMT_CACHE;
+  if (st->cache[slot].sql == sql && strcmp(sqlite3_sql(st->cache[slot].q), sql) == 0) {
+    q = st->cache[slot].q;
+    st->cache[slot].sql = NULL; /* taken: a nested use prepares its own */
+    st->cache[slot].q = NULL;
+  } else if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
     set_error(st, "prepare");
     return NULL;
   }
@@ -162,6 +176,16 @@ static sqlite3_stmt *prepare(lsr_store *st, const char *sql, const char *fmt, va
   return q;
 }
 
+/* Back to the cache (reset, bindings cleared), or finalized. */
+static void done(lsr_store *st, const char *sql, sqlite3_stmt *q) {
+  size_t slot = ((uintptr_t)sql >> 3) % STMT_CACHE;
+  sqlite3_reset(q);
+  sqlite3_clear_bindings(q);
+  if (st->cache[slot].q) sqlite3_finalize(st->cache[slot].q);
+  st->cache[slot].sql = sql;
+  st->cache[slot].q = q;
+}
+
 int lsr_store_exec(lsr_store *st, const char *sql, const char *fmt, ...) {
   /* writes go into the turn's transaction */
   if (strncmp(sql, "SELECT", 6) != 0 && lsr_store_begin(st) < 0) return -1;
@@ -172,7 +196,7 @@ int lsr_store_exec(lsr_store *st, const char *sql, const char *fmt, ...) {
   if (!q) return -1;
   int rc = sqlite3_step(q);
   if (rc != SQLITE_DONE && rc != SQLITE_ROW) set_error(st, "write");
-  sqlite3_finalize(q);
+  done(st, sql, q);
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
@@ -185,7 +209,7 @@ char *lsr_store_text(lsr_store *st, const char *sql, const char *fmt, ...) {
   char *out = NULL;
   if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
     out = lsr_strdup((const char *)sqlite3_column_text(q, 0));
-  sqlite3_finalize(q);
+  done(st, sql, q);
   return out;
 }
 
@@ -197,7 +221,7 @@ int64_t lsr_store_int(lsr_store *st, int64_t dflt, const char *sql, const char *
   if (!q) return dflt;
   int64_t v = dflt;
   if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) v = sqlite3_column_int64(q, 0);
-  sqlite3_finalize(q);
+  done(st, sql, q);
   return v;
 }
 
@@ -216,7 +240,7 @@ int lsr_store_each(lsr_store *st, void (*row)(void *ud, int ncols, const char **
     row(ud, n, cols);
   }
   if (rc != SQLITE_DONE) set_error(st, "read");
-  sqlite3_finalize(q);
+  done(st, sql, q);
   return rc == SQLITE_DONE ? 0 : -1;
 }
 
