@@ -7,7 +7,7 @@
 local luasoar = require "luasoar"
 local lt = require "luasoar.testing"
 
-local N = tonumber(arg[1]) or 20000
+local N = tonumber(arg[1]) or 5000
 local SAMPLES = 5
 local tmp = os.tmpname()
 
@@ -20,7 +20,7 @@ end
 local chain = tmp .. "_chain.lua"
 write(chain, ([[
   local left = %d
-  function on_start(c) next_one() end
+  function on_start(c) phantom.set_action_limit(left + 1) next_one() end
   function next_one()
     phantom.act("geolocate ip", {parameters = {{ip = "8.8.8.8"}}, assets = {"maxmind"}, callback = cb})
   end

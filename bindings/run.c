@@ -341,8 +341,9 @@ static void run_end(lsr_run *run) {
   lsr_sched_drop(run);
   if (run->parent_run_id) lsr_child_ended(run);
   run->gen->runs--; /* before on_run_end, which may free a retired generation */
-  for (lsr_run **p = &eng->runs; *p; p = &(*p)->next)
-    if (*p == run) { *p = run->next; break; }
+  if (run->prev) run->prev->next = run->next;
+  else eng->runs = run->next;
+  if (run->next) run->next->prev = run->prev;
   eng->live_runs--;
   if (eng->obs.on_run_end) eng->obs.on_run_end(run, eng->obs.ud);
   lsr_unref(L, &run->thread_ref);
@@ -403,6 +404,7 @@ static lsr_run *run_new(lsr_engine *eng, lsr_gen *gen) {
   lua_setfield(L, -2, "result");
   run->summary_ref = lsr_ref(L);
   run->next = eng->runs;
+  if (eng->runs) eng->runs->prev = run;
   eng->runs = run;
   eng->live_runs++;
   lsr_engine_push(eng, &run->task);

@@ -160,7 +160,7 @@ struct lsr_run {
   lsr_timer *deadline_timer;
   int64_t parent_run_id;  /* a child playbook run: its parent, and the hold */
   int parent_token;
-  lsr_run *next;        /* engine's list of live runs */
+  lsr_run *next, *prev; /* engine's list of live runs */
   void *ud;             /* owner's (CLI, test kit) */
 };
 
