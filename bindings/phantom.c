@@ -7,7 +7,14 @@
 
 #include "prelude.h"
 
-/* A debug of a string is that string; of anything else, its JSON. */
+static int encode_lenient(lua_State *L) {
+  lsr_json_encode(L, 1, 1);
+  return 1;
+}
+
+/* A debug of a string is that string; of anything else, its JSON (a value
+ * JSON cannot hold, like a table that contains itself, is logged as what it
+ * is, with why). */
 static void log_value(lua_State *L, lsr_log_level level, const char *fname) {
   lsr_run *run = lsr_run_check(L, fname);
   size_t len;
@@ -15,7 +22,12 @@ static void log_value(lua_State *L, lsr_log_level level, const char *fname) {
   if (lua_type(L, 1) == LUA_TSTRING) {
     s = lua_tolstring(L, 1, &len);
   } else {
-    lsr_json_encode(L, 1, 1);
+    lua_pushcfunction(L, encode_lenient);
+    lua_pushvalue(L, 1);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      if (lsr_engine_of(L)->current && lsr_engine_of(L)->current->killed) lua_error(L); /* a limit, not JSON */
+      lua_pushfstring(L, "<%s: %s>", luaL_typename(L, 1), lua_tostring(L, -1));
+    }
     s = lua_tolstring(L, -1, &len);
   }
   lsr_run_log(run, level, s, len);

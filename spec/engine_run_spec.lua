@@ -195,3 +195,12 @@ describe("a playbook run", function()
     assert.matches("attempt to yield", report.error)
   end)
 end)
+
+describe("phantom.debug", function()
+  it("logs a value JSON cannot hold as what it is, with why, and the run goes on", function()
+    local report = H.run("function on_start(c) local t = {} t.self = t phantom.debug(t) phantom.debug('after') end\n")
+    assert.equal("success", report.status)
+    assert.same({"<table: cannot encode as JSON: nesting deeper than 100 levels (a table that contains itself?)>", "after"},
+                H.messages(report))
+  end)
+end)
