@@ -479,22 +479,22 @@ static void run_active(server *s, int64_t cid) {
 
 #define RECOVERY_JSON \
   "SELECT json_object('started', started," \
-  " 'run_data', (SELECT json_group_object(key, json(value)) FROM run_data WHERE run_id = r.id)," \
-  " 'actions', (SELECT json_group_array(json_object('id', a.id, 'name', a.name, 'action', a.action," \
+  " 'run_data', json((SELECT json_group_object(key, json(value)) FROM run_data WHERE run_id = r.id))," \
+  " 'actions', json((SELECT json_group_array(json_object('id', a.id, 'name', a.name, 'action', a.action," \
   "   'callback', a.callback, 'handle', json(coalesce(a.handle, 'null')), 'parameters', json(a.parameters)," \
   "   'assets', json(coalesce(a.assets, '[]')), 'delivered', a.delivered, 'start_after', a.start_after," \
   "   'reviewer', a.reviewer, 'loop_state', a.loop_state," \
-  "   'results', (SELECT json_group_array(json_object('asset', p.asset, 'result', json(p.result)))" \
-  "               FROM app_runs p WHERE p.action_run_id = a.id)))" \
+  "   'results', json((SELECT json_group_array(json_object('asset', p.asset, 'result', json(p.result)))" \
+  "                    FROM app_runs p WHERE p.action_run_id = a.id))))" \
   "   FROM (SELECT * FROM action_runs WHERE run_id = r.id AND NOT (delivered = 1 AND status = 'superseded')" \
-  "         ORDER BY id) a)," \
-  " 'prompts', (SELECT json_group_array(json(prompt)) FROM prompts WHERE run_id = r.id AND status = 'pending')," \
-  " 'calls', (SELECT json_group_array(json_set(call, '$.id', c.id," \
+  "         ORDER BY id) a))," \
+  " 'prompts', json((SELECT json_group_array(json(prompt)) FROM prompts WHERE run_id = r.id AND status = 'pending'))," \
+  " 'calls', json((SELECT json_group_array(json_set(call, '$.id', c.id," \
   "   '$.child_status', (SELECT status FROM playbook_runs WHERE id = json_extract(c.call, '$.child_run_id'))," \
   "   '$.child_outputs', json((SELECT coalesce(outputs, '{}') FROM playbook_runs" \
   "                            WHERE id = json_extract(c.call, '$.child_run_id')))," \
   "   '$.child_message', (SELECT message FROM playbook_runs WHERE id = json_extract(c.call, '$.child_run_id'))))" \
-  "   FROM calls c WHERE run_id = r.id AND status = 'running'))" \
+  "   FROM calls c WHERE run_id = r.id AND status = 'running')))" \
   " FROM playbook_runs r WHERE id = ?"
 
 typedef struct { int64_t *ids; int n; } id_list;
