@@ -177,3 +177,29 @@ void lsr_guid(lsr_engine *eng, char out[37]) {
            (unsigned)a & 0xfff, (unsigned)(0x8000 | ((b >> 48) & 0x3fff)),
            (unsigned long long)(b & 0xffffffffffffull));
 }
+
+/* "name=value" from a command line into the engine's limits (the names of
+ * playbook_info.limits). */
+int lsr_limit_set(lsr_engine *eng, const char *spec, char *err, size_t errlen) {
+  const char *eq = strchr(spec, '=');
+  char *end;
+  double v = eq ? strtod(eq + 1, &end) : 0;
+  if (!eq || *end || v <= 0) {
+    snprintf(err, errlen, "--limit %s: expected NAME=NUMBER with a positive number", spec);
+    return -1;
+  }
+  size_t n = (size_t)(eq - spec);
+  lsr_limits *l = &eng->limits;
+  if (n == 25 && strncmp(spec, "instructions_per_callback", n) == 0) l->instructions_per_callback = (long long)v;
+  else if (n == 20 && strncmp(spec, "instructions_per_run", n) == 0) l->instructions_per_run = (long long)v;
+  else if (n == 9 && strncmp(spec, "memory_mb", n) == 0) l->memory = (size_t)(v * 1048576.0);
+  else if (n == 16 && strncmp(spec, "deadline_seconds", n) == 0) l->deadline = v;
+  else if (n == 15 && strncmp(spec, "engine_memory_mb", n) == 0) eng->mem_limit = (size_t)(v * 1048576.0);
+  else if (n == 10 && strncmp(spec, "exec_slots", n) == 0) eng->exec_max = (int)v;
+  else {
+    snprintf(err, errlen, "--limit %.*s: unknown limit (instructions_per_callback, instructions_per_run, memory_mb,"
+             " deadline_seconds, engine_memory_mb, exec_slots)", (int)n, spec);
+    return -1;
+  }
+  return 0;
+}

@@ -297,6 +297,8 @@ void lsr_engine_push(lsr_engine *eng, lsr_task *t);
 /* Run the loop until no run is live and nothing is queued. */
 void lsr_engine_drain(lsr_engine *eng);
 void lsr_guid(lsr_engine *eng, char out[37]);
+/* --limit NAME=VALUE: the engine's limits (the ceiling of every playbook's). */
+int lsr_limit_set(lsr_engine *eng, const char *spec, char *err, size_t errlen);
 
 /* ---- implemented by bindings/ (the Lua side), called by the engine ---- */
 void lsr_lua_app_close(lsr_app *app);

@@ -40,6 +40,9 @@ static const char usage_run[] =
   "                    \"block_ip_1\": \"approve\"}; a prompt with no answer asks at the\n"
   "                    terminal when stdin is one, and otherwise times out at once\n"
   "  --json            print one JSON report at the end instead of the log as it happens\n"
+  "  --limit NAME=N    an engine limit (repeatable): instructions_per_callback,\n"
+  "                    instructions_per_run, memory_mb, deadline_seconds,\n"
+  "                    engine_memory_mb, exec_slots; a playbook may only lower them\n"
   "  -h, --help        show this help\n"
   "\n"
   "SCRIPTS is the folder above the playbook's 'playbooks' folder (scripts/ for\n"
@@ -173,6 +176,8 @@ static int bad_usage(const char *fmt, const char *arg) {
 
 static int cmd_run(int argc, char **argv) {
   const char *playbook = NULL, *container = NULL, *assets = NULL, *apps = NULL, *answers = NULL;
+  const char *limits[16];
+  int nlimits = 0;
   int json = 0;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -183,6 +188,7 @@ static int cmd_run(int argc, char **argv) {
     else if (strcmp(a, "--assets") == 0) dst = &assets;
     else if (strcmp(a, "--apps") == 0) dst = &apps;
     else if (strcmp(a, "--answers") == 0) dst = &answers;
+    else if (strcmp(a, "--limit") == 0 && nlimits < 16) dst = &limits[nlimits++];
     else if (a[0] == '-' && a[1]) return bad_usage("unknown option '%s'", a);
     else if (!playbook) { playbook = a; continue; }
     else return bad_usage("unexpected argument '%s'", a);
@@ -206,6 +212,12 @@ static int cmd_run(int argc, char **argv) {
   cli_state st = {.json = json};
   lsr_engine *eng = lsr_engine_new(NULL, err, sizeof err);
   if (!eng) { fprintf(stderr, "luasoar run: %s\n", err); return 2; }
+  for (int i = 0; i < nlimits; i++)
+    if (lsr_limit_set(eng, limits[i], err, sizeof err) < 0) {
+      fprintf(stderr, "luasoar run: %s\n", err);
+      lsr_engine_free(eng);
+      return 2;
+    }
   if (answers) {
     st.answers = lsr_json_tree_file(answers, err, sizeof err);
     if (!st.answers || !YAJL_IS_OBJECT(st.answers)) {

@@ -1056,6 +1056,7 @@ static const char usage_serve[] =
   "  --db FILE          the store (default ./luasoar.db)\n"
   "  --listen HOST:PORT (default 127.0.0.1:8420)\n"
   "  --max-db-pages N   cap the store at N pages of 4 KiB (to test a full disk)\n"
+  "  --limit NAME=N     an engine limit, as for luasoar run (repeatable)\n"
   "  --token-file FILE  the API token (default: FILE.token beside the store, created\n"
   "                     on first start with a random token, mode 0600); every request\n"
   "                     needs the header ph-auth-token: TOKEN\n";
@@ -1063,7 +1064,8 @@ static const char usage_serve[] =
 /* The store, the token, the engine over the scripts, the playbooks, and
  * the runs recovered; everything but HTTP, watchers and signals. */
 static int server_open(server *sp, const char *scripts, const char *db, const char *max_pages,
-                       const char *token_file, int with_token, char *err, size_t errlen) {
+                       const char *token_file, int with_token, const char **limits, int nlimits,
+                       char *err, size_t errlen) {
   server s;
   char path[4096];
   memset(&s, 0, sizeof s);
@@ -1081,6 +1083,8 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   s.eng = lsr_engine_new(NULL, err, errlen);
   if (!s.eng) return -1;
   lsr_engine *eng = s.eng;
+  for (int i = 0; i < nlimits; i++) /* before recovery: recovered runs get them too */
+    if (lsr_limit_set(eng, limits[i], err, errlen) < 0) return -1;
   s.scripts = lsr_strdup(scripts);
   eng->scripts_dir = lsr_strdup(scripts);
   char apps[4096], assets[4096], lists[4096];
@@ -1108,7 +1112,7 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
  * go straight to the router, and the engine runs what they start. */
 void *lsr_serve_test_open(const char *scripts, const char *db, char *err, size_t errlen) {
   server *s = lsr_xalloc(sizeof *s);
-  if (server_open(s, scripts, db, NULL, NULL, 0, err, errlen) < 0) {
+  if (server_open(s, scripts, db, NULL, NULL, 0, NULL, 0, err, errlen) < 0) {
     free(s);
     return NULL;
   }
@@ -1133,6 +1137,8 @@ unsigned lsr_serve_test_request(void *srv, const char *method, const char *url, 
 
 int lsr_serve_main(int argc, char **argv) {
   const char *scripts = NULL, *db = "luasoar.db", *listen = "127.0.0.1:8420", *token_file = NULL, *max_pages = NULL;
+  const char *limits[16];
+  int nlimits = 0;
   for (int i = 0; i < argc; i++) {
     const char **dst = NULL;
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage_serve, stdout); return 0; }
@@ -1141,6 +1147,7 @@ int lsr_serve_main(int argc, char **argv) {
     else if (strcmp(argv[i], "--listen") == 0) dst = &listen;
     else if (strcmp(argv[i], "--token-file") == 0) dst = &token_file;
     else if (strcmp(argv[i], "--max-db-pages") == 0) dst = &max_pages;
+    else if (strcmp(argv[i], "--limit") == 0 && nlimits < 16) dst = &limits[nlimits++];
     else {
       fprintf(stderr, "luasoar serve: unknown argument '%s' (see 'luasoar serve --help')\n", argv[i]);
       return 2;
@@ -1176,7 +1183,7 @@ int lsr_serve_main(int argc, char **argv) {
 
   char err[2048];
   server s;
-  if (server_open(&s, scripts, db, max_pages, token_file, 1, err, sizeof err) < 0) {
+  if (server_open(&s, scripts, db, max_pages, token_file, 1, limits, nlimits, err, sizeof err) < 0) {
     fprintf(stderr, "luasoar serve: %s\n", err);
     return 2;
   }

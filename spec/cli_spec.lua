@@ -126,10 +126,22 @@ describe("luasoar run", function()
     end)
   end)
 
+  it("takes engine limits with --limit", function()
+    local pb = H.playbook("function on_start(c)\n  while true do end\nend\n", "spin")
+    local out, _, code = H.cli("run", pb, "--container", CONTAINER, "--limit", "instructions_per_callback=2000000")
+    assert.equal(1, code)
+    assert.equal("run 1 on container 101: failed: " .. pb .. ":2: instruction limit exceeded (2000000 instructions per callback)",
+                 lines(out)[#lines(out)])
+    local _, err
+    _, err, code = H.cli("run", pb, "--container", CONTAINER, "--limit", "bogus=1")
+    assert.equal(2, code)
+    assert.matches("^luasoar run: %-%-limit bogus: unknown limit", err)
+  end)
+
   it("describes every flag in --help", function()
     local out, _, code = H.cli("run", "--help")
     assert.equal(0, code)
-    for _, flag in ipairs({"--container", "--assets", "--apps", "--json", "--help"}) do
+    for _, flag in ipairs({"--container", "--assets", "--apps", "--answers", "--limit", "--json", "--help"}) do
       assert.truthy(out:find(flag, 1, true), flag)
     end
     out, _, code = H.cli("--help")
