@@ -314,7 +314,7 @@ void lsr_run_start(lsr_run *run) {
   run->state = LSR_RUN_RUNNING;
   if (run->eng->obs.on_run_start) run->eng->obs.on_run_start(run, run->eng->obs.ud);
   double started = lsr_clock(run->eng);
-  run_block(run, start_block);
+  if (!run->failed) run_block(run, start_block); /* failed before it started: recovery */
   run->on_start_done = 1;
   if (!run->failed && run->eng->obs.persist) run->eng->obs.persist(run, "started", "", "true", run->eng->obs.ud);
   if (!run->failed && run->limits.deadline > 0)

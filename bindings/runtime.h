@@ -26,7 +26,6 @@ lua_State *lsr_run_thread(lsr_run *run);
 /* [-0, +0, -] The run whose code is executing, or an error naming fname. */
 lsr_run *lsr_run_check(lua_State *L, const char *fname);
 void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len);
-void lsr_run_fail(lsr_run *run, const char *msg);
 /* After any step of a run: end it if it failed or has nothing left to do. */
 void lsr_run_settle(lsr_run *run);
 

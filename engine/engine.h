@@ -161,6 +161,7 @@ struct lsr_run {
   int64_t parent_run_id;  /* a child playbook run: its parent, and the hold */
   int parent_token;
   lsr_run *next, *prev; /* engine's list of live runs */
+  int recovered;        /* resumed after a restart (serve) */
   void *ud;             /* owner's (CLI, test kit) */
 };
 
@@ -305,6 +306,8 @@ void lsr_lua_app_close(lsr_app *app);
 int lsr_lua_setup(lsr_engine *eng, char *err, size_t errlen);
 void lsr_lua_teardown(lsr_engine *eng);
 void lsr_run_start(lsr_run *run);
+/* Mark a run failed; the first reason stays. */
+void lsr_run_fail(lsr_run *run, const char *msg);
 /* Compile a playbook (text only, chunk name @path); NULL with "file:line:
  * message" in err if it does not compile. */
 lsr_gen *lsr_gen_load(lsr_engine *eng, const char *path, char *err, size_t errlen);

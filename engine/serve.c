@@ -55,6 +55,7 @@ typedef struct {
   uv_timer_t debounce;
   uv_signal_t sig_int, sig_term;
   uv_check_t commit;
+  uv_prepare_t commit_idle;
   time_t cfg_mtime;     /* newest app or assets file seen */
   int stopping;
 } server;
@@ -76,13 +77,23 @@ static void say(const char *fmt, ...) {
 
 /* ---- the store: what runs do ---- */
 
+/* The run's row; written as soon as a run exists, in the transaction of
+ * the request that started it. */
+static void record_run(server *s, lsr_run *run, const char *pb, const char *scope, double now) {
+  lsr_store_exec(s->store,
+                 "INSERT INTO playbook_runs(id, container_id, playbook, generation, status, message, scope,"
+                 " start_time, update_time, parent_run_id) VALUES(?1, ?2, ?3, ?4, 'running', '', ?5, ?6, ?6, ?7)"
+                 " ON CONFLICT(id) DO UPDATE SET parent_run_id = ?7, generation = ?4",
+                 "iisisdi", run->id, run->container_id, pb, (int64_t)run->gen->number, scope, now, run->parent_run_id);
+}
+
 static void on_run_start(lsr_run *run, void *ud) {
   server *s = ud;
   const char *scope = run->ud ? (const char *)run->ud : "new";
   const char *pb = run->gen->path + strlen(s->scripts) + strlen("/playbooks/");
   char *id = lsr_strndup(pb, strlen(pb) - 4);
   double now = lsr_now();
-  if (lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ?", "i", run->id)) {
+  if (run->recovered) {
     /* recovered after a restart: it goes on, on the newest generation */
     lsr_store_exec(s->store, "UPDATE playbook_runs SET generation = ?, update_time = ? WHERE id = ?", "idi",
                    (int64_t)run->gen->number, now, run->id);
@@ -91,11 +102,7 @@ static void on_run_start(lsr_run *run, void *ud) {
     free(id);
     return;
   }
-  lsr_store_exec(s->store,
-                 "INSERT OR REPLACE INTO playbook_runs(id, container_id, playbook, generation, status, message,"
-                 " scope, start_time, update_time, parent_run_id) VALUES(?, ?, ?, ?, 'running', '', ?, ?, ?, ?)",
-                 "iisisddi", run->id, run->container_id, id, (int64_t)run->gen->number, scope, now, now,
-                 run->parent_run_id);
+  record_run(s, run, id, scope, now);
   say("run %lld start: %s on container %lld (generation %d)", (long long)run->id, id,
       (long long)run->container_id, run->gen->number);
   free(id);
@@ -110,8 +117,15 @@ static void free_gen_if_done(server *s, lsr_gen *g) {
 
 static void on_run_end(lsr_run *run, void *ud) {
   server *s = ud;
+  double now = lsr_now();
   lsr_store_exec(s->store, "UPDATE playbook_runs SET status = ?, message = ?, update_time = ? WHERE id = ?",
-                 "ssdi", run->failed ? "failed" : "success", run->error ? run->error : "", lsr_now(), run->id);
+                 "ssdi", run->failed ? "failed" : "success", run->error ? run->error : "", now, run->id);
+  /* what the run left unfinished ends with it */
+  lsr_store_exec(s->store, "UPDATE action_runs SET status = 'cancelled', update_time = ? WHERE run_id = ?"
+                 " AND status = 'running'", "di", now, run->id);
+  lsr_store_exec(s->store, "UPDATE prompts SET status = 'cancelled' WHERE run_id = ? AND status = 'pending'", "i",
+                 run->id);
+  lsr_store_exec(s->store, "UPDATE calls SET status = 'done' WHERE run_id = ? AND status = 'running'", "i", run->id);
   say("run %lld end: %s%s%s", (long long)run->id, run->failed ? "failed" : "success", run->error ? ": " : "",
       run->error ? run->error : "");
   free(run->ud);
@@ -223,8 +237,9 @@ static void persist(lsr_run *run, const char *kind, const char *key, const char 
   }
 }
 
-/* Each turn of the loop ends with one commit of what it wrote. */
-static void commit_turn(uv_check_t *h) {
+/* Each turn of the loop ends with one commit of what it wrote (the check
+ * phase), and nothing stays uncommitted while the loop waits (prepare). */
+static void commit_turn(uv_handle_t *h) {
   server *s = h->data;
   if (lsr_store_in_transaction(s->store) && lsr_store_commit(s->store) < 0)
     say("error: the store refused a commit: %s", lsr_store_error(s->store));
@@ -264,7 +279,7 @@ static void load_pb(server *s, const char *path, const struct stat *sb) {
   if (p) {
     free(id);
     p->present = 1;
-    if (p->st.st_mtim.tv_sec == sb->st_mtim.tv_sec && p->st.st_mtim.tv_nsec == sb->st_mtim.tv_nsec &&
+    if (p->gen && p->st.st_mtim.tv_sec == sb->st_mtim.tv_sec && p->st.st_mtim.tv_nsec == sb->st_mtim.tv_nsec &&
         p->st.st_size == sb->st_size && p->st.st_ino == sb->st_ino)
       return;
   } else {
@@ -438,9 +453,17 @@ static int64_t start_run(server *s, pb_entry *p, int64_t cid, const char *scope,
     snprintf(err, errlen, "no container %lld", (long long)cid);
     return 0;
   }
+  if (strcmp(scope, "new") != 0 && strcmp(scope, "all") != 0 &&
+      !lsr_store_int(s->store, 0, "SELECT json_valid(?1) AND json_type(?1) = 'array' AND NOT EXISTS"
+                     " (SELECT 1 FROM json_each(?1) WHERE type != 'integer')", "s", scope)) {
+    free(json);
+    snprintf(err, errlen, "field 'scope': expected \"new\", \"all\" or a list of artifact ids");
+    return 0;
+  }
   lsr_run *run = lsr_run_json(s->eng, p->gen, json, strlen(json), "container", err, errlen);
   free(json);
   if (!run) return 0;
+  record_run(s, run, p->id, scope, lsr_now());
   /* scope "new": the artifacts this playbook has not seen on this container */
   int64_t seen = lsr_store_int(s->store, 0, "SELECT last_artifact_id FROM seen WHERE playbook = ? AND container_id = ?",
                                "si", p->id, cid);
@@ -536,8 +559,10 @@ static int recover(server *s) {
       s->eng->forced_run_id = id;
       run = lsr_run_json(s->eng, p->gen, json, strlen(json), "container", err, sizeof err);
       s->eng->forced_run_id = 0;
-      if (run && lsr_run_state_set(run, "recovery", rec) < 0) snprintf(err, sizeof err, "bad recovery record");
       if (run) {
+        run->recovered = 1;
+        if (lsr_run_state_set(run, "recovery", rec) < 0) /* it ends at its start, with why */
+          lsr_run_fail(run, INTERRUPTED_BY_RESTART ": its recovery record does not load");
         run->parent_run_id = lsr_store_int(s->store, 0, "SELECT parent_run_id FROM playbook_runs WHERE id = ?", "i", id);
         char *scope = lsr_store_text(s->store, "SELECT scope FROM playbook_runs WHERE id = ?", "i", id);
         run->ud = scope ? scope : lsr_strdup("new");
@@ -693,6 +718,7 @@ static int post_container(server *s, http *c, request *rq) {
     say("error: refused a container, the store cannot keep it: %s", lsr_store_error(s->store));
     return fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
   }
+  run_active(s, cid); /* their rows go into the same commit */
   if (!durable(s, c, &rc)) {
     free(lab);
     return rc;
@@ -701,9 +727,7 @@ static int post_container(server *s, http *c, request *rq) {
   free(lab);
   char out[96];
   snprintf(out, sizeof out, "{\"id\": %lld, \"success\": true}", (long long)cid);
-  rc = reply(c, 200, out);
-  run_active(s, cid);
-  return rc;
+  return reply(c, 200, out);
 }
 
 static int post_artifact(server *s, http *c, request *rq) {
@@ -729,13 +753,12 @@ static int post_artifact(server *s, http *c, request *rq) {
   }
   lsr_store_exec(s->store, "UPDATE artifacts SET data = json_remove(data, '$.container_id', '$.run_automation')"
                  " WHERE id = ?", "i", aid);
+  if (automation) run_active(s, cid);
   if (!durable(s, c, &rc)) return rc;
   say("ingest artifact %lld into container %lld", (long long)aid, (long long)cid);
   char out[96];
   snprintf(out, sizeof out, "{\"id\": %lld, \"success\": true}", (long long)aid);
-  rc = reply(c, 200, out);
-  if (automation) run_active(s, cid);
-  return rc;
+  return reply(c, 200, out);
 }
 
 static int post_playbook_run(server *s, http *c, request *rq) {
@@ -758,7 +781,7 @@ static int post_playbook_run(server *s, http *c, request *rq) {
   } else {
     int64_t id = start_run(s, p, cid, scope, err, sizeof err);
     if (!id) rc = fail(c, strstr(err, "no container") ? 404 : 400, "%s", err);
-    else {
+    else if (durable(s, c, &rc)) {
       snprintf(out, sizeof out, "{\"playbook_run_id\": %lld, \"received\": true}", (long long)id);
       rc = reply(c, 200, out);
     }
@@ -784,8 +807,12 @@ static int post_answer(server *s, http *c, request *rq, int64_t id) {
   char *args = lsr_xalloc(strlen(responses) + 64);
   sprintf(args, "[%lld, %s]", (long long)id, responses);
   free(responses);
-  if (!run || lsr_sched_call(s->eng, run, "prompt_answer", args) < 0) rc = fail(c, 404, "no pending prompt %lld", (long long)id);
-  else rc = reply(c, 200, "{\"success\": true}");
+  if (!run || lsr_sched_call(s->eng, run, "prompt_answer", args) < 0) {
+    rc = fail(c, 404, "no pending prompt %lld", (long long)id);
+  } else { /* the first answer wins: the prompt is no longer pending */
+    lsr_store_exec(s->store, "UPDATE prompts SET status = 'answered' WHERE id = ?", "i", id);
+    rc = reply(c, 200, "{\"success\": true}");
+  }
   free(args);
   return rc;
 }
@@ -1206,7 +1233,10 @@ int lsr_serve_main(int argc, char **argv) {
   watch_dir(&s, scripts);
   uv_check_init(eng->loop, &s.commit);
   s.commit.data = &s;
-  uv_check_start(&s.commit, commit_turn);
+  uv_check_start(&s.commit, (uv_check_cb)commit_turn);
+  uv_prepare_init(eng->loop, &s.commit_idle);
+  s.commit_idle.data = &s;
+  uv_prepare_start(&s.commit_idle, (uv_prepare_cb)commit_turn);
   uv_signal_init(eng->loop, &s.sig_int);
   uv_signal_init(eng->loop, &s.sig_term);
   s.sig_int.data = s.sig_term.data = &s;
@@ -1218,7 +1248,7 @@ int lsr_serve_main(int argc, char **argv) {
 
   /* stopping: what was done is committed, the store is closed */
   MHD_stop_daemon(s.mhd);
-  commit_turn(&s.commit);
+  commit_turn((uv_handle_t *)&s.commit);
   lsr_store_close(s.store);
   say("stopped");
   fflush(stderr);
