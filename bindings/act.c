@@ -233,7 +233,7 @@ static void start_app_runs(void *ud) {
 }
 
 /* The app runs go: now, or at start_time. */
-static void act_release(lsr_engine *eng, lsr_action_run *ar) {
+void lsr_act_release(lsr_engine *eng, lsr_action_run *ar) {
   ar->awaiting_approval = 0;
   if (ar->start_time > lsr_clock(eng)) lsr_timer_at(eng, ar->start_time, start_app_runs, ar);
   else start_app_runs(ar);
@@ -248,11 +248,11 @@ static int l_approve(lua_State *L) {
   for (lsr_action_run *ar = run->actions; ar; ar = ar->next) {
     if (ar->id != id || !ar->awaiting_approval) continue;
     if (ok) {
-      act_release(run->eng, ar);
+      lsr_act_release(run->eng, ar);
     } else { /* the app runs end unrun, from the queue */
       ar->denied = lsr_strdup(msg);
       ar->start_time = 0;
-      act_release(run->eng, ar);
+      lsr_act_release(run->eng, ar);
     }
     return 0;
   }
@@ -416,7 +416,7 @@ static int l_act(lua_State *L) {
     lua_pushstring(L, reviewer);
     lsr_hook(L, "act_approval", 5, 0);
   } else {
-    act_release(eng, ar);
+    lsr_act_release(eng, ar);
   }
   if (eng->test && eng->test->on_action) eng->test->on_action(eng->test->ud, ar);
   if (eng->obs.on_action) eng->obs.on_action(ar, eng->obs.ud);

@@ -87,6 +87,7 @@ void lsr_child_start(lsr_engine *eng, lsr_task *t) {
   eng->forced_run_id = c->id; /* the id phantom.playbook returned */
   lsr_run *child = lsr_run_json(eng, c->gen, c->container, strlen(c->container), c->name, err, sizeof err);
   eng->forced_run_id = 0;
+  c->gen->runs--;
   if (child) {
     child->parent_run_id = c->parent;
     child->parent_token = c->token;
@@ -124,6 +125,7 @@ static int l_start_child(lua_State *L) {
   c->task.kind = LSR_TASK_CHILD_START;
   c->eng = eng;
   c->gen = g;
+  g->runs++; /* held until the child starts: a reload must not free it */
   c->container = lsr_strdup(luaL_checkstring(L, 2));
   c->inputs = lsr_strdup(luaL_checkstring(L, 3));
   c->name = lsr_strdup(luaL_checkstring(L, 4));

@@ -336,6 +336,8 @@ static void run_end(lsr_run *run) {
     ar->next = NULL;
     for (int i = 0; i < ar->napp_runs; i++)
       if (!ar->app_runs[i].done && ar->app_runs[i].proc) lsr_exec_kill(ar->app_runs[i].proc);
+    /* one still waiting for its reviewer goes now: its app runs end cancelled */
+    if (ar->awaiting_approval) lsr_act_release(eng, ar);
   }
   run->actions = NULL;
   lsr_sched_drop(run);

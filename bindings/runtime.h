@@ -31,6 +31,8 @@ void lsr_run_settle(lsr_run *run);
 
 /* ---- actions (act.c, results.c) ---- */
 void lsr_act_free(lsr_engine *eng, lsr_action_run *ar);
+/* Let an action's app runs go (now, or at its start_time). */
+void lsr_act_release(lsr_engine *eng, lsr_action_run *ar);
 /* Every app run of ar is done: queue its delivery. */
 void lsr_results_action_done(lsr_engine *eng, lsr_action_run *ar);
 /* Add ar's entry to its run's get_summary() (outside any block). */

@@ -361,8 +361,9 @@ static void scan(server *s) {
     lsr_gen *g = s->eng->gens[i];
     if (stat(g->path, &sb) == 0 && (double)sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec / 1e9 == g->mtime) continue;
     say("custom function %s changed", g->path);
-    lsr_gen_free(s->eng, g);
     s->eng->gens[i--] = s->eng->gens[--s->eng->ngens];
+    s->live_gens++; /* child runs may still be on it: freed after the last */
+    retire(s, g);
   }
   /* apps and assets: a new configuration for new actions */
   time_t before = s->cfg_mtime;
@@ -582,6 +583,9 @@ static int recover(server *s) {
   free(l.ids);
   lsr_store_exec(s->store, "UPDATE prompts SET status = 'timed out' WHERE status = 'pending' AND run_id IN"
                  " (SELECT id FROM playbook_runs WHERE status != 'running')", "");
+  /* an approval is asked again when its action starts again */
+  lsr_store_exec(s->store, "UPDATE prompts SET status = 'cancelled' WHERE status = 'pending'"
+                 " AND json_extract(prompt, '$.type') = 'approval'", "");
   lsr_store_commit(s->store);
   say("recovery: %d runs were in flight: %d resumed, %d failed", l.n, resumed, failed);
   return resumed;
@@ -829,17 +833,21 @@ static char *playbooks_json(server *s) {
     if (!p->gen && !p->error) continue;
     char *id = lsr_json_quote(p->id), *path = lsr_json_quote(p->path);
     char *err = p->error ? lsr_json_quote(p->error) : lsr_strdup("null");
-    size_t need = strlen(id) + strlen(path) + strlen(err) + 256;
-    for (int k = 0; p->labels && p->labels[k]; k++) need += strlen(p->labels[k]) * 2 + 4;
-    if (n + need >= cap) out = lsr_xrealloc(out, cap = (n + need) * 2);
-    n += (size_t)sprintf(out + n, "%s{\"id\": %s, \"name\": %s, \"path\": %s, \"generation\": %d, \"active\": %s,"
-                         " \"loaded\": %s, \"labels\": [", first ? "" : ", ", id, id, path, p->generation,
-                         p->active ? "true" : "false", p->gen ? "true" : "false");
+    /* the labels, quoted, joined: sized from what quoting made of them */
+    size_t llen = 0;
+    char *labels = lsr_strdup("");
     for (int k = 0; p->labels && p->labels[k]; k++) {
       char *l = lsr_json_quote(p->labels[k]);
-      n += (size_t)sprintf(out + n, "%s%s", k ? ", " : "", l);
+      labels = lsr_xrealloc(labels, llen + strlen(l) + 3);
+      llen += (size_t)sprintf(labels + llen, "%s%s", k ? ", " : "", l);
       free(l);
     }
+    size_t need = 2 * strlen(id) + strlen(path) + strlen(err) + llen + 256;
+    if (n + need >= cap) out = lsr_xrealloc(out, cap = (n + need) * 2);
+    n += (size_t)sprintf(out + n, "%s{\"id\": %s, \"name\": %s, \"path\": %s, \"generation\": %d, \"active\": %s,"
+                         " \"loaded\": %s, \"labels\": [%s", first ? "" : ", ", id, id, path, p->generation,
+                         p->active ? "true" : "false", p->gen ? "true" : "false", labels);
+    free(labels);
     n += (size_t)sprintf(out + n, "], \"error\": %s}", err);
     first = 0;
     free(id);

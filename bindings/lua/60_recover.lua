@@ -71,23 +71,21 @@ local function deliver(st, a, cb, results)
 end
 
 local function recover_action(st, a)
-  local cb = callback_of(a, "action")
   if a.delivered == 1 then -- done before the crash: its results are data now
     internal.started(st, "action", a.name)
     hooks.act_done(st, a.name, a.id, results_of(a, false))
     return
   end
+  local cb = callback_of(a, "action")
   local have, missing, rerun = 0, 0, true
   local finished = {}
   for _, r in ipairs(a.results or {}) do
     if r.result ~= internal.json.null then finished[r.asset] = true end
   end
   for _, asset in ipairs(a.assets or {}) do
-    if finished[asset] then have = have + 1
-    else
-      missing = missing + 1
-      rerun = rerun and internal.idempotent(a.action, asset)
-    end
+    if finished[asset] then have = have + 1 else missing = missing + 1 end
+    -- running it again runs it on every asset, the finished ones too
+    rerun = rerun and internal.idempotent(a.action, asset)
   end
   -- never started (delayed, or waiting for its reviewer): start it again
   local never = have == 0 and (null_to_nil(a.start_after) and a.start_after > internal.now() or null_to_nil(a.reviewer))
@@ -121,8 +119,9 @@ local function recover_call(st, c)
     if not internal.link_child(c.child_run_id, token) then
       internal.cancel(token)
       field(st, "children")[token] = nil
-      internal.schedule(nil, hooks.child_done, "lost", nil, true, "the child run could not be recovered")
-      field(st, "children")["lost"] = entry
+      local key = "lost:" .. c.id
+      field(st, "children")[key] = entry
+      internal.schedule(nil, hooks.child_done, key, nil, true, "the child run could not be recovered")
     end
   else
     local key = "ended:" .. c.id
@@ -148,7 +147,10 @@ function hooks.run_recover(st)
   local actions = rec.actions or {}
   for _, a in ipairs(actions) do recover_action(st, a) end
   for _, c in ipairs(rec.calls or {}) do recover_call(st, c) end
-  for _, p in ipairs(rec.prompts or {}) do recover_prompt(st, p) end
+  for _, p in ipairs(rec.prompts or {}) do
+    -- an approval belongs to its action, which asks again when it starts again
+    if p.type ~= "approval" then recover_prompt(st, p) end
+  end
   if rec.started ~= 1 and #actions == 0 and #(rec.calls or {}) == 0 then
     -- it had started nothing: on_start runs again
     local on_start = internal.global("on_start")
