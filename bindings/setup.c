@@ -392,6 +392,29 @@ int lsr_lists_load(lsr_engine *eng, const char *dir, char *err, size_t errlen) {
   return 0;
 }
 
+static int call_hook(lua_State *L) {
+  int n = lua_gettop(L);
+  lsr_getref(L, lsr_engine_of(L)->hooks_ref);
+  lua_getfield(L, -1, lua_tostring(L, 1));
+  lua_replace(L, 1);
+  lua_pop(L, 1);
+  lua_call(L, n - 1, 0);
+  return 0;
+}
+
+int lsr_hook_strings(lsr_engine *eng, const char *hook, int nargs, const char **args, char *err, size_t errlen) {
+  lua_State *L = eng->L;
+  lua_pushcfunction(L, call_hook);
+  lua_pushstring(L, hook);
+  for (int i = 0; i < nargs; i++) lua_pushstring(L, args[i]);
+  if (lua_pcall(L, nargs + 1, 0, 0) != LUA_OK) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
+}
+
 /* Compile a playbook file as text into a new generation. */
 lsr_gen *lsr_gen_load(lsr_engine *eng, const char *path, char *err, size_t errlen) {
   char *text;

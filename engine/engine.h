@@ -318,6 +318,9 @@ lsr_gen *lsr_gen_cached(lsr_engine *eng, const char *path, char *err, size_t err
 int lsr_lint(lsr_engine *eng, const char *file, const char *text, size_t len);
 /* Seed custom lists from <dir>/<name>.json files (no folder: none). */
 int lsr_lists_load(lsr_engine *eng, const char *dir, char *err, size_t errlen);
+/* Call the prelude's hooks[hook] with string arguments, in protected mode;
+ * -1 with why in err. */
+int lsr_hook_strings(lsr_engine *eng, const char *hook, int nargs, const char **args, char *err, size_t errlen);
 /* Check a container's JSON and shape and start a run of gen on it; label
  * names the input in messages (a file name). */
 lsr_run *lsr_run_json(lsr_engine *eng, lsr_gen *gen, const char *json, size_t len,

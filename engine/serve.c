@@ -537,6 +537,15 @@ static void fail_recovery(server *s, int64_t id, const char *why) {
   say("recover run %lld: failed: %s", (long long)id, why);
 }
 
+/* A custom list or object the store kept, back into the engine (a row
+ * that does not load is said and skipped: the rest still loads). */
+static void restore_row(void *ud, int ncols, const char **cols) {
+  server *s = ud;
+  char err[1024];
+  if (lsr_hook_strings(s->eng, cols[0], ncols - 1, cols + 1, err, sizeof err) < 0)
+    say("store: %s '%s' does not load: %s", cols[0], cols[1], err);
+}
+
 /* Every run that was in flight goes on, or ends with a reason.  Returns how
  * many went on. */
 static int recover(server *s) {
@@ -1128,6 +1137,9 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   snprintf(lists, sizeof lists, "%s/custom_lists", scripts);
   if (lsr_config_load(eng->cfg, apps, assets, 0, err, errlen) < 0 || lsr_lists_load(eng, lists, err, errlen) < 0)
     return -1;
+  /* the store's lists and objects are newer than the files' */
+  lsr_store_each(s.store, restore_row, &s, "SELECT 'seed_list', name, rows FROM custom_lists", "");
+  lsr_store_each(s.store, restore_row, &s, "SELECT 'restore_object', container_key, key, value FROM objects", "");
   /* ids go on from the store's */
   eng->next_run_id = lsr_store_int(s.store, 0, "SELECT max(id) FROM playbook_runs", "") + 1;
   eng->next_action_run_id = lsr_store_int(s.store, 0, "SELECT max(max(coalesce((SELECT max(id) FROM action_runs), 0)),"

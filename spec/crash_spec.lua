@@ -104,6 +104,32 @@ function done(kw) phantom.save_run_data{key = "gated", value = kw.results[1].sta
     assert.equal("success", runs[1].status)
     assert.equal('"success"', sql(srv, "SELECT value FROM run_data WHERE run_id = " .. runs[1].id))
   end)
+  it("keeps custom lists, objects and saved data across a restart", function()
+    local srv = S.start({["playbooks/mem.lua"] = [[
+playbook_info = {labels = {"events"}, active = true}
+function on_start(c)
+  local n = (phantom.get_data("count") or 0) + 1
+  phantom.save_data(n, "count")
+  phantom.get_data("gone", true)
+  phantom.add_list("seen", {c.name})
+  local obj = phantom.get_object{key = "k", container_id = 1}
+  phantom.save_object{key = "k", value = {n = n}, container_id = 1}
+  local _, _, rows = phantom.get_list("seen")
+  phantom.save_run_data{key = "mem", value = {n = n, rows = #rows, before = obj[1] and obj[1].value.n or 0}}
+end
+]]})
+    finally(function() S.stop(srv) end)
+    local function one(name)
+      local _, c = S.request(srv, "POST", "/rest/container", {name = name, label = "events"})
+      local runs = S.wait(function() local rs = S.runs(srv, c.id) return rs[1] and rs[1].status ~= "running" and rs end)
+      return sql(srv, "SELECT json_extract(value, '$.n'), json_extract(value, '$.rows'), json_extract(value, '$.before')"
+                      .. " FROM run_data WHERE key = 'mem' AND run_id = " .. runs[1].id)
+    end
+    assert.equal("1|1|0", one("a"))
+    S.stop(srv, "KILL")
+    S.launch(srv)
+    assert.equal("2|2|1", one("b"))
+  end)
 end)
 
 describe("the store", function()

@@ -325,5 +325,18 @@ function phantom.clear_object(...)
   return true
 end
 
+-- At serve start: what the store kept of objects (container_key "global":
+-- save_data) goes back where the API reads it.
+function internal.hooks.restore_object(container_key, key, text)
+  local v = json.decode(text)
+  if container_key == "global" then
+    local store = internal.store()
+    store.data = store.data or {}
+    store.data[key] = v
+  else
+    objects(tonumber(container_key) or container_key)[key] = v
+  end
+end
+
 --- @phantom.playbook_block() in Python; a no-op marker here.
 function phantom.playbook_block() return function(f) return f end end

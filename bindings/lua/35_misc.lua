@@ -181,6 +181,9 @@ function phantom.get_data(...)
   local kw = internal.kwargs("phantom.get_data", {"key", "clear_data"}, {"key", "clear_data"}, ...)
   local store = internal.store()
   local v = store.data and store.data[kw.key]
-  if kw.clear_data and store.data then store.data[kw.key] = nil end
+  if kw.clear_data and store.data and v ~= nil then
+    store.data[kw.key] = nil
+    if internal.persisting() then internal.persist("object", "global\0" .. kw.key, nil) end
+  end
   return copy(v)
 end
