@@ -228,6 +228,12 @@ char *lsr_global_name(lua_State *L, lsr_run *run, int idx) {
 
 static void start_app_runs(void *ud) {
   lsr_action_run *ar = ud;
+  ar->released = 1; /* from here a crash may leave app runs half done */
+  if (ar->run && ar->eng->obs.persist) {
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)ar->id);
+    ar->eng->obs.persist(ar->run, "released", id, "true", ar->eng->obs.ud);
+  }
   for (int k = 0; k < ar->napp_runs; k++) lsr_engine_push(ar->eng, &ar->app_runs[k].task);
   if (ar->napp_runs == 0) lsr_results_action_done(ar->eng, ar);
 }

@@ -197,6 +197,7 @@ struct lsr_action_run {
   int success;          /* some parameter set succeeded on some asset */
   double start_time;    /* app runs start then (engine clock); 0: now */
   int awaiting_approval;
+  int released;         /* its app runs went to the queue (or were refused) */
   char *denied;         /* the reviewer said no: why */
   char *loop_state;     /* given back to the callback as loop_state_json */
   lsr_engine *eng;

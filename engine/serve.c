@@ -152,7 +152,7 @@ static void on_action(lsr_action_run *ar, void *ud) {
   }
   strcat(params, "]");
   size_t an = 3;
-  for (int k = 0; k < ar->napp_runs; k++) an += strlen(ar->app_runs[k].asset->name) * 2 + 4;
+  for (int k = 0; k < ar->napp_runs; k++) an += strlen(ar->app_runs[k].asset->name) * 6 + 4; /* quoting: at most 6 per byte */
   char *assets = lsr_xalloc(an);
   strcpy(assets, "[");
   for (int k = 0; k < ar->napp_runs; k++) {
@@ -165,10 +165,10 @@ static void on_action(lsr_action_run *ar, void *ud) {
   double now = lsr_now();
   lsr_store_exec(s->store,
                  "INSERT INTO action_runs(id, run_id, name, action, callback, handle, parameters, assets, status,"
-                 " start_time, update_time, start_after, reviewer, loop_state)"
-                 " VALUES(?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                 "iissssssdddss", ar->id, ar->run->id, ar->name, ar->action, ar->callback_name, ar->handle_json, params,
-                 assets, now, now, ar->start_time, ar->reviewer, ar->loop_state);
+                 " start_time, update_time, start_after, reviewer, loop_state, released)"
+                 " VALUES(?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                 "iissssssdddssi", ar->id, ar->run->id, ar->name, ar->action, ar->callback_name, ar->handle_json, params,
+                 assets, now, now, ar->start_time, ar->reviewer, ar->loop_state, (int64_t)ar->released);
   free(params);
   free(assets);
 }
@@ -230,6 +230,10 @@ static void persist(lsr_run *run, const char *kind, const char *key, const char 
   } else if (strcmp(kind, "superseded") == 0) { /* run again after a restart */
     lsr_store_exec(s->store, "UPDATE action_runs SET delivered = 1, status = 'superseded', update_time = ?"
                    " WHERE id = ?", "di", now, (int64_t)atoll(key));
+  } else if (strcmp(kind, "released") == 0) { /* an action's app runs went */
+    lsr_store_exec(s->store, "UPDATE action_runs SET released = 1 WHERE id = ?", "i", (int64_t)atoll(key));
+  } else if (strcmp(kind, "discontinued") == 0) {
+    lsr_store_exec(s->store, "UPDATE playbook_runs SET discontinued = 1 WHERE id = ?", "i", rid);
   } else if (strcmp(kind, "started") == 0) { /* on_start returned */
     lsr_store_exec(s->store, "UPDATE playbook_runs SET started = 1 WHERE id = ?", "i", rid);
   } else if (strcmp(kind, "outputs") == 0) {
@@ -502,12 +506,12 @@ static void run_active(server *s, int64_t cid) {
 /* ---- recovery after a restart ---- */
 
 #define RECOVERY_JSON \
-  "SELECT json_object('started', started," \
+  "SELECT json_object('started', started, 'discontinued', discontinued," \
   " 'run_data', json((SELECT json_group_object(key, json(value)) FROM run_data WHERE run_id = r.id))," \
   " 'actions', json((SELECT json_group_array(json_object('id', a.id, 'name', a.name, 'action', a.action," \
   "   'callback', a.callback, 'handle', json(coalesce(a.handle, 'null')), 'parameters', json(a.parameters)," \
   "   'assets', json(coalesce(a.assets, '[]')), 'delivered', a.delivered, 'start_after', a.start_after," \
-  "   'reviewer', a.reviewer, 'loop_state', a.loop_state," \
+  "   'reviewer', a.reviewer, 'loop_state', a.loop_state, 'released', a.released," \
   "   'results', json((SELECT json_group_array(json_object('asset', p.asset, 'result', json(p.result)))" \
   "                    FROM app_runs p WHERE p.action_run_id = a.id))))" \
   "   FROM (SELECT * FROM action_runs WHERE run_id = r.id AND NOT (delivered = 1 AND status = 'superseded')" \

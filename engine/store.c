@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define SCHEMA_VERSION "luasoar store 1"
+#define SCHEMA_VERSION "luasoar store 2"
 
 #define STMT_CACHE 64
 
@@ -31,14 +31,15 @@ static const char schema[] =
   "CREATE INDEX artifacts_container ON artifacts(container_id);"
   "CREATE TABLE playbook_runs(id INTEGER PRIMARY KEY, container_id INTEGER, playbook TEXT,"
   " generation INTEGER, status TEXT, message TEXT, scope TEXT, start_time REAL, update_time REAL,"
-  " parent_run_id INTEGER, inputs TEXT, outputs TEXT, started INTEGER DEFAULT 0);"
+  " parent_run_id INTEGER, inputs TEXT, outputs TEXT, started INTEGER DEFAULT 0, discontinued INTEGER DEFAULT 0);"
   "CREATE INDEX runs_container ON playbook_runs(container_id);"
   "CREATE INDEX runs_status ON playbook_runs(status);"
   "CREATE TABLE run_log(id INTEGER PRIMARY KEY, run_id INTEGER, level TEXT, message TEXT, time REAL);"
   "CREATE INDEX log_run ON run_log(run_id);"
   "CREATE TABLE action_runs(id INTEGER PRIMARY KEY, run_id INTEGER, name TEXT, action TEXT,"
   " callback TEXT, handle TEXT, parameters TEXT, assets TEXT, status TEXT, start_time REAL,"
-  " update_time REAL, delivered INTEGER DEFAULT 0, start_after REAL, reviewer TEXT, loop_state TEXT);"
+  " update_time REAL, delivered INTEGER DEFAULT 0, start_after REAL, reviewer TEXT, loop_state TEXT,"
+  " released INTEGER DEFAULT 0);"
   "CREATE INDEX action_runs_run ON action_runs(run_id);"
   "CREATE TABLE app_runs(id INTEGER PRIMARY KEY, action_run_id INTEGER, run_id INTEGER, asset TEXT,"
   " app TEXT, status TEXT, message TEXT, result TEXT, start_time REAL, end_time REAL);"

@@ -130,6 +130,41 @@ end
     S.launch(srv)
     assert.equal("2|2|1", one("b"))
   end)
+  it("does not run again an approved action that had started; a discontinued run stays discontinued", function()
+    local srv = S.start({["playbooks/two.lua"] = [[
+playbook_info = {labels = {"events"}, active = true}
+function on_start(c)
+  if c.name == "approved" then
+    phantom.act("count", {parameters = {{n = 1, seconds = 3}}, assets = {"slow"}, reviewer = "admin",
+                          callback = done, name = "c"})
+  else
+    phantom.act("wait", {parameters = {{seconds = 3}}, assets = {"slow"}, callback = done, name = "w"})
+    phantom.discontinue()
+  end
+end
+function done(kw) phantom.save_run_data{key = "done", value = kw.results[1].message} end
+]]})
+    finally(function() S.stop(srv) end)
+    local _, a = S.request(srv, "POST", "/rest/container", {name = "approved", label = "events"})
+    local _, d = S.request(srv, "POST", "/rest/container", {name = "discontinued", label = "events"})
+    local prompt = S.wait(function()
+      local _, ps = S.request(srv, "GET", "/rest/prompt")
+      return ps.data[1]
+    end)
+    S.request(srv, "POST", "/rest/prompt/" .. prompt.id .. "/answer", {responses = {"approve"}})
+    S.wait(function() return sql(srv, "SELECT count(*) FROM action_runs WHERE released = 1") == "2" end)
+    S.sh("sleep 0.5")
+    S.stop(srv, "KILL")
+    S.launch(srv)
+    local function ended(cid)
+      return S.wait(function() local rs = S.runs(srv, cid) return rs[1].status ~= "running" and rs[1] end)
+    end
+    local ra, rd = ended(a.id), ended(d.id)
+    assert.equal('"interrupted by engine restart"', sql(srv, "SELECT value FROM run_data WHERE run_id = " .. ra.id))
+    assert.equal("1", sql(srv, "SELECT count(*) FROM action_runs WHERE run_id = " .. ra.id))
+    assert.equal("", sql(srv, "SELECT value FROM run_data WHERE run_id = " .. rd.id))
+    assert.equal("success", rd.status)
+  end)
 end)
 
 describe("the store", function()

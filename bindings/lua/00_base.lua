@@ -243,6 +243,7 @@ end
 --- success.
 function phantom.discontinue()
   state("phantom.discontinue").discontinued = true
+  if internal.persisting() then internal.persist("discontinued", "", true) end
 end
 
 function phantom.get_playbook_info()

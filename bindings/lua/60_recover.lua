@@ -87,12 +87,13 @@ local function recover_action(st, a)
     -- running it again runs it on every asset, the finished ones too
     rerun = rerun and internal.idempotent(a.action, asset)
   end
-  -- never started (delayed, or waiting for its reviewer): start it again
-  local never = have == 0 and (null_to_nil(a.start_after) and a.start_after > internal.now() or null_to_nil(a.reviewer))
+  -- its app runs never went (delayed, or waiting for its reviewer): it
+  -- starts again, asking the reviewer again
+  local never = a.released ~= 1
   if missing > 0 and (rerun or never) then
     internal.persist("superseded", tostring(a.id), true) -- the new action run replaces it
     phantom.act(a.action, {parameters = a.parameters, assets = a.assets, callback = cb, name = a.name,
-                           handle = null_to_nil(a.handle), reviewer = null_to_nil(a.reviewer),
+                           handle = null_to_nil(a.handle), reviewer = never and null_to_nil(a.reviewer) or nil,
                            loop_state = null_to_nil(a.loop_state),
                            start_time = null_to_nil(a.start_after) and a.start_after > internal.now() and a.start_after or nil})
     return
@@ -143,6 +144,7 @@ end
 function hooks.run_recover(st)
   local rec = st.recovery
   st.recovery = nil
+  st.discontinued = rec.discontinued == 1 or nil
   for k, v in pairs(rec.run_data or {}) do field(st, "run_data")[k] = v end
   local actions = rec.actions or {}
   for _, a in ipairs(actions) do recover_action(st, a) end
