@@ -104,6 +104,14 @@ static int l_persisting(lua_State *L) {
   return 1;
 }
 
+/* internal.max_stored_id(kind) -> the store's highest id of kind, or 0 */
+static int l_max_stored_id(lua_State *L) {
+  lsr_engine *eng = lsr_engine_of(L);
+  const char *kind = luaL_checkstring(L, 1);
+  lua_pushinteger(L, eng->obs.max_id ? eng->obs.max_id(kind, eng->obs.ud) : 0);
+  return 1;
+}
+
 /* internal.where() -> "file:line: " of the playbook's call */
 static int l_where(lua_State *L) {
   lsr_where(L);
@@ -146,7 +154,7 @@ void lsr_phantom_open(lua_State *L) {
   static const luaL_Reg internal[] = {
     {"args", lsr_args_lua}, {"state", l_state}, {"store", l_store}, {"log", l_log},
     {"where", l_where}, {"now", l_now}, {"is_array", l_is_array}, {"array", l_array},
-    {"persist", l_persist}, {"persisting", l_persisting},
+    {"persist", l_persist}, {"persisting", l_persisting}, {"max_stored_id", l_max_stored_id},
     {NULL, NULL},
   };
   int phantom = lua_gettop(L);

@@ -242,6 +242,8 @@ typedef struct {
   /* the data API changed something kept across runs or steps: kind is
    * run_data, container, artifact, object, list, prompt, outputs */
   void (*persist)(lsr_run *run, const char *kind, const char *key, const char *json, void *ud);
+  /* the highest id the store holds for kind (artifact): new ones go above */
+  int64_t (*max_id)(const char *kind, void *ud);
   void *ud;
 } lsr_observer;
 

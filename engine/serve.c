@@ -200,7 +200,7 @@ static void persist(lsr_run *run, const char *kind, const char *key, const char 
                    "UPDATE containers SET data = ?, status = json_extract(?, '$.status'), label = json_extract(?, '$.label'),"
                    " update_time = ? WHERE id = ?", "sssdi", json, json, json, now, (int64_t)atoll(key));
   else if (strcmp(kind, "artifact") == 0)
-    lsr_store_exec(s->store, "INSERT OR REPLACE INTO artifacts(id, container_id, data, create_time)"
+    lsr_store_exec(s->store, "INSERT INTO artifacts(id, container_id, data, create_time)"
                    " VALUES(?, json_extract(?, '$.container'), ?, ?)", "issd", (int64_t)atoll(key), json, json, now);
   else if (strcmp(kind, "object") == 0) {
     const char *key2 = key + strlen(key) + 1; /* "container\0key" */
@@ -539,6 +539,12 @@ static void fail_recovery(server *s, int64_t id, const char *why) {
   lsr_store_exec(s->store, "INSERT INTO run_log(run_id, level, message, time) VALUES(?, 'error', ?, ?)", "isd",
                  id, why, lsr_now());
   say("recover run %lld: failed: %s", (long long)id, why);
+}
+
+static int64_t max_id(const char *kind, void *ud) {
+  server *s = ud;
+  if (strcmp(kind, "artifact") != 0) return 0;
+  return lsr_store_int(s->store, 0, "SELECT max(id) FROM artifacts", "");
 }
 
 /* A custom list or object the store kept, back into the engine (a row
@@ -1153,7 +1159,7 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   /* the observers point at the caller's struct */
   eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .on_run_start = on_run_start,
                             .on_action = on_action, .on_app_run = on_app_run, .on_delivered = on_delivered,
-                            .persist = persist, .ud = sp};
+                            .persist = persist, .max_id = max_id, .ud = sp};
   scan(sp);
   recover(sp);
   return 0;

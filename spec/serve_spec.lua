@@ -17,10 +17,22 @@ function cb(kw)
 end
 ]]
 
+local ADDER = [[
+playbook_info = {labels = {"adder"}, active = true}
+function on_start(c)
+  phantom.act("wait", {parameters = {{seconds = 0.5}}, assets = {"slow"}, callback = add})
+end
+function add(kw, c)
+  local ok, msg, id = phantom.add_artifact{container = kw.container, name = "added", cef_data = {k = 1}}
+  phantom.save_run_data{key = "id", value = id}
+end
+]]
+
 describe("luasoar serve", function()
   local srv
   setup(function() srv = S.start({["playbooks/geo.lua"] = GEO, ["playbooks/other.lua"] =
-    'playbook_info = {labels = {"other"}, active = true}\nfunction on_start(c) phantom.debug("other") end\n'}) end)
+    'playbook_info = {labels = {"other"}, active = true}\nfunction on_start(c) phantom.debug("other") end\n',
+    ["playbooks/adder.lua"] = ADDER}) end)
   teardown(function() S.stop(srv) end)
 
   it("refuses requests without the right token, with 401 and nothing else", function()
@@ -96,6 +108,21 @@ describe("luasoar serve", function()
     assert.equal("success", run.status)
     local _, log = S.request(srv, "GET", "/rest/playbook_run/" .. pr.playbook_run_id .. "/log")
     assert.equal("scope " .. arts.data[2].id, log.data[1].message)
+  end)
+
+  it("gives a playbook's new artifact an id no ingested artifact has", function()
+    local _, a = S.request(srv, "POST", "/rest/container", {name = "with-adder", label = "adder", artifacts = {{cef = {}}}})
+    -- ingested while the run waits: its artifact takes the next id first
+    local _, b = S.request(srv, "POST", "/rest/container", {name = "bystander", label = "none", artifacts = {{cef = {b = 1}}}})
+    local run = S.wait(function() local rs = S.runs(srv, a.id) return rs[1] and rs[1].status ~= "running" and rs[1] end)
+    assert.equal("success", run.status)
+    local _, arts = S.request(srv, "GET", "/rest/artifact?_filter_container=" .. b.id)
+    assert.equal(1, arts.count)
+    assert.equal(1, arts.data[1].cef.b)
+    local _, mine = S.request(srv, "GET", "/rest/artifact?_filter_container=" .. a.id)
+    assert.equal(2, mine.count)
+    assert.equal("added", mine.data[2].name)
+    assert.is_true(mine.data[2].id > arts.data[1].id)
   end)
 
   it("answers bad requests with a JSON error and the right status", function()

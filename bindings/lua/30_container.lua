@@ -178,7 +178,8 @@ function phantom.add_artifact(...)
       if type(a.id) == "number" and a.id > max then max = a.id end
     end
   end
-  local id = math.max(max, store.last_artifact_id or 0) + 1
+  -- above every id seen, given, or stored (serve: ingested by REST too)
+  local id = math.max(max, store.last_artifact_id or 0, internal.max_stored_id("artifact")) + 1
   store.last_artifact_id = id
   local a = internal.snapshot("phantom.add_artifact", {
     id = id, container = c.id, name = kw.name, label = kw.label, severity = kw.severity,
