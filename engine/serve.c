@@ -243,11 +243,12 @@ static void persist(lsr_run *run, const char *kind, const char *key, const char 
 
 /* Each turn of the loop ends with one commit of what it wrote (the check
  * phase), and nothing stays uncommitted while the loop waits (prepare). */
-static void commit_turn(uv_handle_t *h) {
-  server *s = h->data;
+static void commit_now(server *s) {
   if (lsr_store_in_transaction(s->store) && lsr_store_commit(s->store) < 0)
     say("error: the store refused a commit: %s", lsr_store_error(s->store));
 }
+
+static void commit_turn(uv_handle_t *h) { commit_now(h->data); }
 
 /* ---- playbooks ---- */
 
@@ -970,6 +971,7 @@ static const char *allowed_methods(const char *url) {
 /* Every request after its token was checked. */
 static int route(server *s, http *c, const char *url, const char *method, request *rq) {
   if (s->stopping) return fail(c, 503, "shutting down");
+  commit_now(s); /* what a request sees is on disk: a crash after it keeps it */
   const char *allowed = allowed_methods(url);
   if (!allowed) return fail(c, 404, "no such resource: %s", url);
   if (!strstr(allowed, method)) {
