@@ -56,7 +56,8 @@ typedef struct {
   uv_signal_t sig_int, sig_term;
   uv_check_t commit;
   uv_prepare_t commit_idle;
-  time_t cfg_mtime;     /* newest app or assets file seen */
+  uint64_t cfg_sig;     /* apps' and assets' files: names, mtimes, sizes */
+  int cfg_seen;
   int stopping;
 } server;
 
@@ -343,8 +344,15 @@ static void maybe_pb(server *s, const char *path, const struct stat *sb) {
   if (n > 4 && strcmp(path + n - 4, ".lua") == 0) load_pb(s, path, sb);
 }
 
-static void newest(server *s, const char *path, const struct stat *sb) {
-  if (sb->st_mtime > s->cfg_mtime) s->cfg_mtime = sb->st_mtime;
+/* One file into the signature of the apps and assets: any edit (even
+ * within the second, or to an older mtime), new file or deletion changes it. */
+static void sign(server *s, const char *path, const struct stat *sb) {
+  uint64_t h = 1469598103934665603u; /* FNV-1a over the name, then the stat */
+  for (const char *p = path; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211u;
+  uint64_t st[] = {(uint64_t)sb->st_mtim.tv_sec, (uint64_t)sb->st_mtim.tv_nsec, (uint64_t)sb->st_size,
+                   (uint64_t)sb->st_ino};
+  for (int i = 0; i < 4; i++) h = (h ^ st[i]) * 1099511628211u;
+  s->cfg_sig += h; /* a sum: the order files are listed in does not matter */
 }
 
 static void scan(server *s) {
@@ -371,13 +379,16 @@ static void scan(server *s) {
     retire(s, g);
   }
   /* apps and assets: a new configuration for new actions */
-  time_t before = s->cfg_mtime;
+  uint64_t before = s->cfg_sig;
+  s->cfg_sig = 0;
   snprintf(dir, sizeof dir, "%s/apps", s->scripts);
-  walk(s, dir, newest);
+  walk(s, dir, sign);
   struct stat sb;
   snprintf(dir, sizeof dir, "%s/assets.json", s->scripts);
-  if (stat(dir, &sb) == 0) newest(s, dir, &sb);
-  if (s->cfg_mtime != before && before != 0) {
+  if (stat(dir, &sb) == 0) sign(s, dir, &sb);
+  int first = !s->cfg_seen;
+  s->cfg_seen = 1;
+  if (!first && s->cfg_sig != before) {
     char err[2048], apps[4096];
     snprintf(apps, sizeof apps, "%s/apps", s->scripts);
     lsr_config *cfg = lsr_xalloc(sizeof *cfg);

@@ -125,6 +125,21 @@ describe("luasoar serve", function()
     assert.is_true(mine.data[2].id > arts.data[1].id)
   end)
 
+  it("reloads apps and assets on any change, even one that leaves an older mtime", function()
+    S.write(srv, "playbooks/fast.lua", 'playbook_info = {labels = {"fast"}, active = true}\n'
+      .. 'function on_start(c) phantom.act("wait", {parameters = {{seconds = 0}}, assets = {"fast"}}) end\n')
+    local path = srv.dir .. "/scripts/assets.json"
+    local f = assert(io.open(path .. ".new", "w"))
+    f:write('{"slow": {"app": "Slow", "id": 1}, "fast": {"app": "Slow", "id": 2}}')
+    f:close()
+    S.sh("touch -d 2001-01-01 " .. S.q(path .. ".new") .. " && mv " .. S.q(path .. ".new") .. " " .. S.q(path))
+    assert.truthy(S.wait(function() return S.logged(srv, "reload apps and assets: 1 apps, 2 assets") end),
+                  S.log_text(srv))
+    local _, c = S.request(srv, "POST", "/rest/container", {name = "fast", label = "fast"})
+    local run = S.wait(function() local rs = S.runs(srv, c.id) return rs[1] and rs[1].status ~= "running" and rs[1] end)
+    assert.equal("success", run.status)
+  end)
+
   it("answers bad requests with a JSON error and the right status", function()
     local code, body = S.request(srv, "POST", "/rest/container", '{"name": "x",\n "label": }')
     assert.equal(400, code)
