@@ -224,7 +224,9 @@ static void persist(lsr_run *run, const char *kind, const char *key, const char 
     lsr_store_exec(s->store, "INSERT OR REPLACE INTO calls(id, run_id, kind, call, status)"
                    " VALUES(?, ?, json_extract(?, '$.kind'), ?, 'running')", "iiss", (int64_t)atoll(key), rid, json, json);
   } else if (strcmp(kind, "call_done") == 0) {
-    lsr_store_exec(s->store, "UPDATE calls SET status = 'done' WHERE id = ?", "i", (int64_t)atoll(key));
+    /* ids: custom functions' are action run ids, children's run ids */
+    lsr_store_exec(s->store, "UPDATE calls SET status = 'done' WHERE kind = json_extract(?, '$') AND id = ?", "si",
+                   json, (int64_t)atoll(key));
   } else if (strcmp(kind, "delivered") == 0) { /* a recovered action's callback ran */
     lsr_store_exec(s->store, "UPDATE action_runs SET delivered = 1, status = CASE WHEN ? = 'true' THEN 'success'"
                    " ELSE 'failed' END, update_time = ? WHERE id = ?", "sdi", json, now, (int64_t)atoll(key));
@@ -1165,8 +1167,10 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   lsr_store_each(s.store, restore_row, &s, "SELECT 'restore_object', container_key, key, value FROM objects", "");
   /* ids go on from the store's */
   eng->next_run_id = lsr_store_int(s.store, 0, "SELECT max(id) FROM playbook_runs", "") + 1;
-  eng->next_action_run_id = lsr_store_int(s.store, 0, "SELECT max(max(coalesce((SELECT max(id) FROM action_runs), 0)),"
-                                          " coalesce((SELECT max(id) FROM prompts), 0))", "") + 1;
+  eng->next_action_run_id = lsr_store_int(s.store, 0, "SELECT max(coalesce((SELECT max(id) FROM action_runs), 0),"
+                                          " coalesce((SELECT max(id) FROM prompts), 0),"
+                                          " coalesce((SELECT max(id) FROM calls WHERE kind = 'custom_function'), 0))",
+                                          "") + 1;
   eng->next_app_run_id = lsr_store_int(s.store, 0, "SELECT max(id) FROM app_runs", "") + 1;
   *sp = s;
   /* the observers point at the caller's struct */

@@ -165,6 +165,38 @@ function done(kw) phantom.save_run_data{key = "done", value = kw.results[1].mess
     assert.equal("", sql(srv, "SELECT value FROM run_data WHERE run_id = " .. rd.id))
     assert.equal("success", rd.status)
   end)
+  it("starts again, with its inputs, a child whose run the crash kept from being written", function()
+    local srv = S.start({["playbooks/parent.lua"] = [[
+playbook_info = {labels = {"events"}, active = true}
+function on_start(c)
+  phantom.playbook{playbook = "local/child", container = c, inputs = {x = {"seven"}}, callback = done}
+end
+function done(kw) phantom.save_run_data{key = "done", value = kw.success} end
+]], ["playbooks/child.lua"] = [[
+playbook_info = {labels = {"none"}, active = false}
+function on_start(c)
+  local x = phantom.collect2{container = c, datapath = {"playbook_input:x"}}
+  phantom.save_run_data{key = "x", value = x[1][1]}
+  phantom.act("wait", {parameters = {{seconds = 2}}, assets = {"slow"}})
+end
+]]})
+    finally(function() S.stop(srv) end)
+    local _, c = S.request(srv, "POST", "/rest/container", {name = "family", label = "events"})
+    local child = S.wait(function() local rs = S.runs(srv, c.id) return #rs == 2 and rs[2] end)
+    S.stop(srv, "KILL")
+    sql(srv, "DELETE FROM playbook_runs WHERE id = " .. child.id .. "; DELETE FROM run_data WHERE run_id = " .. child.id)
+    S.launch(srv)
+    local runs = S.wait(function()
+      local rs = S.runs(srv, c.id)
+      for _, r in ipairs(rs) do if r.status == "running" then return nil end end
+      return #rs == 2 and rs
+    end, 20)
+    assert.truthy(runs, S.log_text(srv))
+    assert.equal("success", runs[1].status)
+    assert.equal(runs[1].id, runs[2].parent_playbook_run)
+    assert.equal('"seven"', sql(srv, "SELECT value FROM run_data WHERE key = 'x' AND run_id = " .. runs[2].id))
+    assert.equal("true", sql(srv, "SELECT value FROM run_data WHERE key = 'done' AND run_id = " .. runs[1].id))
+  end)
 end)
 
 describe("the store", function()

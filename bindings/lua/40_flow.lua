@@ -104,7 +104,7 @@ function phantom.custom_function(...)
         custom_function = {name = name, custom_function = ref, custom_function_run_id = id},
       })
     end
-    if internal.persisting() then internal.persist("call_done", tostring(id), true) end
+    if internal.persisting() then internal.persist("call_done", tostring(id), "custom_function") end
   end)
   return id
 end
@@ -157,7 +157,7 @@ function phantom.playbook(...)
   field(st, "children")[token] = {name = name, callback = kw.callback, handle = kw.handle, id = child_id}
   if internal.persisting() then
     internal.persist("call", tostring(child_id), {kind = "playbook", name = name, ref = ref, child_run_id = child_id,
-      callback = kw.callback and (internal.global_name(kw.callback) or "(anonymous)"), handle = kw.handle})
+      container_id = container.id, inputs = kw.inputs or {}, callback = kw.callback and (internal.global_name(kw.callback) or "(anonymous)"), handle = kw.handle})
   end
   return child_id
 end
@@ -175,7 +175,7 @@ function hooks.child_done(token, child, failed, why)
   if not ok then
     internal.log("error", ("child playbook '%s' %s: %s"):format(c.name, child and "failed" or "did not start", why))
   end
-  if internal.persisting() and c.id then internal.persist("call_done", tostring(c.id), true) end
+  if internal.persisting() and c.id then internal.persist("call_done", tostring(c.id), "playbook") end
   if st.discontinued then return end
   call_back(c.callback, {
     action = {action_run_id = child and child.run_id or c.id, action_name = "playbook", action = "playbook", name = c.name},

@@ -105,15 +105,21 @@ end
 
 local function recover_call(st, c)
   local cb = callback_of(c, c.kind == "playbook" and "child playbook" or "custom function")
-  internal.persist("call_done", tostring(c.id), true)
+  internal.persist("call_done", tostring(c.id), c.kind)
   if c.kind == "custom_function" then
     phantom.custom_function{custom_function = c.ref, parameters = c.parameters, name = c.name, callback = cb,
                             handle = null_to_nil(c.handle)}
     return
   end
+  local status = null_to_nil(c.child_status)
+  if status == nil and c.container_id == st.container.id then
+    -- the crash came before the child's run was written: it starts now
+    phantom.playbook{playbook = c.ref, container = st.container, name = c.name, callback = cb,
+                     inputs = null_to_nil(c.inputs), handle = null_to_nil(c.handle)}
+    return
+  end
   internal.started(st, "playbook", c.name)
   local entry = {name = c.name, callback = cb, handle = null_to_nil(c.handle), id = c.child_run_id}
-  local status = null_to_nil(c.child_status)
   if status == "running" then -- the child is recovered too: wait for it
     local token = internal.hold()
     field(st, "children")[token] = entry
@@ -129,7 +135,8 @@ local function recover_call(st, c)
     field(st, "children")[key] = entry
     internal.schedule(nil, hooks.child_done, key,
                       {run_id = c.child_run_id, outputs = null_to_nil(c.child_outputs) or {}},
-                      status ~= "success", null_to_nil(c.child_message) or "")
+                      status ~= "success", status == nil and INTERRUPTED .. ": the child run had not started"
+                        or null_to_nil(c.child_message) or "")
   end
 end
 
