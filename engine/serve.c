@@ -56,7 +56,7 @@ typedef struct {
   uv_signal_t sig_int, sig_term;
   uv_check_t commit;
   uv_prepare_t commit_idle;
-  uint64_t cfg_sig;     /* apps' and assets' files: names, mtimes, sizes */
+  uint64_t cfg_sig;     /* apps' and assets' files: names, mtimes, sizes, inodes */
   int cfg_seen;
   int stopping;
 } server;
