@@ -115,20 +115,22 @@ function on_start(c)
   local obj = phantom.get_object{key = "k", container_id = 1}
   phantom.save_object{key = "k", value = {n = n}, container_id = 1}
   local _, _, rows = phantom.get_list("seen")
-  phantom.save_run_data{key = "mem", value = {n = n, rows = #rows, before = obj[1] and obj[1].value.n or 0}}
+  local auto = phantom.save_data("v" .. n)
+  phantom.save_run_data{key = "mem", value = {n = n, rows = #rows, before = obj[1] and obj[1].value.n or 0, auto = auto}}
 end
 ]]})
     finally(function() S.stop(srv) end)
     local function one(name)
       local _, c = S.request(srv, "POST", "/rest/container", {name = name, label = "events"})
       local runs = S.wait(function() local rs = S.runs(srv, c.id) return rs[1] and rs[1].status ~= "running" and rs end)
-      return sql(srv, "SELECT json_extract(value, '$.n'), json_extract(value, '$.rows'), json_extract(value, '$.before')"
+      return sql(srv, "SELECT json_extract(value, '$.n'), json_extract(value, '$.rows'), json_extract(value, '$.before'),"
+                      .. " json_extract(value, '$.auto')"
                       .. " FROM run_data WHERE key = 'mem' AND run_id = " .. runs[1].id)
     end
-    assert.equal("1|1|0", one("a"))
+    assert.equal("1|1|0|1", one("a"))
     S.stop(srv, "KILL")
     S.launch(srv)
-    assert.equal("2|2|1", one("b"))
+    assert.equal("2|2|1|2", one("b"))
   end)
   it("does not run again an approved action that had started; a discontinued run stays discontinued", function()
     local srv = S.start({["playbooks/two.lua"] = [[

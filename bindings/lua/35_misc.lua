@@ -169,9 +169,12 @@ function phantom.get_current_container_id_() return internal.state("phantom.get_
 --- Shared by every run: save_object (per container) is the safer choice.
 function phantom.save_data(...)
   local kw = internal.kwargs("phantom.save_data", {"value", "key"}, {"value", "key", "auto"}, ...)
-  local key = kw.key or tostring(next_id("data"))
   local store = internal.store()
   store.data = store.data or {}
+  local key = kw.key
+  if key == nil then -- a new key never takes a kept one (kept across a restart too)
+    repeat key = tostring(next_id("data")) until store.data[key] == nil
+  end
   store.data[key] = internal.snapshot("phantom.save_data", kw.value)
   if internal.persisting() then internal.persist("object", "global\0" .. key, store.data[key]) end
   return key
