@@ -714,6 +714,13 @@ static int insert_artifact(server *s, int64_t cid, const char *json, int64_t *id
   return lsr_store_exec(s->store, "UPDATE artifacts SET data = json_set(data, '$.id', id) WHERE id = ?", "i", *id);
 }
 
+/* {"id": N, "success": true}: what was stored, once it is on disk */
+static int reply_created(http *c, int64_t id) {
+  char out[96];
+  snprintf(out, sizeof out, "{\"id\": %lld, \"success\": true}", (long long)id);
+  return reply(c, 200, out);
+}
+
 static int post_container(server *s, http *c, request *rq) {
   int rc;
   yajl_val v = body_object(c, rq, &rc);
@@ -762,9 +769,7 @@ static int post_container(server *s, http *c, request *rq) {
   }
   say("ingest container %lld (%s, %zu artifacts)", (long long)cid, lab, nart);
   free(lab);
-  char out[96];
-  snprintf(out, sizeof out, "{\"id\": %lld, \"success\": true}", (long long)cid);
-  return reply(c, 200, out);
+  return reply_created(c, cid);
 }
 
 static int post_artifact(server *s, http *c, request *rq) {
@@ -793,9 +798,7 @@ static int post_artifact(server *s, http *c, request *rq) {
   if (automation) run_active(s, cid);
   if (!durable(s, c, &rc)) return rc;
   say("ingest artifact %lld into container %lld", (long long)aid, (long long)cid);
-  char out[96];
-  snprintf(out, sizeof out, "{\"id\": %lld, \"success\": true}", (long long)aid);
-  return reply(c, 200, out);
+  return reply_created(c, aid);
 }
 
 static int post_playbook_run(server *s, http *c, request *rq) {

@@ -163,12 +163,7 @@ end
 -- say whether its callback may run.
 function hooks.act_done(st, name, id, results)
   done(st, "action", name)
-  local by_name = field(st, "results")
-  local list = by_name[name]
-  if not list then
-    list = {}
-    by_name[name] = list
-  end
+  local list = field(field(st, "results"), name)
   list[#list + 1] = results
   field(st, "action_runs")[id] = results
   return not st.discontinued

@@ -64,12 +64,7 @@ function phantom.add_list(...)
   else
     row[1] = cell(values)
   end
-  local all = lists()
-  local rows = all[name]
-  if not rows then
-    rows = {}
-    all[name] = rows
-  end
+  local rows = field(lists(), name)
   rows[#rows + 1] = row
   list_changed(name)
   return true, ("added a row to list '%s'"):format(name)

@@ -45,6 +45,7 @@ local function changed(c)
   end
   internal.persist("container", tostring(c.id), head)
 end
+internal.container_changed = changed
 
 -- The stored container a call names: a container table, an id, or nothing
 -- (the run's own).

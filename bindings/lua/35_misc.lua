@@ -16,14 +16,7 @@ local function container_of(fname, c)
   return stored
 end
 
-local function changed(c)
-  if not internal.persisting() then return end
-  local head = {}
-  for k, v in pairs(c) do
-    if k ~= "artifacts" then head[k] = v end
-  end
-  internal.persist("container", tostring(c.id), head)
-end
+local changed = internal.container_changed
 
 local function next_id(kind)
   local store = internal.store()
