@@ -96,13 +96,6 @@ static void run_stub(void *ud, lsr_app_run *apr, int stub) {
 
 static lsr_test_hooks hooks = {.stub_for = stub_for, .run_stub = run_stub};
 
-static void cleanup(void) { /* after an ignored check (FUZZ_IGNORE) */
-  lua_settop(eng->L, 0);
-  lsr_engine_drain(eng);
-  fuzz_reset_store(eng);
-  base_refs = eng->live_refs;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   eng = fuzz_engine(NULL, NULL, &res);
   eng->test = &hooks;
@@ -120,7 +113,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const char container[] = "{\"id\": 7, \"artifacts\": [{\"id\": 1, \"cef\": {\"ip\": \"1.2.3.4\"}}]}";
-  FUZZ_BEGIN(data, size, cleanup());
+  FUZZ_BEGIN(data, size, fuzz_settle(eng, &base_refs));
   char err[1024];
   memset(&res, 0, sizeof res);
   fuzz_data = data;

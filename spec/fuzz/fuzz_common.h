@@ -135,6 +135,15 @@ static __attribute__((unused)) void fuzz_reset_store(lsr_engine *eng) {
   lua_pop(L, 1);
 }
 
+/* After an ignored check (FUZZ_IGNORE): the engine back to idle, the store
+ * empty, and the references left counted as the new baseline. */
+static __attribute__((unused)) void fuzz_settle(lsr_engine *eng, long *base_refs) {
+  lua_settop(eng->L, 0);
+  lsr_engine_drain(eng);
+  fuzz_reset_store(eng);
+  *base_refs = eng->live_refs;
+}
+
 /* After a drain: no run, no queued task, no timer, no leaked ref, a clean
  * stack. */
 static __attribute__((unused)) void fuzz_check_idle(lsr_engine *eng, long refs) {

@@ -87,13 +87,6 @@ static void check_verdict(const uint8_t *data, size_t size, int accepted, const 
   lua_settop(V, 0);
 }
 
-static void cleanup(void) { /* after an ignored check (FUZZ_IGNORE) */
-  lua_settop(eng->L, 0);
-  lsr_engine_drain(eng);
-  fuzz_reset_store(eng);
-  base_refs = eng->live_refs;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   eng = fuzz_engine(playbook, &gen, &res);
   V = luaL_newstate();
@@ -103,7 +96,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  FUZZ_BEGIN(data, size, cleanup());
+  FUZZ_BEGIN(data, size, fuzz_settle(eng, &base_refs));
   char err[1024] = "";
   memset(&res, 0, sizeof res);
   int64_t next_id = eng->next_run_id;
