@@ -539,12 +539,19 @@ static void run_active(server *s, int64_t cid) {
   "   FROM calls c WHERE run_id = r.id AND status = 'running')))" \
   " FROM playbook_runs r WHERE id = ?"
 
-typedef struct { int64_t *ids; int n; } id_list;
+/* A run that was in flight, as its row says. */
+typedef struct {
+  int64_t id, cid, parent;
+  char *pb, *scope;
+} in_flight;
+typedef struct { in_flight *runs; int n; } in_flight_list;
 
-static void collect_id(void *ud, int ncols, const char **cols) {
-  id_list *l = ud;
-  l->ids = lsr_xrealloc(l->ids, (size_t)(l->n + 1) * sizeof *l->ids);
-  l->ids[l->n++] = atoll(cols[0]);
+static void collect_run(void *ud, int ncols, const char **cols) {
+  in_flight_list *l = ud;
+  (void)ncols;
+  l->runs = lsr_xrealloc(l->runs, (size_t)(l->n + 1) * sizeof *l->runs);
+  l->runs[l->n++] = (in_flight){atoll(cols[0]), cols[1] ? atoll(cols[1]) : 0, cols[2] ? atoll(cols[2]) : 0,
+                                cols[3] ? lsr_strdup(cols[3]) : NULL, lsr_strdup(cols[4] ? cols[4] : "new")};
 }
 
 static void fail_recovery(server *s, int64_t id, const char *why) {
@@ -573,14 +580,14 @@ static void restore_row(void *ud, int ncols, const char **cols) {
 /* Every run that was in flight goes on, or ends with a reason.  Returns how
  * many went on. */
 static int recover(server *s) {
-  id_list l = {0};
-  lsr_store_each(s->store, collect_id, &l, "SELECT id FROM playbook_runs WHERE status = 'running' ORDER BY id", "");
+  in_flight_list l = {0};
+  lsr_store_each(s->store, collect_run, &l, "SELECT id, container_id, parent_run_id, playbook, scope"
+                 " FROM playbook_runs WHERE status = 'running' ORDER BY id", "");
   int resumed = 0, failed = 0;
   char err[1024];
   for (int i = 0; i < l.n; i++) {
-    int64_t id = l.ids[i];
-    char *pbid = lsr_store_text(s->store, "SELECT playbook FROM playbook_runs WHERE id = ?", "i", id);
-    int64_t cid = lsr_store_int(s->store, 0, "SELECT container_id FROM playbook_runs WHERE id = ?", "i", id);
+    int64_t id = l.runs[i].id, cid = l.runs[i].cid;
+    char *pbid = l.runs[i].pb;
     pb_entry *p = pbid ? find_pb(s, pbid) : NULL;
     char *json = container_json(s, cid);
     char *rec = lsr_store_text(s->store, RECOVERY_JSON, "i", id);
@@ -597,9 +604,9 @@ static int recover(server *s) {
         run->recovered = 1;
         if (lsr_run_state_set(run, "recovery", rec) < 0) /* it ends at its start, with why */
           lsr_run_fail(run, INTERRUPTED_BY_RESTART ": its recovery record does not load");
-        run->parent_run_id = lsr_store_int(s->store, 0, "SELECT parent_run_id FROM playbook_runs WHERE id = ?", "i", id);
-        char *scope = lsr_store_text(s->store, "SELECT scope FROM playbook_runs WHERE id = ?", "i", id);
-        run->ud = scope ? scope : lsr_strdup("new");
+        run->parent_run_id = l.runs[i].parent;
+        run->ud = l.runs[i].scope; /* the run owns it now */
+        l.runs[i].scope = NULL;
       }
     }
     if (run) {
@@ -610,10 +617,11 @@ static int recover(server *s) {
       fail_recovery(s, id, err);
     }
     free(pbid);
+    free(l.runs[i].scope);
     free(json);
     free(rec);
   }
-  free(l.ids);
+  free(l.runs);
   lsr_store_exec(s->store, "UPDATE prompts SET status = 'timed out' WHERE status = 'pending' AND run_id IN"
                  " (SELECT id FROM playbook_runs WHERE status != 'running')", "");
   /* an approval is asked again when its action starts again */
