@@ -60,18 +60,37 @@ static void hook(lua_State *L, lua_Debug *ar) {
   }
   if (!run) return;
   if (!run->killed) {
-    run->instr_block += LSR_HOOK_STEP;
-    run->instr_total += LSR_HOOK_STEP;
-    if (run->limits.instructions_per_callback && run->instr_block > run->limits.instructions_per_callback)
-      run->killed = "instruction limit exceeded (per callback)";
-    else if (run->limits.instructions_per_run && run->instr_total > run->limits.instructions_per_run)
-      run->killed = "instruction limit exceeded (per run)";
-    else
-      return;
+    if (!lsr_limits_charge(eng, LSR_HOOK_STEP)) return;
     /* from now on at every instruction: nothing catches it for long */
     lua_sethook(L, hook, lua_gethookmask(L) | LUA_MASKCOUNT, 1);
   }
   luaL_error(L, "%s", run->killed);
+}
+
+/* n instructions' worth of work done for the current run (by the count hook,
+ * or by a C function whose time does not follow its input: bindings/strlib.c).
+ * Marks the run killed past its budget; nonzero if it is killed.  Nothing
+ * when no run is current. */
+int lsr_limits_charge(lsr_engine *eng, long long n) {
+  lsr_run *run = eng ? eng->current : NULL;
+  if (!run) return 0;
+  if (run->killed) return 1;
+  run->instr_block += n;
+  run->instr_total += n;
+  if (run->limits.instructions_per_callback && run->instr_block > run->limits.instructions_per_callback)
+    run->killed = "instruction limit exceeded (per callback)";
+  else if (run->limits.instructions_per_run && run->instr_total > run->limits.instructions_per_run)
+    run->killed = "instruction limit exceeded (per run)";
+  return run->killed != NULL;
+}
+
+/* Raise the current run's limit error from C, as the hook does: the hook then
+ * fires at every instruction, so a pcall that catches it does not save the run. */
+int lsr_limits_raise(lua_State *L) {
+  lsr_run *run = lsr_engine_of(L)->current;
+  const char *why = run && run->killed ? run->killed : "instruction limit exceeded";
+  if (run) lua_sethook(L, hook, lua_gethookmask(L) | LUA_MASKCOUNT, 1);
+  return luaL_error(L, "%s", why);
 }
 
 void lsr_limits_arm(lsr_engine *eng, lua_State *T) {
@@ -148,4 +167,5 @@ void lsr_limits_defaults(lsr_engine *eng) {
   eng->limits.log_entries = 10000;
   eng->limits.coroutines = 10000;
   eng->mem_limit = (size_t)1 << 30;
+  eng->shared_bytes = 16u << 20; /* per playbook */
 }

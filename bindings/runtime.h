@@ -18,6 +18,10 @@ int lsr_ref(lua_State *L);                /* [-1, +0, m] */
 void lsr_unref(lua_State *L, int *ref);   /* [-0, +0, -]; sets *ref to LUA_NOREF */
 void lsr_getref(lua_State *L, int ref);   /* [-0, +1, -] */
 
+/* [-1, +1, m] a read-only view of the table on top, named name, shared by
+ * every run (rawset refuses it too) (setup.c) */
+void lsr_freeze(lua_State *L, const char *name);
+
 /* ---- runs (run.c) ---- */
 typedef enum { LSR_EXEC_OK, LSR_EXEC_YIELD, LSR_EXEC_ERR } lsr_exec;
 /* The only caller of lua_resume.  The run's thread holds fn and nargs args. */
@@ -63,6 +67,13 @@ void lsr_limits_arm(lsr_engine *eng, lua_State *T);
 void lsr_limits_block(lsr_run *run, lua_State *T);
 void lsr_limits_from_playbook(lsr_run *run, lua_State *T);
 void lsr_limits_coroutine_lib(lua_State *L);
+/* C work for the current run, in instructions: nonzero once the run is killed
+ * (then lsr_limits_raise(L) raises its limit error as the count hook does). */
+int lsr_limits_charge(lsr_engine *eng, long long n);
+int lsr_limits_raise(lua_State *L);
+/* bounded string / table functions (strlib.c): replace the entries of the
+ * state's string and table libraries.  [-0, +0, m] */
+void lsr_strlib_install(lua_State *L);
 
 /* ---- scheduled steps (schedule.c) ---- */
 void lsr_schedule_register(lua_State *L);   /* adds schedule, cancel, hold to the table on top */

@@ -143,7 +143,7 @@ static int frozen_len(lua_State *L) {
 }
 
 /* [-1, +1, m] a read-only view of the table on top, named name */
-static void freeze(lua_State *L, const char *name) {
+void lsr_freeze(lua_State *L, const char *name) {
   lua_newtable(L);           /* the proxy */
   lua_newtable(L);           /* its metatable */
   lua_pushvalue(L, -3);
@@ -238,6 +238,11 @@ static int build_base(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
   lua_pop(L, 1);
+  /* string.find/match/gmatch/gsub/rep and table.move/concat/insert/remove/sort
+   * charged to the run's instruction budget (strlib.c): replaced in the
+   * libraries themselves, so the proxies below and the string metatable's
+   * __index (the same table) both lead to them */
+  lsr_strlib_install(L);
   lua_pushliteral(L, "");
   lua_getmetatable(L, -1);
   lua_pushliteral(L, "string");
@@ -251,11 +256,11 @@ static int build_base(lua_State *L) {
   }
   for (const char *const *n = libs_allow; *n; n++) {
     lua_getglobal(L, *n);
-    freeze(L, *n);
+    lsr_freeze(L, *n);
     lua_setfield(L, base, *n);
   }
   lsr_limits_coroutine_lib(L);
-  freeze(L, "coroutine");
+  lsr_freeze(L, "coroutine");
   lua_setfield(L, base, "coroutine");
   lua_pushcfunction(L, l_rawset);
   lua_setfield(L, base, "rawset");
@@ -278,16 +283,16 @@ static int build_base(lua_State *L) {
   lua_pushcclosure(L, l_os_date, 1);
   lua_setfield(L, -3, "date");
   lua_pop(L, 1);
-  freeze(L, "os");
+  lsr_freeze(L, "os");
   lua_setfield(L, base, "os");
   lua_newtable(L); /* modules for require */
   lsr_phantom_open(L);
-  freeze(L, "phantom");
+  lsr_freeze(L, "phantom");
   lua_pushvalue(L, -1);
   lua_setfield(L, base, "phantom");
   lua_setfield(L, -2, "phantom");
   lsr_json_open(L);
-  freeze(L, "json");
+  lsr_freeze(L, "json");
   lua_pushvalue(L, -1);
   lua_setfield(L, base, "json");
   lua_setfield(L, -2, "json");
