@@ -3,6 +3,7 @@
  * phantom.act) goes on the queue and runs on the next turn of the loop.
  * No Lua here: the queue hands tasks to bindings/. */
 #include "engine.h"
+#include "exec_runner.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -152,6 +153,7 @@ void lsr_engine_free(lsr_engine *eng) {
   lsr_config_free(eng->cfg);
   free(eng->cfg);
   free(eng->scripts_dir);
+  lsr_exec_reaper_close(eng->loop); /* what apps left behind dies with the engine */
   uv_close((uv_handle_t *)&eng->idle, NULL);
   if (eng->own_loop) {
     uv_run(eng->loop, UV_RUN_DEFAULT); /* let closing handles finish */
@@ -196,9 +198,12 @@ int lsr_limit_set(lsr_engine *eng, const char *spec, char *err, size_t errlen) {
   else if (n == 16 && strncmp(spec, "deadline_seconds", n) == 0) l->deadline = v;
   else if (n == 15 && strncmp(spec, "engine_memory_mb", n) == 0) eng->mem_limit = (size_t)(v * 1048576.0);
   else if (n == 10 && strncmp(spec, "exec_slots", n) == 0) eng->exec_max = (int)v;
+  else if (n == 12 && strncmp(spec, "step_seconds", n) == 0) eng->step_seconds = v; /* the watchdog's */
+  else if (n == 9 && strncmp(spec, "log_bytes", n) == 0) l->log_bytes = (size_t)v;
+  else if (n == 12 && strncmp(spec, "shared_bytes", n) == 0) eng->shared_bytes = (size_t)v;
   else {
     snprintf(err, errlen, "--limit %.*s: unknown limit (instructions_per_callback, instructions_per_run, memory_mb,"
-             " deadline_seconds, engine_memory_mb, exec_slots)", (int)n, spec);
+             " deadline_seconds, engine_memory_mb, exec_slots, log_bytes, shared_bytes)", (int)n, spec);
     return -1;
   }
   return 0;

@@ -4,19 +4,55 @@
  * It runs in its own session (so its own process group): a timeout or an
  * oversized output kills the whole tree with one signal.  It gets only the
  * environment variables its manifest names.  stderr is kept as a short tail
- * for messages.  No Lua here: the output goes back as text. */
+ * for messages.  No Lua here: the output goes back as text.
+ *
+ * When it ends.  An app run ends when the app has exited and both its pipes
+ * are closed, or at its deadline, whichever comes first: the deadline holds
+ * until the pipes are closed, not only until the app exits.  When the app
+ * exits, its process group is killed at once (a grandchild that kept the
+ * group dies with it), and with the subreaper on (exec_runner.h) every
+ * orphan it left behind (a `setsid cmd &` daemon has left the group) is
+ * killed too, so the pipes close.  If they are still open LSR_EXEC_GRACE
+ * seconds after the exit (a process the engine cannot kill holds them, or
+ * the reaper is off), the app run ends with what was read: judged as if
+ * the pipes had closed then (exit status, then the output), so a complete
+ * JSON answer still succeeds.
+ *
+ * The reaper.  libuv reaps only its own children, each with waitpid(pid) on
+ * the pid of a uv_process_t (libuv 1.x: uv__wait_children); it never calls
+ * waitpid(-1).  Orphans reparented to us are not uv_process_t handles: no
+ * one would reap them, and a waitpid(-1) here would steal libuv's children
+ * (their exit callbacks would never run).  So the reaper scans /proc for
+ * processes whose parent is this process, skips the live apps (libuv's; a
+ * pid stays in the live list until libuv has reaped it and called
+ * on_child_exit), skips the members of a live app's process group (they die
+ * with the group when that app exits), SIGKILLs the rest and reaps the
+ * zombies among them with waitpid on their own pid.  It runs when an app
+ * exits and on every SIGCHLD (a uv_signal_t beside libuv's own watcher: a
+ * killed orphan's death, and the death of an orphan's children, which are
+ * then reparented to us, bring the next scan).  No pid race: a process whose
+ * parent is us stays a zombie until we reap it, so the pid read from /proc
+ * cannot name another process when kill() is sent. */
 #include "engine.h"
+#include "exec_runner.h"
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define LSR_STDERR_TAIL 1024
 
 struct lsr_exec_proc {
   uv_process_t proc;
   uv_pipe_t in, out, err;
-  uv_timer_t timer;
+  uv_timer_t timer;     /* the deadline */
+  uv_timer_t grace;     /* from the app's exit: how long its pipes may stay open */
   uv_write_t wreq;
   char *input;
   char *buf;             /* stdout */
@@ -25,12 +61,116 @@ struct lsr_exec_proc {
   size_t tail_len;
   double timeout;
   int exited, out_eof, err_eof, timed_out, too_big, killed, reported;
+  int spawned;          /* in the live list (started, not yet reaped by libuv) */
   int64_t exit_status;
   int term_signal;
   int open_handles;
   lsr_exec_done done;
   void *ud;
+  struct lsr_exec_proc *live_next, *live_prev;
 };
+
+/* ---- the reaper (see the top of the file) ---- */
+
+static struct {
+  int on;
+  uv_loop_t *loop;      /* of the SIGCHLD watcher, once started */
+  uv_signal_t sigchld;
+  lsr_exec_proc *live;  /* apps started and not yet reaped by libuv */
+  long killed, reaped;
+} reaper;
+
+static void live_add(lsr_exec_proc *p) {
+  p->spawned = 1;
+  p->live_prev = NULL;
+  p->live_next = reaper.live;
+  if (reaper.live) reaper.live->live_prev = p;
+  reaper.live = p;
+}
+
+static void live_remove(lsr_exec_proc *p) {
+  if (!p->spawned) return;
+  p->spawned = 0;
+  if (p->live_prev) p->live_prev->live_next = p->live_next;
+  else reaper.live = p->live_next;
+  if (p->live_next) p->live_next->live_prev = p->live_prev;
+}
+
+/* pid's parent and process group from /proc/pid/stat; 0 or -1 (gone) */
+static int proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgrp) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *rp = strrchr(buf, ')'); /* the command name may hold spaces and ')' */
+  int pp, pg;
+  if (!rp || sscanf(rp + 1, " %c %d %d", state, &pp, &pg) != 3) return -1;
+  *ppid = pp;
+  *pgrp = pg;
+  return 0;
+}
+
+/* One scan: kill every child of ours that is not a live app (nor, unless
+ * final, in a live app's group), reap the dead ones.  How many are left
+ * alive (killed, not yet reaped). */
+static int sweep(int final) {
+  pid_t self = getpid();
+  DIR *d = opendir("/proc");
+  if (!d) return 0;
+  int left = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (!isdigit((unsigned char)e->d_name[0])) continue;
+    pid_t pid = (pid_t)atoi(e->d_name), ppid, pgrp;
+    char state;
+    if (pid == self || proc_stat(pid, &state, &ppid, &pgrp) < 0 || ppid != self) continue;
+    int app = 0;
+    for (lsr_exec_proc *p = reaper.live; p && !app; p = p->live_next)
+      app = p->proc.pid == pid || (!final && p->proc.pid == pgrp);
+    if (app) continue;
+    if (state != 'Z' && kill(pid, SIGKILL) == 0) reaper.killed++;
+    if (waitpid(pid, NULL, WNOHANG) == pid) reaper.reaped++;
+    else left++;
+  }
+  closedir(d);
+  return left;
+}
+
+static void on_sigchld(uv_signal_t *h, int sig) { sweep(0); }
+
+int lsr_exec_subreaper(void) {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return -1;
+  reaper.on = 1;
+  return 0;
+}
+
+static void reaper_watch(uv_loop_t *loop) {
+  if (!reaper.on || reaper.loop) return;
+  reaper.loop = loop;
+  uv_signal_init(loop, &reaper.sigchld);
+  uv_signal_start(&reaper.sigchld, on_sigchld, SIGCHLD);
+  uv_unref((uv_handle_t *)&reaper.sigchld); /* it never keeps the loop alive */
+}
+
+void lsr_exec_reaper_close(uv_loop_t *loop) {
+  if (!reaper.on) return;
+  /* what is left is killed, and reaped before we go: 2 s at most */
+  for (int i = 0; i < 200 && sweep(1) > 0; i++) usleep(10000);
+  if (reaper.loop == loop) {
+    uv_close((uv_handle_t *)&reaper.sigchld, NULL);
+    reaper.loop = NULL;
+  }
+}
+
+void lsr_exec_reaper_stats(long *killed, long *reaped) {
+  *killed = reaper.killed;
+  *reaped = reaper.reaped;
+}
+
+/* ---- one app run ---- */
 
 static void on_close(uv_handle_t *h) {
   lsr_exec_proc *p = h->data;
@@ -50,6 +190,16 @@ static void kill_group(lsr_exec_proc *p) {
     kill(-p->proc.pid, SIGKILL);  /* the child leads its own group */
     uv_process_kill(&p->proc, SIGKILL);
   }
+}
+
+static void maybe_finish(lsr_exec_proc *p);
+
+/* The app has exited but its pipes are still open: end with what was read. */
+static void stop_reading(lsr_exec_proc *p) {
+  if (!p->out_eof) uv_read_stop((uv_stream_t *)&p->out);
+  if (!p->err_eof) uv_read_stop((uv_stream_t *)&p->err);
+  p->out_eof = p->err_eof = 1;
+  maybe_finish(p);
 }
 
 /* stderr's last bytes, on one line, for a failure message */
@@ -88,20 +238,27 @@ static void maybe_finish(lsr_exec_proc *p) {
     p->done(p->ud, 1, p->buf ? p->buf : "", p->len, NULL);
   }
   close_handle((uv_handle_t *)&p->timer);
+  close_handle((uv_handle_t *)&p->grace);
   close_handle((uv_handle_t *)&p->out);
   close_handle((uv_handle_t *)&p->err);
   close_handle((uv_handle_t *)&p->in);
   close_handle((uv_handle_t *)&p->proc);
 }
 
+static void on_grace(uv_timer_t *t) { stop_reading(t->data); }
+
 static void on_child_exit(uv_process_t *h, int64_t status, int sig) {
   lsr_exec_proc *p = h->data;
   p->exited = 1;
   p->exit_status = status;
   p->term_signal = sig;
-  /* the child may leave grandchildren holding the pipes: they die with it */
+  live_remove(p);
+  /* the child may leave grandchildren holding the pipes: they die with it,
+   * and the orphans that left its group with the reaper */
   kill(-h->pid, SIGKILL);
-  uv_timer_stop(&p->timer);
+  if (reaper.on) sweep(0);
+  /* the deadline still holds; the pipes get a short grace */
+  if (!p->out_eof || !p->err_eof) uv_timer_start(&p->grace, on_grace, (uint64_t)(LSR_EXEC_GRACE * 1000), 0);
   maybe_finish(p);
 }
 
@@ -167,7 +324,8 @@ static void on_written(uv_write_t *w, int status) {
 static void on_timeout(uv_timer_t *t) {
   lsr_exec_proc *p = t->data;
   p->timed_out = 1;
-  kill_group(p);
+  if (p->exited) stop_reading(p); /* exited, but its pipes are held open */
+  else kill_group(p);
 }
 
 /* Failure to start: reported from the loop like any other end. */
@@ -175,6 +333,7 @@ static void on_start_failed(uv_timer_t *t) {
   lsr_exec_proc *p = t->data;
   p->done(p->ud, 0, NULL, 0, p->buf);
   close_handle((uv_handle_t *)&p->timer);
+  close_handle((uv_handle_t *)&p->grace);
   close_handle((uv_handle_t *)&p->out);
   close_handle((uv_handle_t *)&p->err);
   close_handle((uv_handle_t *)&p->in);
@@ -192,8 +351,10 @@ lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req) {
   uv_pipe_init(loop, &p->out, 0);
   uv_pipe_init(loop, &p->err, 0);
   uv_timer_init(loop, &p->timer);
-  p->open_handles = 4;
-  p->in.data = p->out.data = p->err.data = p->timer.data = p->proc.data = p;
+  uv_timer_init(loop, &p->grace);
+  p->open_handles = 5;
+  p->in.data = p->out.data = p->err.data = p->timer.data = p->grace.data = p->proc.data = p;
+  reaper_watch(loop);
 
   uv_stdio_container_t stdio[3];
   stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
@@ -223,6 +384,7 @@ lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req) {
     uv_timer_start(&p->timer, on_start_failed, 0, 0);
     return p;
   }
+  live_add(p);
   uv_read_start((uv_stream_t *)&p->out, on_alloc, on_out);
   uv_read_start((uv_stream_t *)&p->err, on_alloc, on_err);
   uv_buf_t b = uv_buf_init(p->input, (unsigned)req->input_len);
@@ -237,5 +399,6 @@ lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req) {
 void lsr_exec_kill(lsr_exec_proc *p) {
   if (p->reported) return;
   p->killed = 1;
-  kill_group(p);
+  if (p->exited) stop_reading(p);
+  else kill_group(p);
 }

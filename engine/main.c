@@ -4,6 +4,7 @@
  * Exit status of run: 0 the run succeeded, 1 it failed, 2 the input was
  * unusable (one line on stderr names the file and the problem). */
 #include "engine.h"
+#include "exec_runner.h"
 #include "json_check.h"
 #include "serve.h"
 #include "store.h"
@@ -470,6 +471,10 @@ int main(int argc, char **argv) {
     fputs(usage_main, stdout);
     return 0;
   }
+  /* run and serve start no children but exec apps: they may reap and kill
+   * whatever an app leaves behind (exec_runner.h).  Not test, which execs
+   * busted (the attribute survives execve). */
+  if (strcmp(cmd, "run") == 0 || strcmp(cmd, "serve") == 0) lsr_exec_subreaper();
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
   if (strcmp(cmd, "test") == 0) return cmd_test(argc - 2, argv + 2);
