@@ -6,6 +6,7 @@
 #include "json.h"
 #include "json_check.h"
 #include "runtime.h"
+#include "watchdog.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,7 +528,9 @@ void lsr_act_start_app_run(lsr_engine *eng, lsr_app_run *apr) {
   if (app->runner == LSR_RUNNER_LUA) {
     char *out = NULL, *failure = NULL;
     size_t len = 0;
+    lsr_step_enter(ar->run); /* an app run in-process is a step of its run, for the watchdog */
     lsr_lua_app_run(eng, apr, &out, &len, &failure);
+    lsr_step_leave(eng->current);
     lsr_app_run_done(eng, apr, failure == NULL, out, len, failure);
     free(out);
     free(failure);

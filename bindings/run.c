@@ -5,6 +5,7 @@
  * file:line and traceback, goes to its log, and the engine goes on. */
 #include "json.h"
 #include "runtime.h"
+#include "watchdog.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,11 +136,13 @@ lsr_exec lsr_run_resume(lsr_run *run, int nargs) {
   lsr_run *outer = eng->current;
   lsr_limits_block(run, T);
   eng->current = run;
+  lsr_step_enter(run); /* the watchdog times every step (engine/watchdog.h) */
   int nres = 0;
   int st = lua_resume(T, eng->L, nargs, &nres);
   eng->current = outer;
   if (st == LUA_OK && !run->killed) {
     lua_settop(T, 0);
+    lsr_step_leave(outer);
     return LSR_EXEC_OK;
   }
   lua_State *L = eng->L;
@@ -160,6 +163,7 @@ lsr_exec lsr_run_resume(lsr_run *run, int nargs) {
   lsr_run_log(run, LSR_LOG_ERROR, tb, len);
   lua_settop(L, top);
   lua_resetthread(T);
+  lsr_step_leave(outer);
   return st == LUA_YIELD ? LSR_EXEC_YIELD : LSR_EXEC_ERR;
 }
 

@@ -282,6 +282,7 @@ struct lsr_engine {
   double vnow;          /* the virtual clock, seconds since the epoch */
   lsr_timer *vtimers;   /* pending virtual timers, earliest first */
   uint64_t timer_seq;
+  double step_seconds;  /* the watchdog's hard limit on one step (0: its default) */
 };
 
 /* The engine's clock: real, or virtual in tests. */

@@ -7,6 +7,7 @@
 #include "exec_runner.h"
 #include "json_check.h"
 #include "serve.h"
+#include "watchdog.h"
 #include "store.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,9 @@ static const char usage_run[] =
   "  --limit NAME=N    an engine limit (repeatable): instructions_per_callback,\n"
   "                    instructions_per_run, memory_mb, deadline_seconds,\n"
   "                    engine_memory_mb, exec_slots; a playbook may only lower them\n"
+  "  --limit step_seconds=N  the watchdog's hard limit on one step of the run\n"
+  "                    (default 30): past it the run fails with 'killed: N s in\n"
+  "                    one step' and luasoar exits 1 at once\n"
   "  -h, --help        show this help\n"
   "\n"
   "SCRIPTS is the folder above the playbook's 'playbooks' folder (scripts/ for\n"
@@ -144,7 +148,12 @@ static char *answer(lsr_run *run, const char *prompt_json, double *delay, void *
   char *out = a ? lsr_tree_to_json(a) : NULL;
   yajl_tree_free(p);
   if (out) return out;
-  if (!st->json && isatty(0)) return ask_terminal(prompt_json);
+  if (!st->json && isatty(0)) {
+    lsr_step_leave(NULL); /* a person thinking is not a stuck step: the watchdog waits */
+    char *typed = ask_terminal(prompt_json);
+    lsr_step_enter(run);
+    return typed;
+  }
   return lsr_strdup("null"); /* nobody to ask: it times out now */
 }
 
@@ -239,8 +248,11 @@ static int cmd_run(int argc, char **argv) {
       !(gen = lsr_gen_load(eng, playbook, err, sizeof err)) ||
       !lsr_run_file(eng, gen, container, err, sizeof err)) {
     fprintf(stderr, "luasoar run: %s\n", err);
+  } else if (lsr_watchdog_start(eng->step_seconds, LSR_WATCHDOG_RUN, json, playbook, err, sizeof err) < 0) {
+    fprintf(stderr, "luasoar run: %s\n", err);
   } else {
     lsr_engine_drain(eng);
+    lsr_watchdog_stop();
     rc = st.failed ? 1 : 0;
     if (st.report) {
       printf("%s\n", st.report);

@@ -9,6 +9,7 @@
 #include "json_check.h"
 #include "serve.h"
 #include "store.h"
+#include "watchdog.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -577,9 +578,55 @@ static void restore_row(void *ud, int ncols, const char **cols) {
     say("store: %s '%s' does not load: %s", cols[0], cols[1], err);
 }
 
+/* ---- the watchdog's marker (engine/watchdog.h) ---- */
+
+#define IN_STEP_NOTE "the engine stopped while this run was inside a step"
+
+/* A run the engine died inside fails, and what it left unfinished ends
+ * with it, as at a run's end. */
+static void fail_killed(server *s, int64_t id, const char *why) {
+  fail_recovery(s, id, why);
+  lsr_store_exec(s->store, "UPDATE action_runs SET status = 'cancelled', update_time = ? WHERE run_id = ?"
+                 " AND status = 'running'", "di", lsr_now(), id);
+  lsr_store_exec(s->store, "UPDATE prompts SET status = 'cancelled' WHERE run_id = ? AND status = 'pending'", "i", id);
+  lsr_store_exec(s->store, "UPDATE calls SET status = 'done' WHERE run_id = ? AND status = 'running'", "i", id);
+}
+
+/* What the marker says of the engine's last death.  The run the watchdog
+ * killed fails with its verdict.  A run that was inside a step when the
+ * engine died (kill -9, a crash) resumes once, with a line in its log that
+ * counts it; found inside a step a second time, it fails: a run that takes
+ * the engine down is never resumed into it again. */
+static void step_death(server *s) {
+  const lsr_step_death *d = lsr_watchdog_death();
+  char why[512];
+  if (!d) return;
+  int64_t id = d->killed_run ? d->killed_run : d->in_step_run;
+  if (!id || !lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ? AND status = 'running'",
+                            "i", id))
+    return;
+  if (d->killed_run) {
+    say("watchdog: run %lld on container %lld was killed when the engine last ran", (long long)id,
+        (long long)d->killed_container);
+    fail_killed(s, id, d->reason);
+  } else if (lsr_store_int(s->store, 0, "SELECT count(*) FROM run_log WHERE run_id = ? AND substr(message, 1, ?) = ?",
+                           "iis", id, (int64_t)strlen(IN_STEP_NOTE), IN_STEP_NOTE) > 0) {
+    snprintf(why, sizeof why, "killed: the engine stopped twice while this run was inside a step (%g s into it"
+             " this time)", d->in_step_seconds);
+    fail_killed(s, id, why);
+  } else {
+    snprintf(why, sizeof why, IN_STEP_NOTE " (%g s into it): it resumes once; if the engine stops inside one of its"
+             " steps again, it fails", d->in_step_seconds);
+    lsr_store_exec(s->store, "INSERT INTO run_log(run_id, level, message, time) VALUES(?, 'error', ?, ?)", "isd", id,
+                   why, lsr_now());
+    say("recover run %lld: %s", (long long)id, why);
+  }
+}
+
 /* Every run that was in flight goes on, or ends with a reason.  Returns how
  * many went on. */
 static int recover(server *s) {
+  step_death(s); /* before the runs in flight are read: a killed run is not one */
   in_flight_list l = {0};
   lsr_store_each(s->store, collect_run, &l, "SELECT id, container_id, parent_run_id, playbook, scope"
                  " FROM playbook_runs WHERE status = 'running' ORDER BY id", "");
@@ -1266,10 +1313,18 @@ int lsr_serve_main(int argc, char **argv) {
     return 2;
   }
 
-  char err[2048];
+  char err[2048], marker[4096], marker_err[2048] = "";
   server s;
+  /* the watchdog's step marker, beside the store: recovery reads the last
+   * death from it (its error is said after the store's own checks) */
+  snprintf(marker, sizeof marker, "%s-step", db);
+  lsr_watchdog_open(marker, marker_err, sizeof marker_err);
   if (server_open(&s, scripts, db, max_pages, token_file, 1, limits, nlimits, err, sizeof err) < 0) {
     fprintf(stderr, "luasoar serve: %s\n", err);
+    return 2;
+  }
+  if (marker_err[0]) {
+    fprintf(stderr, "luasoar serve: %s\n", marker_err);
     return 2;
   }
   lsr_engine *eng = s.eng;
@@ -1301,6 +1356,11 @@ int lsr_serve_main(int argc, char **argv) {
   uv_signal_start(&s.sig_int, on_signal, SIGINT);
   uv_signal_start(&s.sig_term, on_signal, SIGTERM);
   say("listening on %s:%d, store %s, scripts %s, %d playbooks", host, port, db, scripts, s.npbs);
+  /* recovery is committed: the marker starts clean and the watchdog watches */
+  if (lsr_watchdog_start(eng->step_seconds, LSR_WATCHDOG_SERVE, 0, NULL, err, sizeof err) < 0) {
+    fprintf(stderr, "luasoar serve: %s\n", err);
+    return 2;
+  }
   mhd_run(&s);
   uv_run(eng->loop, UV_RUN_DEFAULT);
 
