@@ -21,9 +21,10 @@
  * Work is charged in chunks of LSR_STEP_CHUNK steps, one step for one
  * instruction.  When no run is current (engine code) they behave as stock
  * Lua's and nothing is charged.  A harness without an engine may set
- * lsr_strlib_free_budget: past that many steps in one call, the call raises
- * "pattern step budget exceeded" (the fuzzer uses it so that its stock side,
- * which cannot be interrupted, only runs inputs known to be small). */
+ * lsr_strlib_free_budget to a number of steps: the calls made while it is
+ * set share it, and once it is spent they raise "pattern step budget
+ * exceeded" (the fuzzer uses it so that its stock side, which cannot be
+ * interrupted, only runs inputs known to be small); 0: no budget. */
 #include "runtime.h"
 #include <ctype.h>
 #include <limits.h>
@@ -39,14 +40,12 @@ typedef struct {
   lua_State *L;
   lsr_engine *eng; /* NULL: no engine behind this state */
   long long tick;  /* steps left before the next charge */
-  long long spent; /* steps charged in this call */
 } meter;
 
 static void meter_init(meter *m, lua_State *L) {
   m->L = L;
   m->eng = lsr_engine_of(L);
   m->tick = LSR_STEP_CHUNK;
-  m->spent = 0;
 }
 
 /* charge what was counted since the last charge; raise when over budget */
@@ -54,11 +53,15 @@ static void meter_pay(meter *m) {
   long long n = LSR_STEP_CHUNK - m->tick;
   m->tick = LSR_STEP_CHUNK;
   if (n <= 0) return;
-  m->spent += n;
   if (m->eng && m->eng->current) {
     if (lsr_limits_charge(m->eng, n)) lsr_limits_raise(m->L);
-  } else if (lsr_strlib_free_budget > 0 && m->spent > lsr_strlib_free_budget)
-    luaL_error(m->L, "pattern step budget exceeded");
+  } else if (lsr_strlib_free_budget != 0) {
+    if (lsr_strlib_free_budget > 0) lsr_strlib_free_budget -= n;
+    if (lsr_strlib_free_budget <= 0) {
+      lsr_strlib_free_budget = -1; /* spent: every later charge raises too */
+      luaL_error(m->L, "pattern step budget exceeded");
+    }
+  }
 }
 
 #define SPEND(m, n) do { if (((m)->tick -= (n)) < 0) meter_pay(m); } while (0)

@@ -10,7 +10,7 @@ file(GLOB SPEC_FILES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
 foreach(spec ${SPEC_FILES})
   get_filename_component(name ${spec} NAME_WE)
   add_test(NAME ${name}
-    COMMAND ${LUA54} ${BUSTED} --output=plainTerminal ${spec}
+    COMMAND ${LUA54} ${BUSTED} --cpath=${CMAKE_BINARY_DIR}/?.so --output=plainTerminal ${spec}
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "${SPEC_ENV}" TIMEOUT 300)
 endforeach()

@@ -13,7 +13,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 FUZZ_DIR=$ROOT/spec/fuzz
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
-ALL="container app_output datapath json exec rest"
+ALL="container app_output datapath json exec rest pattern"
 
 MODE=fuzz
 DURATION=20
@@ -33,6 +33,7 @@ options() {
   case $1 in
     datapath) echo "-dict=$FUZZ_DIR/dict/datapath.dict -timeout=10" ;;
     exec) echo "-max_len=8192 -timeout=20" ;;
+    pattern) echo "-dict=$FUZZ_DIR/dict/pattern.dict -max_len=512 -timeout=10" ;;
     *) echo "-dict=$FUZZ_DIR/dict/json.dict -timeout=10" ;;
   esac
 }
