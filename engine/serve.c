@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <signal.h>
@@ -29,6 +31,9 @@
 #define MAX_BODY (16u << 20)
 #define INTERRUPTED_BY_RESTART "interrupted by engine restart"
 #define DEBOUNCE_MS 100
+#define HEADER_DEADLINE 10    /* seconds a request's headers may take (--header-deadline) */
+#define CONN_PER_ADDRESS 32   /* open connections per client address (--per-address) */
+#define CONN_LIMIT 1000       /* open connections in all, fewer if the fd limit is low */
 
 typedef struct {
   char *id, *path;      /* id: the path below playbooks/ without .lua */
@@ -60,6 +65,12 @@ typedef struct {
   uint64_t cfg_sig;     /* apps' and assets' files: names, mtimes, sizes, inodes */
   int cfg_seen;
   int stopping;
+  struct conn *conns;   /* open HTTP connections (the header deadline's sweep) */
+  uv_timer_t sweep;
+  double header_deadline; /* seconds a request's headers may take, from accept or the last answer */
+  unsigned mhd_dropped; /* libmicrohttpd's messages not logged (rate limit) */
+  double mhd_log_since;
+  unsigned mhd_logged;
 } server;
 
 /* ---- logging: one line per event ---- */
@@ -82,6 +93,7 @@ static void say(const char *fmt, ...) {
 /* The run's row; written as soon as a run exists, in the transaction of
  * the request that started it. */
 static void record_run(server *s, lsr_run *run, const char *pb, const char *scope, double now) {
+  lsr_store_touch(s->store, run->id, run->container_id); /* a lost turn fails it */
   lsr_store_exec(s->store,
                  "INSERT INTO playbook_runs(id, container_id, playbook, generation, status, message, scope,"
                  " start_time, update_time, parent_run_id) VALUES(?1, ?2, ?3, ?4, 'running', '', ?5, ?6, ?6, ?7)"
@@ -91,6 +103,7 @@ static void record_run(server *s, lsr_run *run, const char *pb, const char *scop
 
 static void on_run_start(lsr_run *run, void *ud) {
   server *s = ud;
+  lsr_store_touch(s->store, run->id, run->container_id); /* a lost turn fails it */
   const char *scope = run->ud ? (const char *)run->ud : "new";
   const char *pb = run->gen->path + strlen(s->scripts) + strlen("/playbooks/");
   char *id = lsr_strndup(pb, strlen(pb) - 4);
@@ -119,6 +132,7 @@ static void free_gen_if_done(server *s, lsr_gen *g) {
 
 static void on_run_end(lsr_run *run, void *ud) {
   server *s = ud;
+  lsr_store_touch(s->store, run->id, run->container_id); /* a lost turn fails it */
   double now = lsr_now();
   lsr_store_exec(s->store, "UPDATE playbook_runs SET status = ?, message = ?, update_time = ? WHERE id = ?",
                  "ssdi", run->failed ? "failed" : "success", run->error ? run->error : "", now, run->id);
@@ -137,12 +151,14 @@ static void on_run_end(lsr_run *run, void *ud) {
 
 static void on_log(lsr_run *run, const lsr_log_entry *e, void *ud) {
   server *s = ud;
+  lsr_store_touch(s->store, run->id, run->container_id); /* a lost turn fails it */
   lsr_store_exec(s->store, "INSERT INTO run_log(run_id, level, message, time) VALUES(?, ?, ?, ?)", "issd", run->id,
                  e->level == LSR_LOG_ERROR ? "error" : "debug", e->message, e->time);
 }
 
 static void on_action(lsr_action_run *ar, void *ud) {
   server *s = ud;
+  lsr_store_touch(s->store, ar->run->id, ar->run->container_id); /* a lost turn fails it */
   /* parameters as one JSON list, assets as names */
   size_t n = 3;
   for (int i = 0; i < ar->nparams; i++) n += strlen(ar->params[i]) + 1;
@@ -178,6 +194,7 @@ static void on_action(lsr_action_run *ar, void *ud) {
 static void on_app_run(lsr_app_run *apr, const char *result, void *ud) {
   server *s = ud;
   if (!apr->ar->run) return;
+  lsr_store_touch(s->store, apr->ar->run->id, apr->ar->run->container_id); /* a lost turn fails it */
   lsr_store_exec(s->store,
                  "INSERT OR REPLACE INTO app_runs(id, action_run_id, run_id, asset, app, status, message, result,"
                  " end_time) VALUES(?, ?, ?, ?, ?, json_extract(?, '$.status'), json_extract(?, '$.message'), ?, ?)",
@@ -187,6 +204,7 @@ static void on_app_run(lsr_app_run *apr, const char *result, void *ud) {
 
 static void on_delivered(lsr_action_run *ar, void *ud) {
   server *s = ud;
+  if (ar->run) lsr_store_touch(s->store, ar->run->id, ar->run->container_id);
   lsr_store_exec(s->store, "UPDATE action_runs SET status = ?, delivered = 1, update_time = ? WHERE id = ?", "sdi",
                  ar->success ? "success" : "failed", lsr_now(), ar->id);
 }
@@ -195,6 +213,7 @@ static void persist(lsr_run *run, const char *kind, const char *key, const char 
   server *s = ud;
   int64_t rid = run ? run->id : 0;
   double now = lsr_now();
+  if (run) lsr_store_touch(s->store, rid, run->container_id);
   if (strcmp(kind, "run_data") == 0)
     lsr_store_exec(s->store, "INSERT OR REPLACE INTO run_data(run_id, key, value) VALUES(?, ?, ?)", "iss", rid, key, json);
   else if (strcmp(kind, "container") == 0)
@@ -210,6 +229,17 @@ static void persist(lsr_run *run, const char *kind, const char *key, const char 
       lsr_store_exec(s->store, "DELETE FROM objects WHERE container_key = ? AND key = ?", "ss", key, key2);
     else
       lsr_store_exec(s->store, "INSERT OR REPLACE INTO objects VALUES(?, ?, ?)", "sss", key, key2, json);
+  } else if (strcmp(kind, "owner") == 0) { /* quotas: the playbook that answers for "object\0container\0key"
+                                              or "list\0name" */
+    const char *a = key + strlen(key) + 1, *b = a;
+    if (strcmp(key, "object") == 0) b = a + strlen(a) + 1;
+    else a = "";
+    if (strcmp(json, "null") == 0)
+      lsr_store_exec(s->store, "DELETE FROM shared_owners WHERE kind = ? AND container_key = ? AND key = ?", "sss",
+                     key, a, b);
+    else
+      lsr_store_exec(s->store, "INSERT OR REPLACE INTO shared_owners VALUES(?, ?, ?, json_extract(?, '$'))", "ssss",
+                     key, a, b, json);
   } else if (strcmp(kind, "list") == 0) {
     if (strcmp(json, "null") == 0) lsr_store_exec(s->store, "DELETE FROM custom_lists WHERE name = ?", "s", key);
     else lsr_store_exec(s->store, "INSERT OR REPLACE INTO custom_lists VALUES(?, ?)", "ss", key, json);
@@ -252,7 +282,58 @@ static void commit_now(server *s) {
     say("error: the store refused a commit: %s", lsr_store_error(s->store));
 }
 
-static void commit_turn(uv_handle_t *h) { commit_now(h->data); }
+/* bindings/runtime.h (which includes Lua) declares them */
+void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len);
+void lsr_run_settle(lsr_run *run);
+
+/* A turn SQLite rolled back (full disk, I/O error) fails as a whole
+ * (store.c), and so does every run that wrote in it: nothing half-written
+ * may be marked done.  A live run fails now, with the reason in its log; a
+ * run that had already ended (its end was in the lost turn) gets its row
+ * marked failed.  Those writes are a turn of their own: if it is lost too,
+ * the runs come back on the next commit. */
+static void fail_lost_runs(server *s) {
+  size_t n;
+  lsr_store_run *lost = lsr_store_take_lost(s->store, &n);
+  if (!lost) return;
+  char msg[700];
+  snprintf(msg, sizeof msg, "the store lost a turn of this run (its writes were rolled back): %s",
+           lsr_store_error(s->store));
+  double now = lsr_now();
+  for (size_t i = 0; i < n; i++) {
+    int64_t id = lost[i].run_id;
+    int seen = 0;
+    for (size_t j = 0; j < i && !seen; j++) seen = lost[j].run_id == id;
+    if (seen) continue;
+    lsr_run *run = s->eng->runs;
+    while (run && run->id != id) run = run->next;
+    if (run && run->state != LSR_RUN_ENDED) {
+      if (run->state != LSR_RUN_NEW) lsr_run_log(run, LSR_LOG_ERROR, msg, strlen(msg));
+      lsr_run_fail(run, msg);
+      if (run->state != LSR_RUN_NEW) lsr_run_settle(run); /* not started: it ends at its start */
+      continue;
+    }
+    lsr_store_touch(s->store, id, lost[i].container_id);
+    if (lsr_store_exec(s->store, "UPDATE playbook_runs SET status = 'failed', message = ?, update_time = ?"
+                       " WHERE id = ?", "sdi", msg, now, id) == 0 && lsr_store_changes(s->store) == 0)
+      lsr_store_exec(s->store, "INSERT INTO playbook_runs(id, container_id, status, message, start_time, update_time,"
+                     " started) VALUES(?, ?, 'failed', ?, ?, ?, 1)", "iisdd", id, lost[i].container_id, msg, now, now);
+    lsr_store_exec(s->store, "INSERT INTO run_log(run_id, level, message, time) VALUES(?, 'error', ?, ?)", "isd",
+                   id, msg, now);
+    lsr_store_exec(s->store, "UPDATE action_runs SET status = 'cancelled', update_time = ? WHERE run_id = ?"
+                   " AND status = 'running'", "di", now, id);
+    lsr_store_exec(s->store, "UPDATE prompts SET status = 'cancelled' WHERE run_id = ? AND status = 'pending'", "i", id);
+    lsr_store_exec(s->store, "UPDATE calls SET status = 'done' WHERE run_id = ? AND status = 'running'", "i", id);
+    say("run %lld failed: %s", (long long)id, msg);
+  }
+  free(lost);
+  if (lsr_store_in_transaction(s->store)) lsr_store_commit(s->store); /* lost again: retried next turn */
+}
+
+static void commit_turn(uv_handle_t *h) {
+  commit_now(h->data);
+  fail_lost_runs(h->data);
+}
 
 /* ---- playbooks ---- */
 
@@ -465,6 +546,19 @@ static char *container_json(server *s, int64_t id) {
                         " FROM containers WHERE id = ?1", "i", id);
 }
 
+/* What a call needs that is no longer in memory (serve keeps only what live
+ * runs use): a container by id, with its artifacts; the id of the container
+ * that holds a pin. */
+static char *load_stored(const char *kind, const char *key, void *ud) {
+  server *s = ud;
+  if (strcmp(kind, "container") == 0) return container_json(s, (int64_t)atoll(key));
+  if (strcmp(kind, "pin") == 0)
+    return lsr_store_text(s->store, "SELECT c.id FROM containers c, json_each(c.data, '$.pins') p"
+                          " WHERE instr(c.data, '\"pins\"') AND json_extract(p.value, '$.id') = ? LIMIT 1", "i",
+                          (int64_t)atoll(key));
+  return NULL;
+}
+
 /* Start a run of p on a stored container.  scope: "new", "all" or a JSON
  * list of artifact ids.  The run's id, or 0 with err set. */
 static int64_t start_run(server *s, pb_entry *p, int64_t cid, const char *scope, char *err, size_t errlen) {
@@ -565,6 +659,10 @@ static void fail_recovery(server *s, int64_t id, const char *why) {
 
 static int64_t max_id(const char *kind, void *ud) {
   server *s = ud;
+  if (strcmp(kind, "pin") == 0 || strcmp(kind, "note") == 0) /* kept in their containers */
+    return lsr_store_int(s->store, 0, "SELECT max(json_extract(p.value, '$.id')) FROM containers c,"
+                         " json_each(c.data, '$.' || ?1) p WHERE instr(c.data, '\"' || ?1 || '\"')", "s",
+                         strcmp(kind, "pin") == 0 ? "pins" : "notes");
   if (strcmp(kind, "artifact") != 0) return 0;
   return lsr_store_int(s->store, 0, "SELECT max(id) FROM artifacts", "");
 }
@@ -746,10 +844,40 @@ static yajl_val field(yajl_val obj, const char *key) {
   return yajl_tree_get(obj, path, yajl_t_any);
 }
 
-static int64_t int_arg(http *c, const char *name, int *given) {
-  const char *v = c->arg ? c->arg(c->conn, name) : NULL;
-  *given = v != NULL;
-  return v ? atoll(v) : 0;
+/* A whole number as the API takes it (ids, pages): ASCII digits only, no
+ * sign, no space, nothing after, at most INT64_MAX.  0 when s is not one. */
+static int parse_id(const char *s, size_t n, int64_t *out) {
+  uint64_t v = 0;
+  if (n == 0 || n > 19) return 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    v = v * 10 + (uint64_t)(s[i] - '0'); /* 19 digits fit in 64 bits */
+  }
+  if (v > (uint64_t)INT64_MAX) return 0;
+  *out = (int64_t)v;
+  return 1;
+}
+
+/* A query argument that must be a whole number: 1 when given (in *v), 0
+ * when absent, -1 after replying 400. */
+static int num_arg(http *c, const char *name, int64_t *v, int *rc) {
+  const char *a = c->arg ? c->arg(c->conn, name) : NULL;
+  if (!a) return 0;
+  if (parse_id(a, strlen(a), v)) return 1;
+  *rc = fail(c, 400, "query argument '%s': expected a whole number (digits only), got '%.40s'", name, a);
+  return -1;
+}
+
+/* url = prefix, then a segment up to the next '/' or the end, then *rest:
+ * 1 when the segment is an id (in *id), -1 when it is not, 0 when url does
+ * not start with prefix. */
+static int url_id(const char *url, const char *prefix, int64_t *id, const char **rest) {
+  size_t n = strlen(prefix);
+  if (strncmp(url, prefix, n) != 0) return 0;
+  const char *seg = url + n, *end = strchr(seg, '/');
+  if (!end) end = seg + strlen(seg);
+  *rest = end;
+  return parse_id(seg, (size_t)(end - seg), id) ? 1 : -1;
 }
 
 /* Commit what a request wrote before acknowledging it. */
@@ -957,48 +1085,143 @@ static char *playbooks_json(server *s) {
   " 'update_time', strftime('%Y-%m-%dT%H:%M:%fZ', update_time, 'unixepoch')," \
   " 'parent_playbook_run', parent_run_id, 'outputs', json(coalesce(outputs, '{}')))"
 
+/* ---- the run log, a page at a time ---- */
+
+#define LOG_PAGE_SIZE 100         /* lines per page when page_size is not given */
+#define LOG_PAGE_MAX 1000         /* lines per page at most (page_size=0 asks for that) */
+#define LOG_PAGE_BYTES (4u << 20) /* message text per answer, as JSON */
+#define LOG_PREVIEW 256           /* what a line past that budget still shows, as JSON */
+
+typedef struct {
+  char *out;
+  size_t len, cap;
+  size_t budget; /* of LOG_PAGE_BYTES, what is left */
+  int rows;
+} log_page;
+
+static void page_put(log_page *p, const char *text, size_t n) {
+  if (p->len + n + 1 > p->cap) p->out = lsr_xrealloc(p->out, p->cap = (p->len + n + 1) * 2);
+  memcpy(p->out + p->len, text, n);
+  p->len += n;
+  p->out[p->len] = 0;
+}
+
+/* text as a JSON string of at most max bytes, quotes included, cut (if it
+ * must be) at a character's start; how many bytes of text it holds. */
+static size_t page_put_string(log_page *p, const char *text, size_t max) {
+  static const char hex[] = "0123456789abcdef";
+  size_t used = 2, i = 0;
+  for (; text[i]; i++) {
+    unsigned char ch = (unsigned char)text[i];
+    size_t w = ch == '"' || ch == '\\' || ch == '\n' || ch == '\r' || ch == '\t' ? 2 : ch < 0x20 ? 6 : 1;
+    if (used + w > max) break;
+    used += w;
+  }
+  if (text[i])
+    while (i > 0 && ((unsigned char)text[i] & 0xC0) == 0x80) i--;
+  if (p->len + used + 1 > p->cap) p->out = lsr_xrealloc(p->out, p->cap = (p->len + used + 1) * 2);
+  char *o = p->out + p->len;
+  *o++ = '"';
+  for (size_t k = 0; k < i; k++) {
+    unsigned char ch = (unsigned char)text[k];
+    if (ch == '"' || ch == '\\') { *o++ = '\\'; *o++ = (char)ch; }
+    else if (ch == '\n') { *o++ = '\\'; *o++ = 'n'; }
+    else if (ch == '\r') { *o++ = '\\'; *o++ = 'r'; }
+    else if (ch == '\t') { *o++ = '\\'; *o++ = 't'; }
+    else if (ch < 0x20) { memcpy(o, "\\u00", 4); o[4] = hex[ch >> 4]; o[5] = hex[ch & 15]; o += 6; }
+    else *o++ = (char)ch;
+  }
+  *o++ = '"';
+  p->len = (size_t)(o - p->out);
+  p->out[p->len] = 0;
+  return i;
+}
+
+/* One line: level, time, message.  Its message comes whole while the
+ * answer's budget lasts; past it, cut to LOG_PREVIEW, marked truncated. */
+static void log_row(void *ud, int ncols, const char **cols) {
+  log_page *p = ud;
+  const char *msg = ncols > 2 && cols[2] ? cols[2] : "";
+  size_t before, took, used, whole = strlen(msg);
+  const char *open = p->rows++ ? ", {\"message\": " : "{\"message\": ";
+  page_put(p, open, strlen(open));
+  before = p->len;
+  took = page_put_string(p, msg, p->budget > LOG_PREVIEW ? p->budget : LOG_PREVIEW);
+  used = p->len - before;
+  p->budget = used < p->budget ? p->budget - used : 0;
+  page_put(p, ", \"message_type\": ", strlen(", \"message_type\": "));
+  page_put_string(p, cols[0] ? cols[0] : "", 64);
+  page_put(p, ", \"time\": ", strlen(", \"time\": "));
+  page_put_string(p, cols[1] ? cols[1] : "", 64);
+  if (took < whole) {
+    char more[80];
+    int n = snprintf(more, sizeof more, ", \"truncated\": true, \"message_bytes\": %zu", whole);
+    page_put(p, more, (size_t)n);
+  }
+  page_put(p, "}", 1);
+}
+
+/* GET /rest/playbook_run/N/log?page=P&page_size=S: as SOAR's REST pages,
+ * {"count": lines in all, "num_pages": n, "page": P, "page_size": S,
+ * "data": [the lines of page P, from line P*S on]}.  At most LOG_PAGE_MAX
+ * lines and about LOG_PAGE_BYTES of text whatever the log holds. */
+static int get_log(server *s, http *c, int64_t id) {
+  int64_t page = 0, size = LOG_PAGE_SIZE;
+  int rc;
+  if (num_arg(c, "page", &page, &rc) < 0 || num_arg(c, "page_size", &size, &rc) < 0) return rc;
+  if (size == 0 || size > LOG_PAGE_MAX) size = LOG_PAGE_MAX;
+  if (!lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ?", "i", id))
+    return fail(c, 404, "no playbook run %lld", (long long)id);
+  int64_t count = lsr_store_int(s->store, 0, "SELECT count(*) FROM run_log WHERE run_id = ?", "i", id);
+  int64_t pages = (count + size - 1) / size;
+  log_page p = {.budget = LOG_PAGE_BYTES};
+  char head[160];
+  int n = snprintf(head, sizeof head, "{\"count\": %lld, \"num_pages\": %lld, \"page\": %lld, \"page_size\": %lld,"
+                   " \"data\": [", (long long)count, (long long)pages, (long long)page, (long long)size);
+  page_put(&p, head, (size_t)n);
+  if (page < pages) /* so page * size does not overflow */
+    lsr_store_each(s->store, log_row, &p, "SELECT level, strftime('%Y-%m-%dT%H:%M:%fZ', time, 'unixepoch'), message"
+                   " FROM run_log WHERE run_id = ? ORDER BY id LIMIT ? OFFSET ?", "iii", id, size, page * size);
+  page_put(&p, "]}", 2);
+  return reply_owned(c, 200, p.out);
+}
+
 static int get(server *s, http *c, const char *url) {
-  long long id = 0;
-  int n = 0, given;
-  char tail[64] = "";
-  if (sscanf(url, "/rest/container/%lld%n", &id, &n) == 1 && url[n] == 0)
+  int64_t id = 0, cid = 0;
+  const char *rest;
+  int rc, given;
+  /* route() checked the path with allowed_methods: its id parses */
+  if (url_id(url, "/rest/container/", &id, &rest) == 1 && !*rest)
     return reply_owned(c, 200, lsr_store_text(s->store,
         "SELECT json_set(data, '$.id', id, '$.artifact_count', (SELECT count(*) FROM artifacts WHERE container_id = c.id))"
-        " FROM containers c WHERE id = ?", "i", (int64_t)id));
+        " FROM containers c WHERE id = ?", "i", id));
   if (strcmp(url, "/rest/container") == 0)
     return reply_owned(c, 200, lsr_store_text(s->store,
         "SELECT json_object('count', count(*), 'data', json_group_array(json(data)))"
         " FROM (SELECT json_set(data, '$.id', id) AS data FROM containers ORDER BY id)", ""));
   if (strcmp(url, "/rest/artifact") == 0) {
-    int64_t cid = int_arg(c, "_filter_container", &given);
+    if ((given = num_arg(c, "_filter_container", &cid, &rc)) < 0) return rc;
     return reply_owned(c, 200, lsr_store_text(s->store,
         "SELECT json_object('count', count(*), 'data', json_group_array(json(data)))"
         " FROM (SELECT data FROM artifacts WHERE ?1 = 0 OR container_id = ?2 ORDER BY id)", "ii", (int64_t)given, cid));
   }
-  if (sscanf(url, "/rest/artifact/%lld%n", &id, &n) == 1 && url[n] == 0)
-    return reply_owned(c, 200, lsr_store_text(s->store, "SELECT data FROM artifacts WHERE id = ?", "i", (int64_t)id));
-  if (sscanf(url, "/rest/playbook_run/%lld%n", &id, &n) == 1) {
-    if (url[n] == 0)
-      return reply_owned(c, 200, lsr_store_text(s->store, "SELECT " RUN_JSON " FROM playbook_runs WHERE id = ?", "i",
-                                                (int64_t)id));
-    if (strcmp(url + n, "/log") == 0) {
-      if (!lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ?", "i", (int64_t)id))
-        return fail(c, 404, "no playbook run %lld", id);
-      return reply_owned(c, 200, lsr_store_text(s->store,
-          "SELECT json_object('count', count(*), 'data', json_group_array(json_object('message', message,"
-          " 'message_type', level, 'time', strftime('%Y-%m-%dT%H:%M:%fZ', time, 'unixepoch'))))"
-          " FROM (SELECT * FROM run_log WHERE run_id = ? ORDER BY id)", "i", (int64_t)id));
-    }
+  if (url_id(url, "/rest/artifact/", &id, &rest) == 1 && !*rest)
+    return reply_owned(c, 200, lsr_store_text(s->store, "SELECT data FROM artifacts WHERE id = ?", "i", id));
+  if (url_id(url, "/rest/playbook_run/", &id, &rest) == 1) {
+    if (!*rest)
+      return reply_owned(c, 200, lsr_store_text(s->store, "SELECT " RUN_JSON " FROM playbook_runs WHERE id = ?", "i", id));
+    if (strcmp(rest, "/log") == 0) return get_log(s, c, id);
   }
   if (strcmp(url, "/rest/playbook_run") == 0) {
-    int64_t cid = int_arg(c, "_filter_container", &given);
+    if ((given = num_arg(c, "_filter_container", &cid, &rc)) < 0) return rc;
     return reply_owned(c, 200, lsr_store_text(s->store,
         "SELECT json_object('count', count(*), 'data', json_group_array(json(r)))"
         " FROM (SELECT " RUN_JSON " AS r FROM playbook_runs WHERE ?1 = 0 OR container_id = ?2 ORDER BY id)", "ii",
         (int64_t)given, cid));
   }
   if (strcmp(url, "/rest/action_run") == 0) {
-    int64_t rid = int_arg(c, "_filter_playbook_run", &given);
+    int64_t rid = 0;
+    if ((given = num_arg(c, "_filter_playbook_run", &rid, &rc)) < 0) return rc;
     return reply_owned(c, 200, lsr_store_text(s->store,
         "SELECT json_object('count', count(*), 'data', json_group_array(json(r))) FROM (SELECT json_object('id', id,"
         " 'playbook_run', run_id, 'name', name, 'action', action, 'status', status, 'callback', callback,"
@@ -1007,55 +1230,85 @@ static int get(server *s, http *c, const char *url) {
         " 'update_time', strftime('%Y-%m-%dT%H:%M:%fZ', update_time, 'unixepoch')) AS r FROM action_runs a"
         " WHERE ?1 = 0 OR run_id = ?2 ORDER BY id)", "ii", (int64_t)given, rid));
   }
-  if (sscanf(url, "/rest/app_run/%lld%n", &id, &n) == 1 && url[n] == 0)
+  if (url_id(url, "/rest/app_run/", &id, &rest) == 1 && !*rest)
     return reply_owned(c, 200, lsr_store_text(s->store,
         "SELECT json_object('id', id, 'action_run', action_run_id, 'playbook_run', run_id, 'asset', asset,"
         " 'app_name', app, 'status', status, 'message', message, 'result_data', json(result),"
-        " 'end_time', strftime('%Y-%m-%dT%H:%M:%fZ', end_time, 'unixepoch')) FROM app_runs WHERE id = ?", "i", (int64_t)id));
+        " 'end_time', strftime('%Y-%m-%dT%H:%M:%fZ', end_time, 'unixepoch')) FROM app_runs WHERE id = ?", "i", id));
   if (strcmp(url, "/rest/prompt") == 0)
     return reply_owned(c, 200, lsr_store_text(s->store,
         "SELECT json_object('count', count(*), 'data', json_group_array(json_object('id', id, 'playbook_run', run_id,"
         " 'name', name, 'status', status, 'prompt', json(prompt), 'responses', json(responses)))) FROM prompts", ""));
   if (strcmp(url, "/rest/playbook") == 0) return reply_owned(c, 200, playbooks_json(s));
-  (void)tail;
   return fail(c, 404, "no such resource: %s", url);
 }
 
-/* Which methods a path takes, for 405 (NULL: unknown path). */
-static const char *allowed_methods(const char *url) {
-  long long id;
-  int n = 0;
+/* The paths with an id, and what follows the id. */
+static const struct {
+  const char *prefix, *rest, *methods;
+} id_paths[] = {
+  {"/rest/container/", "", "GET"},    {"/rest/artifact/", "", "GET"},         {"/rest/app_run/", "", "GET"},
+  {"/rest/playbook_run/", "", "GET"}, {"/rest/playbook_run/", "/log", "GET"}, {"/rest/prompt/", "/answer", "POST"},
+};
+
+/* Which methods a path takes, for 405 (NULL: unknown path; *bad: a path
+ * with an id whose id is not one, such as "+1", " 1" or "1x"). */
+static const char *allowed_methods(const char *url, int *bad) {
+  *bad = 0;
   if (strcmp(url, "/rest/container") == 0 || strcmp(url, "/rest/artifact") == 0 ||
       strcmp(url, "/rest/playbook_run") == 0)
     return "GET, POST";
   if (strcmp(url, "/rest/action_run") == 0 || strcmp(url, "/rest/playbook") == 0 || strcmp(url, "/rest/prompt") == 0)
     return "GET";
-  if (sscanf(url, "/rest/prompt/%lld%n", &id, &n) == 1 && strcmp(url + n, "/answer") == 0) return "POST";
-  if ((sscanf(url, "/rest/container/%lld%n", &id, &n) == 1 || sscanf(url, "/rest/artifact/%lld%n", &id, &n) == 1 ||
-       sscanf(url, "/rest/app_run/%lld%n", &id, &n) == 1) && url[n] == 0)
-    return "GET";
-  if (sscanf(url, "/rest/playbook_run/%lld%n", &id, &n) == 1 && (url[n] == 0 || strcmp(url + n, "/log") == 0))
-    return "GET";
+  for (size_t i = 0; i < sizeof id_paths / sizeof *id_paths; i++) {
+    int64_t id;
+    const char *rest;
+    int k = url_id(url, id_paths[i].prefix, &id, &rest);
+    if (k < 0) *bad = 1;
+    if (k > 0 && strcmp(rest, id_paths[i].rest) == 0) return id_paths[i].methods;
+  }
   return NULL;
+}
+
+/* method is one of the comma-separated methods in allowed, exactly. */
+static int method_in(const char *allowed, const char *method) {
+  size_t m = strlen(method);
+  for (const char *p = allowed; *p;) {
+    size_t n = strcspn(p, ",");
+    if (n == m && strncmp(p, method, m) == 0) return 1;
+    p += n;
+    while (*p == ',' || *p == ' ') p++;
+  }
+  return 0;
+}
+
+/* What the request line alone refuses: 400 (a malformed id), 404, 405.
+ * 1 after replying. */
+static int refuse(http *c, const char *url, const char *method) {
+  int bad;
+  const char *allowed = allowed_methods(url, &bad);
+  if (!allowed && bad) return fail(c, 400, "malformed id in %s: an id is digits only", url);
+  if (!allowed) return fail(c, 404, "no such resource: %s", url);
+  if (!method_in(allowed, method)) {
+    c->allow = allowed;
+    return fail(c, 405, "method %s not allowed on %s (allowed: %s)", method, url, allowed);
+  }
+  return 0;
 }
 
 /* Every request after its token was checked. */
 static int route(server *s, http *c, const char *url, const char *method, request *rq) {
   if (s->stopping) return fail(c, 503, "shutting down");
   commit_now(s); /* what a request sees is on disk: a crash after it keeps it */
-  const char *allowed = allowed_methods(url);
-  if (!allowed) return fail(c, 404, "no such resource: %s", url);
-  if (!strstr(allowed, method)) {
-    c->allow = allowed;
-    return reply(c, 405, "");
-  }
+  if (refuse(c, url, method)) return 1;
   if (strcmp(method, "POST") == 0) {
     if (rq->too_big) return fail(c, 413, "the request body is larger than %u bytes", MAX_BODY);
-    long long id;
+    int64_t id;
+    const char *rest;
     if (strcmp(url, "/rest/container") == 0) return post_container(s, c, rq);
     if (strcmp(url, "/rest/artifact") == 0) return post_artifact(s, c, rq);
     if (strcmp(url, "/rest/playbook_run") == 0) return post_playbook_run(s, c, rq);
-    if (sscanf(url, "/rest/prompt/%lld/answer", &id) == 1) return post_answer(s, c, rq, id);
+    if (url_id(url, "/rest/prompt/", &id, &rest) == 1) return post_answer(s, c, rq, id);
   }
   return get(s, c, url);
 }
@@ -1073,13 +1326,103 @@ static int token_ok(server *s, struct MHD_Connection *c) {
   return diff == 0; /* the same time whatever the first difference */
 }
 
+/* An open connection, for the header deadline: since when it waits for a
+ * request's headers (its accept, or the end of its last request). */
+struct conn {
+  struct conn *prev, *next;
+  double since;
+  int fd;
+  int in_request; /* the headers are in: the deadline no longer applies */
+  int cut;        /* shut down by the sweep; libmicrohttpd closes it */
+};
+
+static double mono_now(void) { return (double)uv_hrtime() / 1e9; }
+
+static struct conn *conn_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return i ? i->socket_context : NULL;
+}
+
+static void mhd_run(server *s);
+
+/* Connections whose headers are not in by their deadline are shut down
+ * (libmicrohttpd then reads the end and closes them).  A trickle of header
+ * lines does not extend it: the deadline counts from the accept, not from
+ * the last byte (libmicrohttpd's own timeout is an idle one). */
+static void sweep_headers(uv_timer_t *t) {
+  server *s = t->data;
+  double now = mono_now();
+  int cut = 0;
+  for (struct conn *k = s->conns; k; k = k->next)
+    if (!k->in_request && !k->cut && now - k->since > s->header_deadline && k->fd >= 0) {
+      shutdown(k->fd, SHUT_RDWR);
+      k->cut = 1;
+      cut++;
+    }
+  if (cut) {
+    say("http: closed %d connection%s whose request headers took more than %g s", cut, cut == 1 ? "" : "s",
+        s->header_deadline);
+    mhd_run(s);
+  }
+  if (!s->conns) uv_timer_stop(t);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_ConnectionNotificationCode what) {
+  server *s = cls;
+  struct conn *k = *ctx;
+  if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    k = lsr_xalloc(sizeof *k);
+    k->fd = i ? (int)i->connect_fd : -1;
+    k->since = mono_now();
+    k->next = s->conns;
+    if (s->conns) s->conns->prev = k;
+    s->conns = k;
+    *ctx = k;
+    if (!uv_is_active((uv_handle_t *)&s->sweep)) uv_timer_start(&s->sweep, sweep_headers, 250, 250);
+  } else if (k) { /* closed: the fd is closed right after, never shut down again */
+    if (k->prev) k->prev->next = k->next;
+    else s->conns = k->next;
+    if (k->next) k->next->prev = k->prev;
+    free(k);
+    *ctx = NULL;
+  }
+}
+
+/* The answer, queued; an answer given on the headers closes the connection
+ * (the body, if any, is never read). */
+static enum MHD_Result send_answer(struct MHD_Connection *c, http *h, int close) {
+  const char *body = h->body ? h->body : "";
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  if (h->allow) MHD_add_response_header(r, "Allow", h->allow);
+  if (close) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+  enum MHD_Result rc = MHD_queue_response(c, h->status, r);
+  MHD_destroy_response(r);
+  free(h->body);
+  return rc;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **con) {
   server *s = cls;
   request *rq = *con;
-  if (!rq) {
-    *con = lsr_xalloc(sizeof *rq);
-    return MHD_YES;
+  if (!rq) { /* the headers are in; no byte of the body was read */
+    struct conn *k = conn_of(c);
+    if (k) k->in_request = 1;
+    http h = {.conn = c, .arg = mhd_arg};
+    const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t n = 0;
+    if (!token_ok(s, c)) fail(&h, 401, "a valid ph-auth-token header is required");
+    else if (s->stopping) fail(&h, 503, "shutting down");
+    else if (refuse(&h, url, method)) {
+    } else if (len && (!parse_id(len, strlen(len), &n) || n > (int64_t)MAX_BODY))
+      fail(&h, 413, "the request body is larger than %u bytes", MAX_BODY);
+    else {
+      *con = lsr_xalloc(sizeof *rq);
+      return MHD_YES;
+    }
+    return send_answer(c, &h, 1);
   }
   if (*upload_size) {
     if (rq->len + *upload_size > MAX_BODY) rq->too_big = 1;
@@ -1093,28 +1436,64 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return MHD_YES;
   }
   http h = {.conn = c, .arg = mhd_arg};
-  if (!token_ok(s, c)) reply(&h, 401, "");
-  else route(s, &h, url, method, rq);
-  const char *body = h.body ? h.body : "";
-  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-  MHD_add_response_header(r, "Content-Type", "application/json");
-  if (h.allow) MHD_add_response_header(r, "Allow", h.allow);
-  enum MHD_Result rc = MHD_queue_response(c, h.status, r);
-  MHD_destroy_response(r);
-  free(h.body);
-  return rc;
+  route(s, &h, url, method, rq);
+  return send_answer(c, &h, 0);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con, enum MHD_RequestTerminationCode why) {
   request *rq = *con;
+  struct conn *k = conn_of(c);
+  if (k) { /* the next request's headers have their own deadline */
+    k->in_request = 0;
+    k->since = mono_now();
+  }
   if (rq) free(rq->body);
   free(rq);
   *con = NULL;
 }
 
-/* MHD runs on our loop: its epoll fd is polled, its timeouts are timers. */
-static void mhd_run(server *s);
+/* libmicrohttpd's messages, through say() and at most 20 per 10 s (a flood
+ * of bad connections must not flood the log). */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  server *s = cls;
+  double now = mono_now();
+  if (now - s->mhd_log_since >= 10) {
+    if (s->mhd_dropped) say("http: %u more messages of libmicrohttpd not logged", s->mhd_dropped);
+    s->mhd_log_since = now;
+    s->mhd_logged = s->mhd_dropped = 0;
+  }
+  if (s->mhd_logged++ >= 20) {
+    s->mhd_dropped++;
+    return;
+  }
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+  say("http: %s", msg);
+}
 
+static int hex_digit(char ch) {
+  return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* %HH in paths and query arguments, decoded; but %00 stays as it is: a NUL
+ * would cut the text short ("/rest/container/1%00x" read as container 1). */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *text) {
+  char *w = text;
+  for (const char *r = text; *r;) {
+    int hi, lo;
+    if (r[0] == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0 && (hi | lo)) {
+      *w++ = (char)(hi * 16 + lo);
+      r += 3;
+    } else
+      *w++ = *r++;
+  }
+  *w = 0;
+  return (size_t)(w - text);
+}
+
+/* MHD runs on our loop: its epoll fd is polled, its timeouts are timers. */
 static void mhd_timeout(uv_timer_t *t) { mhd_run(t->data); }
 
 static void mhd_ready(uv_poll_t *p, int status, int events) { mhd_run(p->data); }
@@ -1186,7 +1565,10 @@ static const char usage_serve[] =
   "  --limit NAME=N     an engine limit, as for luasoar run (repeatable)\n"
   "  --token-file FILE  the API token (default: FILE.token beside the store, created\n"
   "                     on first start with a random token, mode 0600); every request\n"
-  "                     needs the header ph-auth-token: TOKEN\n";
+  "                     needs the header ph-auth-token: TOKEN\n"
+  "  --header-deadline S  seconds a request's headers may take from the connection's\n"
+  "                     accept (or its last answer); later, it is closed (default 10)\n"
+  "  --per-address N    open connections per client address (default 32)\n";
 
 /* The store, the token, the engine over the scripts, the playbooks, and
  * the runs recovered; everything but HTTP, watchers and signals. */
@@ -1220,9 +1602,16 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   snprintf(lists, sizeof lists, "%s/custom_lists", scripts);
   if (lsr_config_load(eng->cfg, apps, assets, 0, err, errlen) < 0 || lsr_lists_load(eng, lists, err, errlen) < 0)
     return -1;
-  /* the store's lists and objects are newer than the files' */
-  lsr_store_each(s.store, restore_row, &s, "SELECT 'seed_list', name, rows FROM custom_lists", "");
-  lsr_store_each(s.store, restore_row, &s, "SELECT 'restore_object', container_key, key, value FROM objects", "");
+  /* the store's lists and objects are newer than the files'; each with the
+   * playbook that answers for it (quotas) */
+  lsr_store_exec(s.store, "CREATE TABLE IF NOT EXISTS shared_owners(kind TEXT, container_key TEXT, key TEXT,"
+                 " playbook TEXT, PRIMARY KEY(kind, container_key, key))", "");
+  lsr_store_commit(s.store);
+  lsr_store_each(s.store, restore_row, &s, "SELECT 'seed_list', l.name, l.rows, (SELECT w.playbook FROM shared_owners w"
+                 " WHERE w.kind = 'list' AND w.container_key = '' AND w.key = l.name) FROM custom_lists l", "");
+  lsr_store_each(s.store, restore_row, &s, "SELECT 'restore_object', o.container_key, o.key, o.value, (SELECT"
+                 " w.playbook FROM shared_owners w WHERE w.kind = 'object' AND w.container_key = o.container_key"
+                 " AND w.key = o.key) FROM objects o", "");
   /* ids go on from the store's */
   eng->next_run_id = lsr_store_int(s.store, 0, "SELECT max(id) FROM playbook_runs", "") + 1;
   eng->next_action_run_id = lsr_store_int(s.store, 0, "SELECT max(coalesce((SELECT max(id) FROM action_runs), 0),"
@@ -1234,7 +1623,7 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   /* the observers point at the caller's struct */
   eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .on_run_start = on_run_start,
                             .on_action = on_action, .on_app_run = on_app_run, .on_delivered = on_delivered,
-                            .persist = persist, .max_id = max_id, .ud = sp};
+                            .persist = persist, .max_id = max_id, .load = load_stored, .ud = sp};
   scan(sp);
   recover(sp);
   return 0;
@@ -1269,6 +1658,7 @@ unsigned lsr_serve_test_request(void *srv, const char *method, const char *url, 
 
 int lsr_serve_main(int argc, char **argv) {
   const char *scripts = NULL, *db = "luasoar.db", *listen = "127.0.0.1:8420", *token_file = NULL, *max_pages = NULL;
+  const char *deadline = NULL, *per_address = NULL;
   const char *limits[16];
   int nlimits = 0;
   for (int i = 0; i < argc; i++) {
@@ -1279,6 +1669,8 @@ int lsr_serve_main(int argc, char **argv) {
     else if (strcmp(argv[i], "--listen") == 0) dst = &listen;
     else if (strcmp(argv[i], "--token-file") == 0) dst = &token_file;
     else if (strcmp(argv[i], "--max-db-pages") == 0) dst = &max_pages;
+    else if (strcmp(argv[i], "--header-deadline") == 0) dst = &deadline;
+    else if (strcmp(argv[i], "--per-address") == 0) dst = &per_address;
     else if (strcmp(argv[i], "--limit") == 0 && nlimits < 16) dst = &limits[nlimits++];
     else {
       fprintf(stderr, "luasoar serve: unknown argument '%s' (see 'luasoar serve --help')\n", argv[i]);
@@ -1294,6 +1686,16 @@ int lsr_serve_main(int argc, char **argv) {
   struct stat sb;
   if (stat(scripts, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
     fprintf(stderr, "luasoar serve: %s: not a folder\n", scripts);
+    return 2;
+  }
+  double header_deadline = deadline ? atof(deadline) : HEADER_DEADLINE;
+  int64_t per_ip = CONN_PER_ADDRESS;
+  if (!(header_deadline > 0 && header_deadline <= 3600)) {
+    fprintf(stderr, "luasoar serve: --header-deadline %s: expected seconds, more than 0 and at most 3600\n", deadline);
+    return 2;
+  }
+  if (per_address && (!parse_id(per_address, strlen(per_address), &per_ip) || per_ip < 1 || per_ip > 100000)) {
+    fprintf(stderr, "luasoar serve: --per-address %s: expected a number from 1 to 100000\n", per_address);
     return 2;
   }
   char host[256];
@@ -1328,8 +1730,27 @@ int lsr_serve_main(int argc, char **argv) {
     return 2;
   }
   lsr_engine *eng = s.eng;
+  s.header_deadline = header_deadline;
+  /* connections take file descriptors: as many as the hard limit allows,
+   * and room kept for the store, apps' pipes and the watchers */
+  struct rlimit nofile;
+  unsigned conn_limit = CONN_LIMIT;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    if (nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < 4096 && nofile.rlim_max > nofile.rlim_cur) {
+      nofile.rlim_cur = nofile.rlim_max == RLIM_INFINITY || nofile.rlim_max > 4096 ? 4096 : nofile.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &nofile);
+      getrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    if (nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < CONN_LIMIT * 2)
+      conn_limit = nofile.rlim_cur > 512 ? (unsigned)nofile.rlim_cur / 2 : 128;
+  }
   s.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handle, &s,
+                           MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &s, /* first: it logs what the others say */
                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, &s,
+                           MHD_OPTION_NOTIFY_CONNECTION, on_connection, &s,
+                           MHD_OPTION_UNESCAPE_CALLBACK, unescape, &s,
+                           MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+                           MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per_ip,
                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
   if (!s.mhd) {
     fprintf(stderr, "luasoar serve: cannot listen on %s: %s\n", listen, strerror(errno));
@@ -1341,6 +1762,8 @@ int lsr_serve_main(int argc, char **argv) {
   uv_poll_start(&s.mhd_poll, UV_READABLE, mhd_ready);
   uv_timer_init(eng->loop, &s.mhd_timer);
   s.mhd_timer.data = &s;
+  uv_timer_init(eng->loop, &s.sweep);
+  s.sweep.data = &s;
   uv_timer_init(eng->loop, &s.debounce);
   s.debounce.data = &s;
   watch_dir(&s, scripts);

@@ -35,11 +35,11 @@ describe("luasoar serve", function()
     ["playbooks/adder.lua"] = ADDER}) end)
   teardown(function() S.stop(srv) end)
 
-  it("refuses requests without the right token, with 401 and nothing else", function()
+  it("refuses requests without the right token, with 401 and a JSON reason only", function()
     for _, tok in ipairs({false, "wrong-token-wrong-token"}) do
       local code, body = S.request(srv, "GET", "/rest/playbook", nil, {token = tok})
       assert.equal(401, code)
-      assert.equal("", body)
+      assert.same({failed = true, message = "a valid ph-auth-token header is required"}, body)
     end
   end)
 
