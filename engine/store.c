@@ -1,13 +1,26 @@
 /* store.c: SQLite, in WAL mode, with the schema of luasoar serve.  A file
- * that is not ours is refused at open and never written.  No Lua here. */
+ * that is not ours is refused at open and never written; one the engine
+ * cannot write is refused at open, with the reason.  No Lua here.
+ *
+ * A turn fails as a whole.  On a full disk or an I/O error SQLite may roll
+ * back the whole transaction (sqlite3_get_autocommit turns true again) or
+ * only the statement; either way the turn's transaction is rolled back
+ * here, and every later write of the turn is refused until it ends
+ * (lsr_store_commit or lsr_store_rollback: -1, with the first error).
+ * Without that, the statements after a rollback would auto-commit one by
+ * one: a run stored `success` with 11 of its 10,001 log lines.  The runs
+ * whose writes were in a failed turn are handed to the caller
+ * (lsr_store_take_lost), which fails them. */
 #include "store.h"
 #include "engine.h"
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define SCHEMA_VERSION "luasoar store 2"
 
@@ -16,7 +29,10 @@
 struct lsr_store {
   sqlite3 *db;
   int in_tx;
+  int failed;           /* the turn's transaction was lost: writes refused until it ends */
   char error[512];
+  lsr_store_run *touched, *lost; /* runs written in this turn; in failed turns */
+  size_t ntouched, captouched, nlost, caplost;
   /* prepared statements, by the address of their SQL text: every caller
    * passes a literal, so compiling once is enough */
   struct { const char *sql; sqlite3_stmt *q; } cache[STMT_CACHE];
@@ -61,17 +77,106 @@ static void set_error(lsr_store *st, const char *what) {
 
 const char *lsr_store_error(lsr_store *st) { return st->error; }
 
+static void push_run(lsr_store_run **v, size_t *n, size_t *cap, lsr_store_run r) {
+  if (*n && (*v)[*n - 1].run_id == r.run_id) return; /* the common case: the same run again */
+  if (*n == *cap) {
+    *cap = *cap ? *cap * 2 : 16;
+    *v = lsr_xrealloc(*v, *cap * sizeof **v);
+  }
+  (*v)[(*n)++] = r;
+}
+
+void lsr_store_touch(lsr_store *st, int64_t run_id, int64_t container_id) {
+  if (run_id > 0) push_run(&st->touched, &st->ntouched, &st->captouched, (lsr_store_run){run_id, container_id});
+}
+
+/* the runs of the turn's transaction: lost with it */
+static void lose_turn(lsr_store *st) {
+  for (size_t i = 0; i < st->ntouched; i++) push_run(&st->lost, &st->nlost, &st->caplost, st->touched[i]);
+  st->ntouched = 0;
+}
+
+lsr_store_run *lsr_store_take_lost(lsr_store *st, size_t *n) {
+  *n = st->nlost;
+  if (!st->nlost) return NULL;
+  lsr_store_run *v = st->lost;
+  st->lost = NULL;
+  st->nlost = st->caplost = 0;
+  return v;
+}
+
+/* A write failed: the whole turn fails.  SQLite may already have rolled the
+ * transaction back (disk full, I/O error: autocommit is on again); if not,
+ * roll it back here, so that nothing of the turn is kept. */
+static void fail_turn(lsr_store *st) {
+  if (st->in_tx && !sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+  st->in_tx = 0;
+  st->failed = 1;
+  lose_turn(st);
+}
+
+/* Why path cannot be written, as far as the file system says ("" if it
+ * does not say: then SQLite's message is the reason). */
+static void why_unwritable(const char *path, char *why, size_t n) {
+  char dir[4096], side[4200];
+  const char *slash = strrchr(path, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == path) snprintf(dir, sizeof dir, "/");
+  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  why[0] = 0;
+  if (access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+    snprintf(why, n, "the file is not writable (%s)", strerror(errno));
+    return;
+  }
+  static const char *const sides[] = {"-wal", "-shm", "-journal"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(side, sizeof side, "%s%s", path, sides[i]);
+    if (access(side, F_OK) == 0 && access(side, W_OK) != 0) {
+      snprintf(why, n, "%s beside it is not writable (%s)", side, strerror(errno));
+      return;
+    }
+  }
+  if (access(dir, W_OK) != 0)
+    snprintf(why, n, "its folder %s is not writable (%s): SQLite creates %s-wal and %s-shm there", dir,
+             strerror(errno), path, path);
+}
+
+/* A store the engine cannot write is refused now, not at the first run. */
+static int refuse_unwritable(lsr_store *st, const char *path, const char *sqlite_why, char *err, size_t errlen) {
+  char why[4600];
+  why_unwritable(path, why, sizeof why);
+  snprintf(err, errlen, "%s: the store cannot be written: %s", path,
+           why[0] ? why : sqlite_why ? sqlite_why : "read-only");
+  return -1;
+}
+
 lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
   struct stat sb;
   int existed = stat(path, &sb) == 0 && sb.st_size > 0;
   lsr_store *st = lsr_xalloc(sizeof *st);
   if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-    snprintf(err, errlen, "%s: cannot open the store: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
+    char why[4600] = "";
+    if (st->db) why_unwritable(path, why, sizeof why);
+    snprintf(err, errlen, "%s: cannot open the store: %s", path,
+             why[0] ? why : st->db ? sqlite3_errmsg(st->db) : "out of memory");
     lsr_store_close(st);
     return NULL;
   }
   sqlite3_busy_timeout(st->db, 5000);
+  /* SQLite opens a file it cannot write read-only, silently */
+  if (sqlite3_db_readonly(st->db, "main") == 1) {
+    refuse_unwritable(st, path, "SQLite opened it read-only", err, errlen);
+    lsr_store_close(st);
+    return NULL;
+  }
   if (existed) {
+    char why[4600];
+    why_unwritable(path, why, sizeof why); /* before a read: WAL mode fails it without saying why */
+    if (why[0]) {
+      snprintf(err, errlen, "%s: the store cannot be written: %s", path, why);
+      lsr_store_close(st);
+      return NULL;
+    }
     /* ours, and of this version, or refused untouched */
     sqlite3_stmt *q;
     int rc = sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &q, NULL);
@@ -104,6 +209,18 @@ lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
     lsr_store_close(st);
     return NULL;
   }
+  /* one real write, committed: the WAL and its index are created and
+   * written, so a store that cannot be written (or a full disk) is refused
+   * now, with the reason */
+  if (sqlite3_exec(st->db, "INSERT OR REPLACE INTO meta VALUES('opened', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                   NULL, NULL, &msg) != SQLITE_OK) {
+    char sqlite_why[600];
+    snprintf(sqlite_why, sizeof sqlite_why, "%s", msg ? msg : sqlite3_errmsg(st->db));
+    sqlite3_free(msg);
+    refuse_unwritable(st, path, sqlite_why, err, errlen);
+    lsr_store_close(st);
+    return NULL;
+  }
   return st;
 }
 
@@ -113,13 +230,18 @@ void lsr_store_close(lsr_store *st) {
   for (int i = 0; i < STMT_CACHE; i++)
     if (st->cache[i].q) sqlite3_finalize(st->cache[i].q);
   sqlite3_close_v2(st->db);
+  free(st->touched);
+  free(st->lost);
   free(st);
 }
 
 int lsr_store_begin(lsr_store *st) {
+  if (st->failed) return -1; /* the turn is lost: nothing more of it is written */
   if (st->in_tx) return 0;
   if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
     set_error(st, "begin");
+    st->failed = 1;
+    lose_turn(st);
     return -1;
   }
   st->in_tx = 1;
@@ -127,22 +249,31 @@ int lsr_store_begin(lsr_store *st) {
 }
 
 int lsr_store_commit(lsr_store *st) {
+  if (st->failed) { /* the turn is over; its error stays in st->error */
+    st->failed = 0;
+    return -1;
+  }
   if (!st->in_tx) return 0;
   if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
     set_error(st, "commit");
-    lsr_store_rollback(st);
+    if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    st->in_tx = 0;
+    lose_turn(st);
     return -1;
   }
   st->in_tx = 0;
+  st->ntouched = 0;
   return 0;
 }
 
 void lsr_store_rollback(lsr_store *st) {
-  if (st->in_tx) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+  if (st->in_tx && !sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
   st->in_tx = 0;
+  st->failed = 0;
+  lose_turn(st);
 }
 
-int lsr_store_in_transaction(lsr_store *st) { return st->in_tx; }
+int lsr_store_in_transaction(lsr_store *st) { return st->in_tx || st->failed; }
 
 /* A prepared statement for sql with its arguments bound; give it back with
  * done(). */
@@ -190,17 +321,27 @@ static void done(lsr_store *st, const char *sql, sqlite3_stmt *q) {
 
 int lsr_store_exec(lsr_store *st, const char *sql, const char *fmt, ...) {
   /* writes go into the turn's transaction */
-  if (strncmp(sql, "SELECT", 6) != 0 && lsr_store_begin(st) < 0) return -1;
+  int write = strncmp(sql, "SELECT", 6) != 0;
+  if (write && lsr_store_begin(st) < 0) return -1;
   va_list ap;
   va_start(ap, fmt);
   sqlite3_stmt *q = prepare(st, sql, fmt, ap);
   va_end(ap);
-  if (!q) return -1;
+  if (!q) {
+    if (write && st->in_tx) fail_turn(st);
+    return -1;
+  }
   int rc = sqlite3_step(q);
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW) set_error(st, "write");
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) set_error(st, write ? "write" : "read");
   done(st, sql, q);
-  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    if (write && st->in_tx) fail_turn(st);
+    return -1;
+  }
+  return 0;
 }
+
+int lsr_store_changes(lsr_store *st) { return sqlite3_changes(st->db); }
 
 char *lsr_store_text(lsr_store *st, const char *sql, const char *fmt, ...) {
   va_list ap;

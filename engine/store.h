@@ -11,18 +11,34 @@
 typedef struct lsr_store lsr_store;
 
 /* Open or create; a file that is not a luasoar store is refused, never
- * overwritten.  NULL with the reason in err. */
+ * overwritten; one that cannot be written (read-only file, a folder where
+ * the -wal and -shm files cannot be made, a full disk) is refused with the
+ * reason.  NULL with the reason in err, which names the file. */
 lsr_store *lsr_store_open(const char *path, char *err, size_t errlen);
 void lsr_store_close(lsr_store *st);
 /* The last error, for messages ("database or disk is full" ...). */
 const char *lsr_store_error(lsr_store *st);
 
 /* Transactions: writes open one; commit makes them durable.  -1 on error
- * (the transaction is rolled back: the caller must not acknowledge). */
+ * (the transaction is rolled back: the caller must not acknowledge).
+ * A turn fails as a whole: once a write fails (SQLITE_FULL, an I/O error,
+ * anything), the transaction is rolled back and every later write is
+ * refused (-1) until commit or rollback ends the turn; commit then returns
+ * -1 with the first error in lsr_store_error. */
 int lsr_store_begin(lsr_store *st);
 int lsr_store_commit(lsr_store *st);
 void lsr_store_rollback(lsr_store *st);
+/* A transaction is open, or a failed turn has not been ended yet. */
 int lsr_store_in_transaction(lsr_store *st);
+
+/* The runs whose writes were in a turn that was lost: the caller notes
+ * each run it writes for (touch), and takes the lost ones after a failed
+ * commit (a malloc'd array of n, or NULL; the list is emptied). */
+typedef struct { int64_t run_id, container_id; } lsr_store_run;
+void lsr_store_touch(lsr_store *st, int64_t run_id, int64_t container_id);
+lsr_store_run *lsr_store_take_lost(lsr_store *st, size_t *n);
+/* Rows changed by the last write. */
+int lsr_store_changes(lsr_store *st);
 
 /* Run one statement with text/integer/real/null arguments given by a format:
  * 's' string, 'i' int64, 'd' double, 'n' null.  -1 on error. */
