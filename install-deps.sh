@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson lua-busted \
 libuv1-dev libsqlite3-dev libyajl-dev libmicrohttpd-dev geoip-bin geoip-database curl \
-sqlite3 clang libclang-rt-14-dev valgrind perl"
+sqlite3 clang libclang-rt-14-dev valgrind perl python3"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -177,6 +177,7 @@ def trickle(port, n, every, seconds, stop, out):
     out["still_open"] = sum(1 for c in closed_after if c is None)
     held = sorted(c for c in closed_after if c is not None)
     out["closed"] = len(held)
+    out["closed_within_1s"] = sum(1 for c in held if c < 1)
     out["held_max"] = held[-1] if held else None
     out["held_min"] = held[0] if held else None
     for s in socks:

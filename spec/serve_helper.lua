@@ -25,15 +25,16 @@ local function free_port()
   error("no free port")
 end
 
---- Start a server over a fresh folder; files = {["playbooks/x.lua"] = text, ...}
-function S.start(files, dir, db)
+--- Start a server over a fresh folder; files = {["playbooks/x.lua"] = text, ...};
+-- extra: more command-line arguments.
+function S.start(files, dir, db, extra)
   dir = dir or (H.tmp() .. "/serve" .. math.random(1, 1e9))
   local srv = {dir = dir, db = db or (dir .. "/luasoar.db"), port = free_port()}
   sh("mkdir -p " .. q(dir .. "/scripts/playbooks") .. " " .. q(dir .. "/scripts/apps"))
   sh("cp -r " .. q(H.fixtures .. "/serve/apps") .. "/. " .. q(dir .. "/scripts/apps/") .. " 2>/dev/null")
   sh("cp " .. q(H.fixtures .. "/serve/assets.json") .. " " .. q(dir .. "/scripts/assets.json"))
   for name, text in pairs(files or {}) do S.write(srv, name, text) end
-  return S.launch(srv)
+  return S.launch(srv, extra)
 end
 
 function S.write(srv, name, text)
@@ -134,6 +135,58 @@ end
 function S.stop(srv, signal)
   sh(("kill -%s %d 2>/dev/null; for i in $(seq 100); do kill -0 %d 2>/dev/null || break; sleep 0.05; done"):format(
     signal or "TERM", srv.pid, srv.pid))
+end
+
+--- An attack of spec/serve_attacks.py on srv, beside its good client (from
+-- 127.0.0.2, one request every 50 ms, each timed): the tool's JSON result.
+-- opts: seconds, n, every (see the tool).
+S.attacks = H.root .. "/spec/serve_attacks.py"
+local function attack_cmd(srv, kind, opts)
+  local args = {"ulimit -n 4096 2>/dev/null; exec python3", q(S.attacks), kind, "--port", srv.port, "--token",
+                q(srv.token), "--pid", srv.pid, "--seconds", opts.seconds or 3}
+  if opts.n then args[#args + 1] = "-n " .. opts.n end
+  if opts.every then args[#args + 1] = "--every " .. opts.every end
+  return table.concat(args, " ")
+end
+
+local function decode_attack(out)
+  local ok, r = pcall(H.json.decode, out or "")
+  assert(ok and type(r) == "table", "serve_attacks.py said: " .. tostring(out))
+  return r
+end
+
+function S.attack(srv, kind, opts)
+  return decode_attack(sh(attack_cmd(srv, kind, opts or {}) .. " 2>&1"))
+end
+
+--- The good client alone, in the background for seconds while the caller
+-- attacks; :wait() gives its result (as S.attack's).
+function S.beside(srv, seconds)
+  local out = ("%s/beside%d.json"):format(srv.dir, math.random(1, 1e9))
+  sh(("(%s) >%s 2>&1 &"):format(attack_cmd(srv, "none", {seconds = seconds}), q(out)))
+  sh("sleep 0.1") -- its first request is out
+  return {wait = function()
+    local text = S.wait(function()
+      local f = io.open(out)
+      local t = f and f:read("a")
+      if f then f:close() end
+      return t and t:find("}%s*$") and t
+    end, seconds + 30)
+    return decode_attack(text)
+  end}
+end
+
+--- A raw HTTP exchange over bash's /dev/tcp: what the server sent until it
+-- closed the connection, or nil if it did not within seconds.
+function S.raw(srv, request, seconds)
+  local f = assert(io.open(srv.dir .. "/raw", "wb"))
+  f:write(request)
+  f:close()
+  local out = sh(("bash -c %s"):format(q(("exec 3<>/dev/tcp/127.0.0.1/%d; cat %s >&3; timeout %s cat <&3; echo \"<rc $?>\"")
+    :format(srv.port, srv.dir .. "/raw", seconds or 5))))
+  local text, rc = out:match("^(.*)<rc (%d+)>%s*$")
+  if rc ~= "0" then return nil, out end
+  return text
 end
 
 return S
