@@ -22,8 +22,9 @@
  * the pid of a uv_process_t (libuv 1.x: uv__wait_children); it never calls
  * waitpid(-1).  Orphans reparented to us are not uv_process_t handles: no
  * one would reap them, and a waitpid(-1) here would steal libuv's children
- * (their exit callbacks would never run).  So the reaper scans /proc for
- * processes whose parent is this process, skips the live apps (libuv's; a
+ * (their exit callbacks would never run).  So the reaper lists this
+ * process's children (/proc/self/task/TID/children; all of /proc where the
+ * kernel lacks those files), checks each one's parent in /proc/PID/stat, skips the live apps (libuv's; a
  * pid stays in the live list until libuv has reaped it and called
  * on_child_exit), skips the members of a live app's process group (they die
  * with the group when that app exits), SIGKILLs the rest and reaps the
@@ -113,18 +114,61 @@ static int proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgrp) {
   return 0;
 }
 
+/* Our children's pids, from /proc/self/task/TID/children (only ours: cheap;
+ * a child appears in the file of the thread that forked it, an orphan in
+ * the one the kernel picked); -1 if the kernel has no such files, when the
+ * caller scans all of /proc instead (about 20 us a process).  The files may
+ * miss a child forked or reparented while they are read: the next scan
+ * (each app exit, each SIGCHLD) finds it. */
+static int list_children(pid_t **out, size_t *n, size_t *cap) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  int found = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (!isdigit((unsigned char)e->d_name[0])) continue;
+    char path[300];
+    snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+    FILE *f = fopen(path, "re");
+    if (!f) continue;
+    found = 1;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1) {
+      if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *out = lsr_xrealloc(*out, *cap * sizeof **out);
+      }
+      (*out)[(*n)++] = pid;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return found ? 0 : -1;
+}
+
 /* One scan: kill every child of ours that is not a live app (nor, unless
  * final, in a live app's group), reap the dead ones.  How many are left
  * alive (killed, not yet reaped). */
 static int sweep(int final) {
   pid_t self = getpid();
-  DIR *d = opendir("/proc");
-  if (!d) return 0;
+  pid_t *pids = NULL;
+  size_t n = 0, cap = 0;
+  if (list_children(&pids, &n, &cap) < 0) {
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      if (!isdigit((unsigned char)e->d_name[0])) continue;
+      if (n == cap) {
+        cap = cap ? cap * 2 : 256;
+        pids = lsr_xrealloc(pids, cap * sizeof *pids);
+      }
+      pids[n++] = (pid_t)atoi(e->d_name);
+    }
+    if (d) closedir(d);
+  }
   int left = 0;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (!isdigit((unsigned char)e->d_name[0])) continue;
-    pid_t pid = (pid_t)atoi(e->d_name), ppid, pgrp;
+  for (size_t i = 0; i < n; i++) {
+    pid_t pid = pids[i], ppid, pgrp;
     char state;
     if (pid == self || proc_stat(pid, &state, &ppid, &pgrp) < 0 || ppid != self) continue;
     int app = 0;
@@ -135,7 +179,7 @@ static int sweep(int final) {
     if (waitpid(pid, NULL, WNOHANG) == pid) reaper.reaped++;
     else left++;
   }
-  closedir(d);
+  free(pids);
   return left;
 }
 
