@@ -4,6 +4,7 @@
 #include "json.h"
 #include "json_check.h"
 #include "engine.h"
+#include "runtime.h" /* lsr_limits_charge */
 #include <lauxlib.h>
 #include <errno.h>
 #include <math.h>
@@ -197,6 +198,10 @@ static int enc_gc(lua_State *L) {
 }
 
 static void gen_str(lua_State *L, yajl_gen g, const char *s, size_t n) {
+  /* a table met many times ({t, t} nested forty deep: 2^40 values) makes the
+   * text exponential in the size of the data: each value and its bytes are
+   * charged to the current run's instruction budget (limits.c) */
+  if (lsr_limits_charge(lsr_engine_if(L), 1 + (long long)(n >> 4))) lsr_limits_raise(L);
   yajl_gen_status st = yajl_gen_string(g, (const unsigned char *)s, n);
   if (st == yajl_gen_invalid_string) luaL_error(L, "cannot encode a string that is not valid UTF-8 as JSON");
   if (st != yajl_gen_status_ok) luaL_error(L, "cannot encode as JSON (yajl_gen status %d)", (int)st);
@@ -249,6 +254,7 @@ static void gen_value(lua_State *L, yajl_gen g, int idx, int depth, int lenient)
     luaL_error(L, "cannot encode as JSON: nesting deeper than %d levels (a table that contains itself?)",
                LSR_JSON_MAX_DEPTH);
   luaL_checkstack(L, 6, "JSON encode");
+  if (lsr_limits_charge(lsr_engine_if(L), 1)) lsr_limits_raise(L); /* as in gen_str */
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
   case LUA_TNIL: yajl_gen_null(g); return;

@@ -84,10 +84,19 @@ int lsr_limits_charge(lsr_engine *eng, long long n) {
   return run->killed != NULL;
 }
 
+/* The engine behind L if L is an engine's state (its allocator is lsr_alloc),
+ * else NULL: other states (Lua apps, harnesses) keep other data in their
+ * extra space. */
+lsr_engine *lsr_engine_if(lua_State *L) {
+  void *ud;
+  return lua_getallocf(L, &ud) == lsr_alloc ? ud : NULL;
+}
+
 /* Raise the current run's limit error from C, as the hook does: the hook then
  * fires at every instruction, so a pcall that catches it does not save the run. */
 int lsr_limits_raise(lua_State *L) {
-  lsr_run *run = lsr_engine_of(L)->current;
+  lsr_engine *eng = lsr_engine_if(L);
+  lsr_run *run = eng ? eng->current : NULL;
   const char *why = run && run->killed ? run->killed : "instruction limit exceeded";
   if (run) lua_sethook(L, hook, lua_gethookmask(L) | LUA_MASKCOUNT, 1);
   return luaL_error(L, "%s", why);

@@ -71,6 +71,7 @@ void lsr_limits_coroutine_lib(lua_State *L);
  * (then lsr_limits_raise(L) raises its limit error as the count hook does). */
 int lsr_limits_charge(lsr_engine *eng, long long n);
 int lsr_limits_raise(lua_State *L);
+lsr_engine *lsr_engine_if(lua_State *L); /* L's engine, NULL for a state of no engine */
 /* bounded string / table functions (strlib.c): replace the entries of the
  * state's string and table libraries.  [-0, +0, m] */
 void lsr_strlib_install(lua_State *L);

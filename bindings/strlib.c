@@ -44,7 +44,7 @@ typedef struct {
 
 static void meter_init(meter *m, lua_State *L) {
   m->L = L;
-  m->eng = lsr_engine_of(L);
+  m->eng = lsr_engine_if(L);
   m->tick = LSR_STEP_CHUNK;
 }
 
@@ -605,7 +605,7 @@ static int str_rep(lua_State *L) {
   }
   if (l + lsep < l || l + lsep > max / (size_t)n) return luaL_error(L, "resulting string too large");
   size_t total = (size_t)n * l + (size_t)(n - 1) * lsep;
-  lsr_engine *eng = lsr_engine_of(L);
+  lsr_engine *eng = lsr_engine_if(L);
   /* a copy per repetition, and the bytes: charged before the work */
   if (lsr_limits_charge(eng, (long long)n + (long long)(total >> 4))) lsr_limits_raise(L);
   luaL_Buffer b;
