@@ -4,8 +4,8 @@
  *
  *   internal.next_id() -> a new action_run_id (prompts, custom functions)
  *   internal.ask(prompt_json) -> responses_json or nil, delay
- *   internal.load_chunk(path) -> the file's chunk, with globals of its own
- *   internal.start_child(path, container_json, inputs_json, name, token)
+ *   internal.load_chunk(folder, ref) -> the file's chunk, with globals of its own
+ *   internal.start_child(folder, ref, container_json, inputs_json, name, token)
  */
 #include "json.h"
 #include "runtime.h"
@@ -37,12 +37,27 @@ static int file_exists(const char *path) {
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The compiled file at path, or NULL with nil and why pushed. */
-static lsr_gen *compiled(lua_State *L, lsr_engine *eng, const char *path) {
-  char err[1024];
+/* The compiled file REF.lua under the scripts' folder at stack index 1
+ * (custom_functions, playbooks), ref at index 2; or NULL with nil and why
+ * pushed.  The reference is checked before any file is opened. */
+static lsr_gen *compiled(lua_State *L, lsr_engine *eng) {
+  char err[4200], folder[4096], path[4096];
+  const char *kind = luaL_checkstring(L, 1);
+  size_t len;
+  const char *ref = luaL_checklstring(L, 2, &len);
   lsr_gen *g = NULL;
-  if (!file_exists(path)) snprintf(err, sizeof err, "no file %s", path);
-  else g = lsr_gen_cached(eng, path, err, sizeof err);
+  if (strcmp(kind, "custom_functions") != 0 && strcmp(kind, "playbooks") != 0)
+    luaL_argerror(L, 1, "custom_functions or playbooks");
+  snprintf(folder, sizeof folder, "%s/%s", eng->scripts_dir ? eng->scripts_dir : ".", kind);
+  if (lsr_ref_check(ref, len, err + 9, sizeof err - 9) != 0 ||
+      lsr_path_inside(folder, ref, ".lua", path, sizeof path, err + 9, sizeof err - 9) != 0) {
+    if (strncmp(err + 9, "no file", 7) == 0) memmove(err, err + 9, strlen(err + 9) + 1);
+    else memcpy(err, "refused: ", 9);
+  } else if (!file_exists(path)) {
+    snprintf(err, sizeof err, "no file %s", path);
+  } else {
+    g = lsr_gen_cached(eng, path, err, sizeof err);
+  }
   if (!g) {
     lua_pushnil(L);
     lua_pushstring(L, err);
@@ -55,7 +70,7 @@ static lsr_gen *compiled(lua_State *L, lsr_engine *eng, const char *path) {
  * nil and why. */
 static int l_load_chunk(lua_State *L) {
   lsr_engine *eng = lsr_engine_of(L);
-  lsr_gen *g = compiled(L, eng, luaL_checkstring(L, 1));
+  lsr_gen *g = compiled(L, eng);
   if (!g) return 2;
   /* the chunk with upvalue 1 (_ENV) joined to a new env; the chunk runs
    * now, so its functions keep that env */
@@ -119,18 +134,21 @@ void lsr_child_start(lsr_engine *eng, lsr_task *t) {
 static int l_start_child(lua_State *L) {
   lsr_run *run = lsr_run_check(L, "phantom.playbook");
   lsr_engine *eng = run->eng;
-  lsr_gen *g = compiled(L, eng, luaL_checkstring(L, 1));
+  const char *container = luaL_checkstring(L, 3), *inputs = luaL_checkstring(L, 4);
+  const char *name = luaL_checkstring(L, 5);
+  int token = (int)luaL_checkinteger(L, 6);
+  lsr_gen *g = compiled(L, eng);
   if (!g) return 2;
   child_start *c = lsr_xalloc(sizeof *c);
   c->task.kind = LSR_TASK_CHILD_START;
   c->eng = eng;
   c->gen = g;
   g->runs++; /* held until the child starts: a reload must not free it */
-  c->container = lsr_strdup(luaL_checkstring(L, 2));
-  c->inputs = lsr_strdup(luaL_checkstring(L, 3));
-  c->name = lsr_strdup(luaL_checkstring(L, 4));
+  c->container = lsr_strdup(container);
+  c->inputs = lsr_strdup(inputs);
+  c->name = lsr_strdup(name);
   c->parent = run->id;
-  c->token = (int)luaL_checkinteger(L, 5);
+  c->token = token;
   c->id = eng->next_run_id++;
   lsr_engine_push(eng, &c->task);
   lua_pushinteger(L, c->id);

@@ -153,19 +153,86 @@ static int counted(lua_State *L) {
   return lua_gettop(L);
 }
 
-/* [-0, +1, m] a copy of the coroutine library with counted create and wrap */
+/* A thread that died of a limit's error (raised from the hook) has its hooks
+ * off until reset, and resetting runs its pending __close handlers: they
+ * would run unbounded.  Once a run is killed, its threads are never reset
+ * (the collector frees them; their handlers are not called). */
+static int killed_error(lua_State *L) {
+  lsr_run *run = lsr_engine_of(L)->current;
+  if (run && run->killed) return luaL_error(L, "%s", run->killed);
+  return 0;
+}
+
+/* coroutine.close(co), unless the run is killed */
+static int co_close(lua_State *L) {
+  killed_error(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* The function coroutine.wrap returns (as Lua's own): resume, and on an
+ * error reset the thread and raise it with where it was, unless the run is
+ * killed.  upvalue: the thread */
+static int co_wrapped(lua_State *L) {
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int n = lua_gettop(L), nres;
+  if (!lua_checkstack(co, n)) return luaL_error(L, "too many arguments to resume");
+  lua_xmove(L, co, n);
+  int st = lua_resume(co, L, n, &nres);
+  if (st == LUA_OK || st == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) return luaL_error(L, "too many results to resume");
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  lua_xmove(co, L, 1); /* the error */
+  killed_error(L);
+  if (lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) {
+    lua_resetthread(co); /* its __close handlers run here, hooks on */
+    lua_xmove(co, L, 1);
+    lua_settop(co, 0);
+  }
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
+}
+
+/* coroutine.wrap(f), counted */
+static int co_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* the counted create */
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  lua_pushcclosure(L, co_wrapped, 1);
+  return 1;
+}
+
+/* [-0, +1, m] a copy of the coroutine library with counted create and wrap,
+ * and close and wrap that never reset a killed run's threads */
 void lsr_limits_coroutine_lib(lua_State *L) {
   lua_newtable(L);
   lua_getglobal(L, "coroutine");
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     const char *k = lua_tostring(L, -2);
-    if (strcmp(k, "create") == 0 || strcmp(k, "wrap") == 0) lua_pushcclosure(L, counted, 1);
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -5);
+    if (strcmp(k, "create") == 0) lua_pushcclosure(L, counted, 1);
+    else if (strcmp(k, "close") == 0) lua_pushcclosure(L, co_close, 1);
+    if (strcmp(k, "wrap") != 0) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -5);
+    } else {
+      lua_pop(L, 1);
+    }
   }
   lua_pop(L, 1);
+  lua_getfield(L, -1, "create");
+  lua_pushcclosure(L, co_wrap, 1);
+  lua_setfield(L, -2, "wrap");
 }
 
 void lsr_limits_defaults(lsr_engine *eng) {
@@ -174,6 +241,7 @@ void lsr_limits_defaults(lsr_engine *eng) {
   eng->limits.memory = 64u << 20;
   eng->limits.deadline = 86400;
   eng->limits.log_entries = 10000;
+  eng->limits.log_bytes = 1u << 20;
   eng->limits.coroutines = 10000;
   eng->mem_limit = (size_t)1 << 30;
   eng->shared_bytes = 16u << 20; /* per playbook */

@@ -3,6 +3,7 @@
  * come from bindings/lua/, embedded at build time. */
 #include "json.h"
 #include "runtime.h"
+#include <stdlib.h>
 #include <string.h>
 
 #include "prelude.h"
@@ -112,6 +113,26 @@ static int l_max_stored_id(lua_State *L) {
   return 1;
 }
 
+/* internal.load_stored(kind, key) -> what the store holds (decoded JSON), or
+ * nil: serve keeps in memory only what live runs use */
+static int l_load_stored(lua_State *L) {
+  lsr_engine *eng = lsr_engine_of(L);
+  const char *kind = luaL_checkstring(L, 1), *key = luaL_checkstring(L, 2);
+  char *json = eng->obs.load ? eng->obs.load(kind, key, eng->obs.ud) : NULL;
+  if (!json) return 0;
+  char err[128];
+  int rc = lsr_json_decode(L, json, strlen(json), err, sizeof err);
+  free(json);
+  if (rc < 0) return luaL_error(L, "the store's %s %s does not load: %s", kind, key, err);
+  return 1;
+}
+
+/* internal.shared_quota() -> the bytes of shared data a playbook may keep (0: no quota) */
+static int l_shared_quota(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lsr_engine_of(L)->shared_bytes);
+  return 1;
+}
+
 /* internal.where() -> "file:line: " of the playbook's call */
 static int l_where(lua_State *L) {
   lsr_where(L);
@@ -138,6 +159,16 @@ static int l_array(lua_State *L) {
   return 1;
 }
 
+/* internal.freeze(t, name) -> a read-only view of t: what the prelude shares
+ * with every run (class tables) */
+static int l_freeze(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *name = luaL_checkstring(L, 2);
+  lua_settop(L, 1);
+  lsr_freeze(L, name);
+  return 1;
+}
+
 void lsr_phantom_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"debug", l_debug},
@@ -155,7 +186,8 @@ void lsr_phantom_open(lua_State *L) {
     {"args", lsr_args_lua}, {"state", l_state}, {"store", l_store}, {"log", l_log},
     {"where", l_where}, {"now", l_now}, {"is_array", l_is_array}, {"array", l_array},
     {"persist", l_persist}, {"persisting", l_persisting}, {"max_stored_id", l_max_stored_id},
-    {NULL, NULL},
+    {"load_stored", l_load_stored}, {"shared_quota", l_shared_quota},
+    {"freeze", l_freeze}, {NULL, NULL},
   };
   int phantom = lua_gettop(L);
   luaL_newlib(L, internal);

@@ -27,16 +27,7 @@ lsr_run *lsr_run_check(lua_State *L, const char *fname) {
   return run;
 }
 
-void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len) {
-  static const char cut[] = "... (truncated)";
-  static const char full[] = "log limit reached: later lines of this run are dropped";
-  size_t max = run->limits.log_entries;
-  if (max && run->nlog > max) return;
-  if (max && run->nlog == max) {
-    level = LSR_LOG_ERROR;
-    msg = full;
-    len = sizeof full - 1;
-  }
+static void log_append(lsr_run *run, lsr_log_level level, const char *msg, size_t len) {
   if (run->nlog == run->caplog) {
     run->caplog = run->caplog ? run->caplog * 2 : 16;
     run->log = lsr_xrealloc(run->log, run->caplog * sizeof *run->log);
@@ -44,14 +35,43 @@ void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len)
   lsr_log_entry *e = &run->log[run->nlog++];
   e->level = level;
   e->time = lsr_clock(run->eng);
-  if (len > LSR_MAX_LOG_MESSAGE) {
-    e->message = lsr_xalloc(LSR_MAX_LOG_MESSAGE + sizeof cut);
-    memcpy(e->message, msg, LSR_MAX_LOG_MESSAGE);
-    memcpy(e->message + LSR_MAX_LOG_MESSAGE, cut, sizeof cut);
-  } else {
-    e->message = lsr_strndup(msg, len);
-  }
+  e->message = lsr_strndup(msg, len);
+  run->log_kept += len;
+  run->mem_net += (long long)len; /* a run's log is its memory too */
   if (run->eng->obs.on_log) run->eng->obs.on_log(run, e, run->eng->obs.ud);
+}
+
+/* A line of the run's log.  Lines over 64 KiB are cut; once a line would
+ * pass the run's log limits (lines, bytes) or its memory cap, it and every
+ * later line are dropped, counted, and reported by one line at the end. */
+void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len) {
+  static const char cut[] = "... (truncated)";
+  const lsr_limits *l = &run->limits;
+  char line[LSR_MAX_LOG_MESSAGE + sizeof cut];
+  if (len > LSR_MAX_LOG_MESSAGE) {
+    memcpy(line, msg, LSR_MAX_LOG_MESSAGE);
+    memcpy(line + LSR_MAX_LOG_MESSAGE, cut, sizeof cut);
+    msg = line;
+    len = LSR_MAX_LOG_MESSAGE + sizeof cut - 1;
+  }
+  if (run->log_dropped || (l->log_entries && run->nlog >= l->log_entries) ||
+      (l->log_bytes && run->log_kept + len > l->log_bytes) ||
+      (l->memory && run->mem_net + (long long)len > (long long)l->memory)) {
+    run->log_dropped++;
+    run->log_dropped_bytes += len;
+    return;
+  }
+  log_append(run, level, msg, len);
+}
+
+/* At the run's end: one line for what its limits dropped, past them. */
+static void log_truncation(lsr_run *run) {
+  if (!run->log_dropped) return;
+  char msg[256];
+  int n = snprintf(msg, sizeof msg,
+                   "log truncated: %zu later lines (%zu bytes) dropped; a run keeps %zu lines and %zu bytes of log",
+                   run->log_dropped, run->log_dropped_bytes, run->limits.log_entries, run->limits.log_bytes);
+  log_append(run, LSR_LOG_ERROR, msg, (size_t)n);
 }
 
 void lsr_run_fail(lsr_run *run, const char *msg) {
@@ -162,7 +182,13 @@ lsr_exec lsr_run_resume(lsr_run *run, int nargs) {
   const char *tb = lua_tolstring(L, -1, &len);
   lsr_run_log(run, LSR_LOG_ERROR, tb, len);
   lua_settop(L, top);
+  /* Resetting runs the block's pending __close handlers: the playbook's
+   * code, so as the run, under what is left of its budgets (a killed run's
+   * hook raises at once).  Their errors are dropped: the run has failed. */
+  lsr_limits_arm(eng, T);
+  eng->current = run;
   lua_resetthread(T);
+  eng->current = outer;
   lsr_step_leave(outer);
   return st == LUA_YIELD ? LSR_EXEC_YIELD : LSR_EXEC_ERR;
 }
@@ -333,6 +359,7 @@ static void run_end(lsr_run *run) {
   lua_State *L = eng->L;
   run->state = LSR_RUN_ENDED;
   if (run->deadline_timer) lsr_timer_cancel(eng, run->deadline_timer);
+  log_truncation(run);
   /* action runs still in flight finish on their own and are then freed */
   for (lsr_action_run *ar = run->actions, *next; ar; ar = next) {
     next = ar->next;

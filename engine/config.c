@@ -170,6 +170,11 @@ static int load_app(lsr_app *app, const char *dir, int64_t dflt_id, char *err, s
     v = field(root, "main");
     if (v && !YAJL_IS_STRING(v)) { fail(err, n, "%s: field 'main': expected a file name", app->manifest); goto out; }
     app->main = lsr_strdup(v ? v->u.string : "app.lua");
+    char why[512], path[4096]; /* the main file stays inside the app's folder */
+    if (lsr_path_inside(app->dir, app->main, "", path, sizeof path, why, sizeof why) != 0) {
+      fail(err, n, "%s: field 'main': %s", app->manifest, why);
+      goto out;
+    }
   } else if (strcmp(runner, "exec") == 0) {
     app->runner = LSR_RUNNER_EXEC;
     app->command = strv_field(root, "command");

@@ -199,9 +199,11 @@ int lsr_limit_set(lsr_engine *eng, const char *spec, char *err, size_t errlen) {
   else if (n == 15 && strncmp(spec, "engine_memory_mb", n) == 0) eng->mem_limit = (size_t)(v * 1048576.0);
   else if (n == 10 && strncmp(spec, "exec_slots", n) == 0) eng->exec_max = (int)v;
   else if (n == 12 && strncmp(spec, "step_seconds", n) == 0) eng->step_seconds = v; /* the watchdog's */
+  else if (n == 9 && strncmp(spec, "log_bytes", n) == 0) l->log_bytes = (size_t)v;
+  else if (n == 12 && strncmp(spec, "shared_bytes", n) == 0) eng->shared_bytes = (size_t)v;
   else {
     snprintf(err, errlen, "--limit %.*s: unknown limit (instructions_per_callback, instructions_per_run, memory_mb,"
-             " deadline_seconds, engine_memory_mb, exec_slots)", (int)n, spec);
+             " deadline_seconds, engine_memory_mb, exec_slots, log_bytes, shared_bytes)", (int)n, spec);
     return -1;
   }
   return 0;

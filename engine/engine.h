@@ -112,6 +112,7 @@ typedef struct {
   size_t memory;        /* bytes a run may hold (net of what it frees) */
   double deadline;      /* seconds from start to end, pending work included */
   size_t log_entries;   /* log lines kept per run */
+  size_t log_bytes;     /* log bytes kept per run (they count as its memory too) */
   int coroutines;       /* coroutines a run may create */
 } lsr_limits;
 
@@ -150,6 +151,8 @@ struct lsr_run {
   int on_start_done;
   lsr_log_entry *log;
   size_t nlog, caplog;
+  size_t log_kept;      /* bytes of log kept; past a limit the rest is dropped */
+  size_t log_dropped, log_dropped_bytes;
   lsr_action_run *actions; /* live action runs of this run */
   struct lsr_sched *scheds; /* its scheduled steps and holds */
   lsr_limits limits;
@@ -244,6 +247,10 @@ typedef struct {
   void (*persist)(lsr_run *run, const char *kind, const char *key, const char *json, void *ud);
   /* the highest id the store holds for kind (artifact): new ones go above */
   int64_t (*max_id)(const char *kind, void *ud);
+  /* what the store holds (luasoar serve), as JSON (malloc'd), or NULL:
+   * "container" (key: its id) with its artifacts; "pin" (key: a pin's id) the
+   * id of the container that holds it */
+  char *(*load)(const char *kind, const char *key, void *ud);
   void *ud;
 } lsr_observer;
 
@@ -278,6 +285,7 @@ struct lsr_engine {
   lsr_test_hooks *test;
   lsr_limits limits;    /* defaults of every run; a playbook may set its own */
   size_t mem_total, mem_limit; /* all Lua memory of the engine */
+  size_t shared_bytes;  /* per playbook: save_data, custom lists, objects (0: no quota) */
   int virtual_clock;    /* time passes only when nothing else is left to do */
   double vnow;          /* the virtual clock, seconds since the epoch */
   lsr_timer *vtimers;   /* pending virtual timers, earliest first */
@@ -383,5 +391,14 @@ int lsr_read_file(const char *path, char **data, size_t *len, size_t max,
 void lsr_offset_to_linecol(const char *text, size_t len, size_t off,
                            int *line, int *col);
 double lsr_now(void);
+
+/* ---- references that become paths (engine/paths.c) ---- */
+/* 0 if ref (len bytes) is a valid reference, else -1 with why in err. */
+int lsr_ref_check(const char *ref, size_t len, char *err, size_t errlen);
+/* folder/rel+suffix in out if rel is a valid reference and the file it
+ * really is (symlinks resolved) lies under folder; else -1 with why in err
+ * ("no file PATH" when it does not exist). */
+int lsr_path_inside(const char *folder, const char *rel, const char *suffix, char *out, size_t outlen,
+                    char *err, size_t errlen);
 
 #endif

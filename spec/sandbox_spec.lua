@@ -224,7 +224,7 @@ describe("the sandbox", function()
     local report = H.run("function on_start(c) for i = 1, 10005 do phantom.debug(i) end end\n")
     assert.equal("success", report.status)
     assert.equal(10001, #report.log)
-    assert.same({level = "error", message = "log limit reached: later lines of this run are dropped"}, report.log[10001])
+    assert.same({level = "error", message = "log truncated: 5 later lines (25 bytes) dropped; a run keeps 10000 lines and 1048576 bytes of log"}, report.log[10001])
   end)
 
   it("fails a run past its deadline, and kills its app runs", function()

@@ -9,8 +9,8 @@ local array, fail, check, field = internal.array, internal.fail, internal.check,
 local hooks = internal.hooks
 local type, ipairs, pairs, tostring, pcall = type, ipairs, pairs, tostring, pcall
 
-local function scripts_path(...)
-  return internal.scripts_dir() .. "/" .. table.concat({...}, "/")
+local function scripts_path(folder, ref)
+  return internal.scripts_dir() .. "/" .. folder .. "/" .. ref .. ".lua"
 end
 
 -- Call a callback with kwargs, if there is one.
@@ -18,12 +18,30 @@ local function call_back(cb, kw)
   if cb ~= nil then cb(kw) end
 end
 
--- "repo/name" -> candidate files under a folder of the scripts
-local function candidates(folder, ref)
+-- "repo/name" -> the references to try under a folder of the scripts
+local function candidates(ref)
   local repo, name = ref:match("^([^/]+)/(.+)$")
-  local out = {scripts_path(folder, ref .. ".lua")}
-  if repo then out[#out + 1] = scripts_path(folder, name .. ".lua") end
-  return out
+  return repo and {ref, name} or {ref}
+end
+
+-- fn(folder, ref, ...) of the first candidate reference that names a file
+-- under folder (internal.load_chunk, internal.start_child), or nil and the
+-- error for the call: a reference that could lead out of its folder is
+-- refused naming the reference, never a file's content.
+local function by_reference(what, folder, ref, fn, ...)
+  local out, why
+  for _, r in ipairs(candidates(ref)) do
+    out, why = fn(folder, r, ...)
+    if out or not why:match("^no file") then break end
+  end
+  if out then return out end
+  if why:match("^no file") then return nil, ("unknown %s '%s' (no file %s)"):format(what, ref, scripts_path(folder, ref)) end
+  local refused = why:match("^refused: (.*)")
+  if refused then
+    local quoted = ("%q"):format(ref):gsub("\\\n", "\\n")
+    return nil, ("%s %s refused: %s"):format(what, quoted, refused)
+  end
+  return nil, ("%s '%s' does not %s: %s"):format(what, ref, what == "playbook" and "compile" or "load", why)
 end
 
 -- ---- custom functions ----
@@ -55,15 +73,9 @@ function phantom.custom_function(...)
       return out
     end
   end
-  for _, path in ipairs(fn and {} or candidates("custom_functions", ref)) do
-    fn, why = internal.load_chunk(path)
-    if fn or not why:match("^no file") then break end
-  end
   if not fn then
-    if why:match("^no file") then
-      fail(fname, "unknown custom function '%s' (no file %s)", ref, candidates("custom_functions", ref)[1])
-    end
-    fail(fname, "custom function '%s' does not load: %s", ref, why)
+    fn, why = by_reference("custom function", "custom_functions", ref, internal.load_chunk)
+    if not fn then fail(fname, "%s", why) end
   end
   if type(fn) ~= "function" then
     fail(fname, "custom function '%s' must return a function(parameters), returned %s", ref, type(fn))
@@ -141,17 +153,11 @@ function phantom.playbook(...)
     internal.schedule(nil, hooks.child_done, token, child, false, "")
     return child.run_id
   end
-  local child_id, why
-  for _, path in ipairs(candidates("playbooks", ref)) do
-    child_id, why = internal.start_child(path, json.encode(container), json.encode(kw.inputs or {}), name, token)
-    if child_id or not why:match("^no file") then break end
-  end
+  local child_id, why = by_reference("playbook", "playbooks", ref, internal.start_child,
+                                     json.encode(container), json.encode(kw.inputs or {}), name, token)
   if not child_id then
     internal.cancel(token)
-    if why:match("^no file") then
-      fail(fname, "unknown playbook '%s' (no file %s)", ref, candidates("playbooks", ref)[1])
-    end
-    fail(fname, "playbook '%s' does not compile: %s", ref, why)
+    fail(fname, "%s", why)
   end
   internal.started(st, "playbook", name)
   field(st, "children")[token] = {name = name, callback = kw.callback, handle = kw.handle, id = child_id}
@@ -329,9 +335,10 @@ end
 
 -- ---- LoopState ----
 
-local LoopState = {}
-LoopState.__index = LoopState
-LoopState.__metatable = "LoopState" -- shared by every run: out of their reach
+-- Every run's loop states share these methods: through a read-only view, so
+-- no run can change what another's loop state does (state.__index is nil).
+local loop_methods = {}
+local LoopState = {__metatable = "LoopState"}
 
 --- phantom.LoopState{state = loop_state_json or table}
 function phantom.LoopState(...)
@@ -353,7 +360,7 @@ end
 
 --- False once max_iterations is reached, max_ttl has passed, or the exit
 --- conditions hold for the results.
-function LoopState:should_continue(kw)
+function loop_methods:should_continue(kw)
   kw = kw or {}
   if self.current_iteration >= self.max_iterations then return false end
   if self.max_ttl and internal.now() - self.first_iteration_time >= self.max_ttl then return false end
@@ -365,12 +372,14 @@ function LoopState:should_continue(kw)
   return true
 end
 
-function LoopState:increment()
+function loop_methods:increment()
   self.current_iteration = self.current_iteration + 1
 end
 
-function LoopState:to_json()
+function loop_methods:to_json()
   local t = {}
   for k, v in pairs(self) do t[k] = v end
   return json.encode(t)
 end
+
+LoopState.__index = internal.freeze(loop_methods, "LoopState")
