@@ -251,6 +251,7 @@ int lsr_store_begin(lsr_store *st) {
 int lsr_store_commit(lsr_store *st) {
   if (st->failed) { /* the turn is over; its error stays in st->error */
     st->failed = 0;
+    lose_turn(st);  /* runs whose writes were refused after the failure too */
     return -1;
   }
   if (!st->in_tx) return 0;
