@@ -242,13 +242,14 @@ static int cmd_run(int argc, char **argv) {
   eng->scripts_dir = scripts;
   int rc = 2;
   lsr_gen *gen = NULL;
+  lsr_run *top = NULL;
   if (lsr_config_load(eng->cfg, apps ? apps : def_apps, assets ? assets : def_assets, assets != NULL,
                       err, sizeof err) < 0 ||
       lsr_lists_load(eng, lists, err, sizeof err) < 0 ||
       !(gen = lsr_gen_load(eng, playbook, err, sizeof err)) ||
-      !lsr_run_file(eng, gen, container, err, sizeof err)) {
+      !(top = lsr_run_file(eng, gen, container, err, sizeof err))) {
     fprintf(stderr, "luasoar run: %s\n", err);
-  } else if (lsr_watchdog_start(eng->step_seconds, LSR_WATCHDOG_RUN, json, playbook, err, sizeof err) < 0) {
+  } else if (lsr_watchdog_start(eng->step_seconds, LSR_WATCHDOG_RUN, top, json, err, sizeof err) < 0) {
     fprintf(stderr, "luasoar run: %s\n", err);
   } else {
     lsr_engine_drain(eng);

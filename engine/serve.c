@@ -1780,7 +1780,7 @@ int lsr_serve_main(int argc, char **argv) {
   uv_signal_start(&s.sig_term, on_signal, SIGTERM);
   say("listening on %s:%d, store %s, scripts %s, %d playbooks", host, port, db, scripts, s.npbs);
   /* recovery is committed: the marker starts clean and the watchdog watches */
-  if (lsr_watchdog_start(eng->step_seconds, LSR_WATCHDOG_SERVE, 0, NULL, err, sizeof err) < 0) {
+  if (lsr_watchdog_start(eng->step_seconds, LSR_WATCHDOG_SERVE, NULL, 0, err, sizeof err) < 0) {
     fprintf(stderr, "luasoar serve: %s\n", err);
     return 2;
   }

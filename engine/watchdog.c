@@ -35,7 +35,8 @@ static struct {
   double seconds;
   lsr_watchdog_mode mode;
   int json;
-  char *playbook_json;  /* the playbook's path, JSON-quoted (run --json) */
+  int64_t top_run, top_container; /* run: the run the last line is about */
+  char *playbook_json;  /* its playbook's path, JSON-quoted (run --json) */
 } wd;
 
 void lsr_watchdog_reason(double seconds, char *out, size_t len) {
@@ -120,17 +121,21 @@ static void verdict(int64_t rid, int64_t cid) {
     put_all(2, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
     _exit(LSR_WATCHDOG_EXIT);
   }
-  int n = snprintf(line, sizeof line, "luasoar run: watchdog: run %lld on container %lld: %s\n", (long long)rid,
-                   (long long)cid, reason);
+  /* the step may be a child playbook's: the last line is the run's */
+  char child[64] = "";
+  if (wd.top_run && rid != wd.top_run) snprintf(child, sizeof child, " (in its child playbook run %lld)", (long long)rid);
+  if (wd.top_run) rid = wd.top_run, cid = wd.top_container;
+  int n = snprintf(line, sizeof line, "luasoar run: watchdog: run %lld on container %lld: %s%s\n", (long long)rid,
+                   (long long)cid, reason, child);
   put_all(2, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
-  if (wd.json)
+  if (wd.json) /* the log lines went with the process: the report has the verdict only */
     n = snprintf(line, sizeof line,
                  "{\"status\":\"failed\",\"run_id\":%lld,\"container_id\":%lld,\"playbook\":%s,"
-                 "\"log\":[{\"level\":\"error\",\"message\":\"%s\"}],\"summary\":null,\"error\":\"%s\"}\n",
-                 (long long)rid, (long long)cid, wd.playbook_json ? wd.playbook_json : "null", reason, reason);
+                 "\"log\":[{\"level\":\"error\",\"message\":\"%s%s\"}],\"summary\":null,\"error\":\"%s\"}\n",
+                 (long long)rid, (long long)cid, wd.playbook_json ? wd.playbook_json : "null", reason, child, reason);
   else
-    n = snprintf(line, sizeof line, "ERROR: %s\nrun %lld on container %lld: failed: %s\n", reason, (long long)rid,
-                 (long long)cid, reason);
+    n = snprintf(line, sizeof line, "ERROR: %s%s\nrun %lld on container %lld: failed: %s\n", reason, child,
+                 (long long)rid, (long long)cid, reason);
   put_all(1, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
   _exit(1);
 }
@@ -185,7 +190,7 @@ static void *watch(void *arg) {
   return NULL;
 }
 
-int lsr_watchdog_start(double seconds, lsr_watchdog_mode mode, int json, const char *playbook, char *err,
+int lsr_watchdog_start(double seconds, lsr_watchdog_mode mode, const lsr_run *top, int json, char *err,
                        size_t errlen) {
   if (wd.running) return 0;
   lsr_step_marker *m = lsr_step;
@@ -201,7 +206,9 @@ int lsr_watchdog_start(double seconds, lsr_watchdog_mode mode, int json, const c
   wd.mode = mode;
   wd.json = json;
   free(wd.playbook_json);
-  wd.playbook_json = playbook ? lsr_json_quote(playbook) : NULL;
+  wd.top_run = top ? top->id : 0;
+  wd.top_container = top ? top->container_id : 0;
+  wd.playbook_json = top ? lsr_json_quote(top->gen->path) : NULL;
   wd.stop = 0;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);

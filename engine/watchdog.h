@@ -66,8 +66,9 @@ const lsr_step_death *lsr_watchdog_death(void);
 
 typedef enum { LSR_WATCHDOG_RUN, LSR_WATCHDOG_SERVE } lsr_watchdog_mode;
 /* Clear the marker (recovery has dealt with the last death) and start the
- * thread.  run mode: json selects the --json report; playbook names it. */
-int lsr_watchdog_start(double seconds, lsr_watchdog_mode mode, int json, const char *playbook,
+ * thread.  run mode: top is the run `luasoar run` reports on (its last line,
+ * or with json its --json report), even when the step is a child's. */
+int lsr_watchdog_start(double seconds, lsr_watchdog_mode mode, const lsr_run *top, int json,
                        char *err, size_t errlen);
 void lsr_watchdog_stop(void);
 /* The reason a run fails with when the watchdog kills it. */

@@ -49,6 +49,11 @@ local SPIN = [[
 function on_start(c) phantom.debug("spinning") while true do end end
 ]]
 
+local PARENT = [[
+function on_start(c) phantom.playbook{playbook = "local/spin", container = c, name = "kid", callback = done} end
+function done(kw) phantom.debug("the child ended") end
+]]
+
 local function now()
   local p = io.popen("date +%s.%N")
   local t = tonumber(p:read("l"))
@@ -85,6 +90,7 @@ describe("luasoar run under the watchdog", function()
   local dir, container
   setup(function()
     dir = scripts_dir(with(HANG_APP, {["playbooks/stuck.lua"] = STUCK:format(5), ["playbooks/spin.lua"] = SPIN,
+                                      ["playbooks/local/spin.lua"] = SPIN, ["playbooks/parent.lua"] = PARENT,
                                       ["playbooks/good.lua"] = GOOD}))
     container = H.write("wd_container.json", '{"id": 42, "artifacts": []}')
   end)
@@ -116,6 +122,11 @@ describe("luasoar run under the watchdog", function()
     assert.equal(1, report.run_id)
     assert.equal(42, report.container_id)
     assert.equal(dir .. "/playbooks/spin.lua", report.playbook)
+    -- a child playbook's step: the run reported is the one luasoar ran
+    out, _, code = H.cli("run", dir .. "/playbooks/parent.lua", "--container", container, table.unpack(huge))
+    assert.equal(1, code)
+    assert.truthy(out:find("ERROR: killed: 1 s in one step (in its child playbook run 2)\n", 1, true), out)
+    assert.equal("run 1 on container 42: failed: killed: 1 s in one step", last_line(out))
   end)
 
   it("leaves alone a run that lasts longer than the limit when none of its steps does", function()
