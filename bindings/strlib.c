@@ -16,7 +16,10 @@
  *   - table.move, table.concat, table.insert, table.remove, table.sort: one
  *     instruction per element moved, joined or compared (a table with __len
  *     and __index can claim any length, and C functions as metamethods run
- *     without the hook).
+ *     without the hook);
+ *   - string.sub, upper, lower, reverse, and the bytes rep, concat and gsub
+ *     copy: one instruction per LSR_BYTES_PER_STEP bytes, so that a loop over
+ *     a big string does not do megabytes of work per instruction.
  *
  * Work is charged in chunks of LSR_STEP_CHUNK steps, one step for one
  * instruction.  When no run is current (engine code) they behave as stock
@@ -31,6 +34,7 @@
 #include <string.h>
 
 #define LSR_STEP_CHUNK 1024
+#define LSR_BYTES_PER_STEP 16 /* bytes copied for one step */
 
 long long lsr_strlib_free_budget = 0;
 
@@ -501,7 +505,7 @@ static void add_string(matcher *ms, luaL_Buffer *b, const char *s, const char *e
   const char *r = lua_tolstring(L, 3, &l);
   const char *esc;
   while ((esc = memchr(r, ESC, l)) != NULL) {
-    SPEND(&ms->m, 1 + (long long)((esc - r) >> 8));
+    SPEND(&ms->m, 1 + (long long)((esc - r) / LSR_BYTES_PER_STEP));
     luaL_addlstring(b, r, (size_t)(esc - r));
     esc++; /* at most the '\0' after the string */
     if (*esc == ESC) {
@@ -519,6 +523,7 @@ static void add_string(matcher *ms, luaL_Buffer *b, const char *s, const char *e
     l -= (size_t)(esc + 1 - r);
     r = esc + 1;
   }
+  SPEND(&ms->m, (long long)(l / LSR_BYTES_PER_STEP));
   luaL_addlstring(b, r, l);
 }
 
@@ -580,6 +585,7 @@ static int str_gsub(lua_State *L) {
     }
     if (anchored) break;
   }
+  if (changed) SPEND(&ms.m, (long long)((ms.src_end - src) / LSR_BYTES_PER_STEP)); /* the rest, copied */
   meter_pay(&ms.m);
   if (!changed) {
     lua_pushvalue(L, 1);
@@ -607,7 +613,7 @@ static int str_rep(lua_State *L) {
   size_t total = (size_t)n * l + (size_t)(n - 1) * lsep;
   lsr_engine *eng = lsr_engine_if(L);
   /* a copy per repetition, and the bytes: charged before the work */
-  if (lsr_limits_charge(eng, (long long)n + (long long)(total >> 4))) lsr_limits_raise(L);
+  if (lsr_limits_charge(eng, (long long)n + (long long)(total / LSR_BYTES_PER_STEP))) lsr_limits_raise(L);
   luaL_Buffer b;
   char *out = luaL_buffinitsize(L, &b, total);
   for (lua_Integer i = 0; i < n; i++) {
@@ -621,6 +627,55 @@ static int str_rep(lua_State *L) {
   luaL_pushresultsize(&b, total);
   return 1;
 }
+
+/* ---- sub, upper, lower, reverse: linear, charged for their bytes ----
+ * One instruction for a copy of a 50 MB string would let a loop run for
+ * hours within its budget: these count a step per LSR_BYTES_PER_STEP bytes. */
+
+static void charge_bytes(lua_State *L, size_t n) {
+  if (n >= LSR_BYTES_PER_STEP && lsr_limits_charge(lsr_engine_if(L), (long long)(n / LSR_BYTES_PER_STEP)))
+    lsr_limits_raise(L);
+}
+
+/* an end position: negative from the end, clipped to [0, len] */
+static size_t end_pos(lua_State *L, int arg, lua_Integer def, size_t len) {
+  lua_Integer pos = luaL_optinteger(L, arg, def);
+  if (pos > (lua_Integer)len) return len;
+  if (pos >= 0) return (size_t)pos;
+  if (pos < -(lua_Integer)len) return 0;
+  return len + (size_t)pos + 1;
+}
+
+static int str_sub(lua_State *L) {
+  size_t l;
+  const char *s = luaL_checklstring(L, 1, &l);
+  size_t from = start_pos(luaL_checkinteger(L, 2), l);
+  size_t to = end_pos(L, 3, -1, l);
+  if (from > to) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  charge_bytes(L, to - from + 1);
+  lua_pushlstring(L, s + from - 1, to - from + 1);
+  return 1;
+}
+
+/* upper, lower, reverse: one byte for one byte */
+static int map_bytes(lua_State *L, int how) {
+  size_t l;
+  luaL_Buffer b;
+  const char *s = luaL_checklstring(L, 1, &l);
+  charge_bytes(L, l);
+  char *out = luaL_buffinitsize(L, &b, l);
+  for (size_t i = 0; i < l; i++)
+    out[i] = how == 'u' ? (char)toupper(uc(s[i])) : how == 'l' ? (char)tolower(uc(s[i])) : s[l - i - 1];
+  luaL_pushresultsize(&b, l);
+  return 1;
+}
+
+static int str_upper(lua_State *L) { return map_bytes(L, 'u'); }
+static int str_lower(lua_State *L) { return map_bytes(L, 'l'); }
+static int str_reverse(lua_State *L) { return map_bytes(L, 'r'); }
 
 /* ---- table functions: one step per element ---- */
 
@@ -686,10 +741,13 @@ static int tab_move(lua_State *L) {
   return 1;
 }
 
-static void concat_field(lua_State *L, luaL_Buffer *b, lua_Integer i) {
+static void concat_field(lua_State *L, meter *m, luaL_Buffer *b, lua_Integer i) {
   lua_geti(L, 1, i);
   if (!lua_isstring(L, -1))
     luaL_error(L, "invalid value (%s) at index %I in table for 'concat'", luaL_typename(L, -1), (LUAI_UACINT)i);
+  size_t n;
+  lua_tolstring(L, -1, &n);
+  SPEND(m, (long long)(n / LSR_BYTES_PER_STEP));
   luaL_addvalue(b);
 }
 
@@ -704,11 +762,11 @@ static int tab_concat(lua_State *L) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   for (; i < last; i++) {
-    SPEND(&m, 1);
-    concat_field(L, &b, i);
+    SPEND(&m, 1 + (long long)(lsep / LSR_BYTES_PER_STEP));
+    concat_field(L, &m, &b, i);
     luaL_addlstring(&b, sep, lsep);
   }
-  if (i == last) concat_field(L, &b, i);
+  if (i == last) concat_field(L, &m, &b, i);
   meter_pay(&m);
   luaL_pushresult(&b);
   return 1;
@@ -882,7 +940,7 @@ static void replace(lua_State *L, const char *lib, const luaL_Reg *fns) {
 void lsr_strlib_install(lua_State *L) {
   static const luaL_Reg str[] = {
     {"find", str_find}, {"match", str_match}, {"gmatch", str_gmatch}, {"gsub", str_gsub}, {"rep", str_rep},
-    {NULL, NULL},
+    {"sub", str_sub}, {"upper", str_upper}, {"lower", str_lower}, {"reverse", str_reverse}, {NULL, NULL},
   };
   static const luaL_Reg tab[] = {
     {"move", tab_move}, {"concat", tab_concat}, {"insert", tab_insert}, {"remove", tab_remove},

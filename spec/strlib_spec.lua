@@ -69,6 +69,14 @@ describe("C functions under the instruction budget", function()
      "table.insert(setmetatable({}, {__index = rawlen, __newindex = rawequal, __len = function() return math.maxinteger - 1 end}), 1, 0)"},
     {"table.remove shifting a claimed length",
      "table.remove(setmetatable({}, {__index = rawlen, __newindex = rawequal, __len = function() return math.maxinteger - 1 end}), 1)"},
+    {"s:upper() of a big string in a loop (one instruction each, were it not charged)",
+     'local s = ("x"):rep(4e6) for i = 1, 1e9 do local u = s:upper() end'},
+    {"s:sub() copying a big string in a loop",
+     'local s = ("x"):rep(4e6) for i = 1, 1e9 do local u = s:sub(2) end'},
+    {"table.concat of one big string in a loop",
+     'local t = {("x"):rep(4e6)} for i = 1, 1e9 do local u = table.concat(t) end'},
+    {"json.encode of a table met many times",
+     "local t = {} for i = 1, 40 do t = {t, t} end json.encode(t)"},
     {"table.sort of a claimed length",
      "table.sort(setmetatable({}, {__index = rawlen, __newindex = rawequal, __len = function() return 2^31 - 2 end}))"},
   }
@@ -217,6 +225,13 @@ local CASES = {
   {"gsub", "aaaa", "^a", "b"}, {"gsub", "abc", "^", "x"}, {"gsub", "abc", "$", "x"}, {"gsub", "abc", "x*", "-"},
   {"gsub", "abc", "b"}, {"gsub", "abc", "b", true}, {"gsub", "abc", "b", "x", "y"}, {"gsub", "abc", "b", "x", 1.5},
   {"gsub", "", "", "x"}, {"gsub", "", "^", "x"},
+  -- sub, upper, lower, reverse
+  {"sub", "hello", 2}, {"sub", "hello", 2, 4}, {"sub", "hello", -3}, {"sub", "hello", -3, -2}, {"sub", "hello", 0},
+  {"sub", "hello", 10}, {"sub", "hello", 3, 2}, {"sub", "hello", -100, 100}, {"sub", "hello", math.mininteger, math.maxinteger},
+  {"sub", "hello", 1, 0}, {"sub", "hello", 2.0, 3.0}, {"sub", "hello", 1.5}, {"sub", "hello"}, {"sub", "hello", "2"},
+  {"sub", "", 1}, {"sub", "a\0b", 2, 2}, {"sub", 12345, 2, -2},
+  {"upper", "Hello, World! \200\255 z"}, {"lower", "Hello, World! \200\255 Z"}, {"reverse", "abc\0d\255"},
+  {"upper", ""}, {"lower", 12}, {"reverse", {}}, {"upper"},
   -- rep
   {"rep", "ab", 3}, {"rep", "ab", 3, ", "}, {"rep", "ab", 0}, {"rep", "ab", -1}, {"rep", "", 5}, {"rep", "", 5, "-"},
   {"rep", "x", 1, "-"}, {"rep", "ab", 2.0}, {"rep", "ab", 2.5}, {"rep", "ab"}, {"rep", "x", math.maxinteger},

@@ -19,7 +19,7 @@
 
 extern long long lsr_strlib_free_budget;
 
-#define FUZZ_STEP_BUDGET 2000000
+#define FUZZ_STEP_BUDGET 200000
 #define FUZZ_MAX_ITER 5000
 
 static lua_State *Lstock, *Lours;
