@@ -6,6 +6,7 @@
  * on theirs.  Every step of a run goes to the store as it happens.
  * No Lua here: the engine's C interface does the Lua side. */
 #include "engine.h"
+#include "exec_runner.h"
 #include "json_check.h"
 #include "serve.h"
 #include "store.h"
@@ -1352,7 +1353,12 @@ static void mhd_run(server *s);
 static void sweep_headers(uv_timer_t *t) {
   server *s = t->data;
   double now = mono_now();
-  int cut = 0;
+  int cut = 0, late = 0;
+  for (struct conn *k = s->conns; k && !late; k = k->next)
+    late = !k->in_request && !k->cut && now - k->since > s->header_deadline;
+  /* headers that came while the loop was busy (a long step) are read
+   * first: only those still incomplete are late */
+  if (late) mhd_run(s);
   for (struct conn *k = s->conns; k; k = k->next)
     if (!k->in_request && !k->cut && now - k->since > s->header_deadline && k->fd >= 0) {
       shutdown(k->fd, SHUT_RDWR);
@@ -1791,6 +1797,7 @@ int lsr_serve_main(int argc, char **argv) {
   MHD_stop_daemon(s.mhd);
   commit_turn((uv_handle_t *)&s.commit);
   lsr_store_close(s.store);
+  lsr_exec_reaper_close(eng->loop); /* apps in flight and what they left behind die with us */
   say("stopped");
   fflush(stderr);
   _exit(0); /* runs in flight are in the store; nothing else to tear down */
