@@ -611,11 +611,10 @@ static int str_rep(lua_State *L) {
   }
   if (l + lsep < l || l + lsep > max / (size_t)n) return luaL_error(L, "resulting string too large");
   size_t total = (size_t)n * l + (size_t)(n - 1) * lsep;
-  lsr_engine *eng = lsr_engine_if(L);
-  /* a copy per repetition, and the bytes: charged before the work */
-  if (lsr_limits_charge(eng, (long long)n + (long long)(total / LSR_BYTES_PER_STEP))) lsr_limits_raise(L);
   luaL_Buffer b;
-  char *out = luaL_buffinitsize(L, &b, total);
+  char *out = luaL_buffinitsize(L, &b, total); /* over the memory cap: fails here, as stock */
+  /* a copy per repetition, and the bytes: charged before the work */
+  if (lsr_limits_charge(lsr_engine_if(L), (long long)n + (long long)(total / LSR_BYTES_PER_STEP))) lsr_limits_raise(L);
   for (lua_Integer i = 0; i < n; i++) {
     memcpy(out, s, l);
     out += l;
