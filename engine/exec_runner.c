@@ -201,6 +201,9 @@ static void reaper_watch(uv_loop_t *loop) {
 
 void lsr_exec_reaper_close(uv_loop_t *loop) {
   if (!reaper.on) return;
+  /* apps still running are not waited for: the engine goes (their runs
+   * stay in the store, and recovery decides what runs again) */
+  for (lsr_exec_proc *p = reaper.live; p; p = p->live_next) kill(-p->proc.pid, SIGKILL);
   /* what is left is killed, and reaped before we go: 2 s at most */
   for (int i = 0; i < 200 && sweep(1) > 0; i++) usleep(10000);
   if (reaper.loop == loop) {

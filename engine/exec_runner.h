@@ -22,8 +22,10 @@
  * run LSR_EXEC_GRACE after the app exits, but orphans that left the group
  * live on). */
 int lsr_exec_subreaper(void);
-/* Kill and reap everything apps left behind, and stop watching SIGCHLD on
- * loop (before the loop is closed).  Safe to call when the reaper is off. */
+/* The engine goes: kill the apps still running (their groups) and
+ * everything apps left behind, reap what is not libuv's, and stop watching
+ * SIGCHLD on loop (before the loop is closed).  Does nothing when the
+ * reaper is off. */
 void lsr_exec_reaper_close(uv_loop_t *loop);
 /* Counters for tests: orphans killed, and reaped, since the start. */
 void lsr_exec_reaper_stats(long *killed, long *reaped);
