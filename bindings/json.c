@@ -344,6 +344,8 @@ static int l_decode(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   char err[256];
+  /* linear, but charged: a loop decoding a big text would do megabytes of work per instruction */
+  if (lsr_limits_charge(lsr_engine_if(L), (long long)(n / 16))) lsr_limits_raise(L);
   if (lsr_json_decode(L, s, n, err, sizeof err) < 0)
     return luaL_error(L, "json.decode: invalid JSON at %s", err);
   return 1;
