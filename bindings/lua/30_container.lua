@@ -1,18 +1,51 @@
 -- 30_container.lua: the container API (reference §5.3).  The engine keeps
 -- the current state of each container in its store; the container table a
 -- block holds is a snapshot, and get_container returns the current state.
+--
+-- Without a store (luasoar run, the test kit) the engine's memory is the
+-- store: every container a run started on stays there.  Serving, the store
+-- (SQLite) is the truth and every change goes to it as it happens: memory
+-- keeps only the containers live runs are on (each run's state holds its
+-- own; the map's values are weak), and any other container a call names is
+-- read back from the store when needed.  So a server's memory follows the
+-- runs in flight, not every container it ever ran.
 local phantom, internal = ...
 local array, fail, copy = internal.array, internal.fail, internal.copy
-local type, ipairs, tostring = type, ipairs, tostring
+local type, ipairs, pairs, tostring, setmetatable = type, ipairs, pairs, tostring, setmetatable
 
 local function containers()
   local store = internal.store()
-  store.containers = store.containers or {}
-  return store.containers
+  local all = store.containers
+  if not all then
+    all = {}
+    if internal.persisting() then setmetatable(all, {__mode = "v"}) end
+    store.containers = all
+  end
+  return all
 end
+internal.live_containers = containers
 
-function internal.stored_container(id)
-  return containers()[id]
+-- The current state of container id (nil if there is none): in memory, or
+-- (serving) read from the store.
+local function stored(id)
+  local all = containers()
+  local c = all[id]
+  if c == nil and type(id) == "number" and math.tointeger(id) and internal.persisting() then
+    c = internal.load_stored("container", tostring(math.tointeger(id)))
+    if c then all[id] = c end
+  end
+  return c
+end
+internal.stored_container = stored
+
+-- The next id of a kind numbered by the engine (note, pin, data): above
+-- every one the store kept (serving, across restarts).
+function internal.next_kept_id(kind)
+  local store = internal.store()
+  local key = "next_" .. kind .. "_id"
+  if store[key] == nil then store[key] = internal.max_stored_id(kind) end
+  store[key] = store[key] + 1
+  return store[key]
 end
 
 -- A run starts: the store learns its container (the first run's copy wins),
@@ -27,6 +60,7 @@ function internal.container_started(st, container)
     c = copy(container)
     all[container.id] = c
   end
+  st.stored_container = c -- serving: what keeps it in memory while the run lives
   local ids = {}
   if st.scope_list then
     for _, id in ipairs(st.scope_list) do ids[id] = true end
@@ -53,9 +87,9 @@ local function target(fname, c)
   local id = c
   if type(c) == "table" then id = c.id end
   if id == nil then id = internal.state(fname).container_id end
-  local stored = containers()[id]
-  if not stored then fail(fname, "no container with id %s", tostring(id)) end
-  return stored
+  local c = stored(id)
+  if not c then fail(fname, "no container with id %s", tostring(id)) end
+  return c
 end
 
 local function setter(fname, field, arg)
@@ -83,7 +117,7 @@ function phantom.get_container(...)
   local kw = internal.kwargs("phantom.get_container", {"container_id"}, {"container_id", "container"}, ...)
   local id = type(kw.container_id) == "table" and kw.container_id.id or kw.container_id
              or (kw.container and kw.container.id) or internal.state("phantom.get_container").container_id
-  return copy(containers()[id])
+  return copy(stored(id))
 end
 
 --- close(container): status "closed".
@@ -150,14 +184,13 @@ function phantom.add_note(...)
   local A = {"container", "note_type", "title", "content", "note_format", "task_id", "trace"}
   local kw = internal.kwargs("phantom.add_note", A, A, ...)
   local c = target("phantom.add_note", kw.container)
-  local store = internal.store()
-  store.next_note_id = (store.next_note_id or 0) + 1
+  local note_id = internal.next_kept_id("note")
   c.notes = c.notes or array()
-  c.notes[#c.notes + 1] = {id = store.next_note_id, title = kw.title and tostring(kw.title) or "",
+  c.notes[#c.notes + 1] = {id = note_id, title = kw.title and tostring(kw.title) or "",
                            content = kw.content and tostring(kw.content) or "",
                            note_type = kw.note_type or "general", note_format = kw.note_format or "markdown"}
   changed(c)
-  return true, "note added", store.next_note_id
+  return true, "note added", note_id
 end
 
 --- add_artifact{container, raw_data, cef_data, label, name, severity,
@@ -174,9 +207,11 @@ function phantom.add_artifact(...)
   end
   local max = 0
   local store = internal.store()
-  for _, other in pairs(containers()) do
-    for _, a in ipairs(other.artifacts or {}) do
-      if type(a.id) == "number" and a.id > max then max = a.id end
+  if not internal.persisting() then -- serving, the store knows them all (max_stored_id)
+    for _, other in pairs(containers()) do
+      for _, a in ipairs(other.artifacts or {}) do
+        if type(a.id) == "number" and a.id > max then max = a.id end
+      end
     end
   end
   -- above every id seen, given, or stored (serve: ingested by REST too)

@@ -18,11 +18,22 @@ end
 
 local changed = internal.container_changed
 
-local function next_id(kind)
-  local store = internal.store()
-  local key = "next_" .. kind .. "_id"
-  store[key] = (store[key] or 0) + 1
-  return store[key]
+local next_id = internal.next_kept_id
+
+-- The container that holds pin id: among those in memory, else (serving)
+-- the one the store says.
+local function pin_container(id)
+  for _, c in pairs(internal.live_containers()) do
+    for i, p in ipairs(c.pins or {}) do
+      if p.id == id then return c, i end
+    end
+  end
+  if math.type(id) ~= "integer" or not internal.persisting() then return nil end
+  local cid = internal.load_stored("pin", tostring(id))
+  local c = cid and internal.stored_container(cid)
+  for i, p in ipairs(c and c.pins or {}) do
+    if p.id == id then return c, i end
+  end
 end
 
 -- ---- pins ----
@@ -46,33 +57,24 @@ end
 function phantom.update_pin(...)
   local A = {"pin_id", "message", "data", "pin_type", "pin_style", "name", "trace"}
   local kw = internal.kwargs("phantom.update_pin", A, A, ...)
-  for _, c in pairs(internal.store().containers or {}) do
-    for _, p in ipairs(c.pins or {}) do
-      if p.id == kw.pin_id then
-        for _, k in ipairs({"message", "data", "pin_type", "pin_style", "name"}) do
-          if kw[k] ~= nil then p[k] = kw[k] end
-        end
-        changed(c)
-        return true, "pin updated"
-      end
-    end
+  local c, i = pin_container(kw.pin_id)
+  if not c then return false, "no pin " .. tostring(kw.pin_id) end
+  local p = c.pins[i]
+  for _, k in ipairs({"message", "data", "pin_type", "pin_style", "name"}) do
+    if kw[k] ~= nil then p[k] = kw[k] end
   end
-  return false, "no pin " .. tostring(kw.pin_id)
+  changed(c)
+  return true, "pin updated"
 end
 
 --- delete_pin(pin_id) -> ok, message
 function phantom.delete_pin(...)
   local kw = internal.kwargs("phantom.delete_pin", {"pin_id"}, {"pin_id", "trace"}, ...)
-  for _, c in pairs(internal.store().containers or {}) do
-    for i, p in ipairs(c.pins or {}) do
-      if p.id == kw.pin_id then
-        table.remove(c.pins, i)
-        changed(c)
-        return true, "pin deleted"
-      end
-    end
-  end
-  return false, "no pin " .. tostring(kw.pin_id)
+  local c, i = pin_container(kw.pin_id)
+  if not c then return false, "no pin " .. tostring(kw.pin_id) end
+  table.remove(c.pins, i)
+  changed(c)
+  return true, "pin deleted"
 end
 
 --- promote{container, template}: the container becomes a case.
