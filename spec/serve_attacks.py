@@ -19,6 +19,7 @@ RSS (VmRSS sampled every 20 ms, KiB) when --pid is given.
 """
 import argparse
 import json
+import multiprocessing
 import socket
 import threading
 import time
@@ -66,15 +67,15 @@ def read_answer(sock, deadline):
         return None, str(e)
 
 
-class Good(threading.Thread):
-    """The well-behaved client: one request every 50 ms from 127.0.0.2."""
+class Good:
+    """The well-behaved client: one request every 50 ms from 127.0.0.2, in a
+    process of its own (the attack's threads do not delay it)."""
 
     def __init__(self, port, token, stop):
-        super().__init__(daemon=True)
         self.port, self.token, self.stop = port, token, stop
         self.latencies, self.statuses, self.errors = [], [], []
 
-    def run(self):
+    def run(self, conn):
         req = ("GET /rest/container HTTP/1.1\r\nHost: x\r\nph-auth-token: %s\r\n"
                "Connection: close\r\n\r\n" % self.token).encode()
         while not self.stop.is_set():
@@ -96,6 +97,8 @@ class Good(threading.Thread):
             if status != 200:
                 self.errors.append(body[:200] if isinstance(body, str) else repr(body))
             self.stop.wait(max(0.0, 0.05 - dt))
+        conn.send((self.latencies, self.statuses, self.errors))
+        conn.close()
 
 
 def upload(port, n, stop, out):
@@ -206,10 +209,13 @@ def main():
                 rss["peak"] = max(rss["peak"], r)
             stop.wait(0.02)
 
+    good_stop = multiprocessing.Event()
+    good = Good(a.port, a.token, good_stop)
+    recv, send = multiprocessing.Pipe(duplex=False)
+    proc = multiprocessing.Process(target=good.run, args=(send,), daemon=True)
+    proc.start()  # before any thread of this process starts
     if a.pid:
         threading.Thread(target=sample, daemon=True).start()
-    good = Good(a.port, a.token, stop)
-    good.start()
     t0 = time.monotonic()
     if a.attack == "upload":
         upload(a.port, a.n, stop, out)
@@ -219,7 +225,9 @@ def main():
     if rest > 0:
         time.sleep(rest)
     stop.set()
-    good.join(10)
+    good_stop.set()
+    good.latencies, good.statuses, good.errors = recv.recv() if recv.poll(15) else ([], [], ["no result"])
+    proc.join(5)
     out["attack_seconds"] = time.monotonic() - t0
     lat = sorted(good.latencies)
     out["good"] = {"n": len(lat), "median": lat[len(lat) // 2] if lat else None, "max": lat[-1] if lat else None,

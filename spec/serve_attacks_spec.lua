@@ -157,7 +157,7 @@ end)
 
 describe("the run log over REST", function()
   local srv
-  local BIG = 250 -- lines of 64 KiB and more: 16 MB of log for one run
+  local BIG = 80 -- lines of 64 KiB and more: 5 MB of log for one run, over an answer's 4 MiB
   setup(function()
     srv = S.start({})
     S.stop(srv)
@@ -206,25 +206,26 @@ INSERT INTO run_log(run_id, level, message, time) VALUES (2, 'debug', 'one', 170
     assert.equal("three", p1.data[1].message)
   end)
 
-  it("pages a 16 MB log: at most 1,000 lines and about 4 MiB an answer, each line whole on a page of its own", function()
+  it("pages a 5 MB log: at most 1,000 lines and about 4 MiB an answer, each line whole on a page of its own", function()
     local beside = S.beside(srv, 3)
     local code, log, size = get_log("1/log")
     assert.equal(200, code)
-    assert.same({BIG, 3, 0, 100}, {log.count, log.num_pages, log.page, log.page_size})
-    assert.equal(100, #log.data)
+    assert.same({BIG, 1, 0, 100}, {log.count, log.num_pages, log.page, log.page_size})
+    assert.equal(BIG, #log.data)
     assert.is_true(size <= 4.5 * 1024 * 1024, "answered " .. size .. " bytes")
     -- the first lines whole; past the budget, a preview marked truncated
     assert.equal(line(1), log.data[1].message)
     assert.is_nil(log.data[1].truncated)
-    local cut = log.data[100]
+    local cut = log.data[BIG]
     assert.is_true(cut.truncated)
-    assert.equal(#line(100), cut.message_bytes)
-    assert.equal(line(100):sub(1, #cut.message), cut.message)
+    assert.equal(#line(BIG), cut.message_bytes)
+    assert.equal(line(BIG):sub(1, #cut.message), cut.message)
     assert.is_true(#cut.message < 256)
-    -- the last page, a page past the end, and the cap on page_size
-    local _, last = get_log("1/log?page=2")
-    assert.equal(BIG - 200, #last.data)
-    assert.equal(line(201), last.data[1].message)
+    -- pages of 30: the last one, a page past the end, and the cap on page_size
+    local _, last = get_log("1/log?page=2&page_size=30")
+    assert.same({BIG, 3, 2, 30, BIG - 60}, {last.count, last.num_pages, last.page, last.page_size, #last.data})
+    assert.equal(line(61), last.data[1].message)
+    assert.equal(line(BIG), last.data[BIG - 60].message)
     local _, past = get_log("1/log?page=9")
     assert.same({BIG, 0}, {past.count, #past.data})
     for _, q in ipairs({"page_size=100000", "page_size=0"}) do
@@ -233,9 +234,9 @@ INSERT INTO run_log(run_id, level, message, time) VALUES (2, 'debug', 'one', 170
       assert.is_true(bytes <= 4.5 * 1024 * 1024, "answered " .. bytes .. " bytes")
     end
     -- any line, whole, on a page of one
-    local _, one = get_log("1/log?page=199&page_size=1")
+    local _, one = get_log("1/log?page=79&page_size=1")
     assert.same({BIG, BIG, 1}, {one.count, one.num_pages, #one.data})
-    assert.equal(line(200), one.data[1].message)
+    assert.equal(line(80), one.data[1].message)
     assert.is_nil(one.data[1].truncated)
     good_throughout(beside.wait(), "log pages")
   end)
