@@ -240,11 +240,35 @@ static void kill_group(lsr_exec_proc *p) {
 }
 
 static void maybe_finish(lsr_exec_proc *p);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static void on_out(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+static void on_err(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+
+/* What the pipe holds now, read without waiting (libuv's pipes are
+ * non-blocking): all the app wrote before it exited is there, even if the
+ * loop was too busy to read it before the grace ran out. */
+static void drain(lsr_exec_proc *p, uv_pipe_t *pipe, uv_read_cb cb) {
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)pipe, &fd) != 0) return;
+  for (int i = 0; i < 1024 && !p->too_big; i++) { /* 64 MiB at most: past max_output anyway */
+    uv_buf_t b;
+    on_alloc((uv_handle_t *)pipe, 65536, &b);
+    ssize_t n = read(fd, b.base, b.len);
+    if (n <= 0) break; /* EOF, nothing more now, or an error: the pipe is done with */
+    cb((uv_stream_t *)pipe, n, &b);
+  }
+}
 
 /* The app has exited but its pipes are still open: end with what was read. */
 static void stop_reading(lsr_exec_proc *p) {
-  if (!p->out_eof) uv_read_stop((uv_stream_t *)&p->out);
-  if (!p->err_eof) uv_read_stop((uv_stream_t *)&p->err);
+  if (!p->out_eof) {
+    uv_read_stop((uv_stream_t *)&p->out);
+    drain(p, &p->out, on_out);
+  }
+  if (!p->err_eof) {
+    uv_read_stop((uv_stream_t *)&p->err);
+    drain(p, &p->err, on_err);
+  }
   p->out_eof = p->err_eof = 1;
   maybe_finish(p);
 }
