@@ -120,8 +120,11 @@ end
     assert.equal(0, code, run.error)
   end)
 
-  it("serving: runs past the quota fail with the reason, others succeed, REST answers; a restart counts the store's data",
-     function()
+  -- (not under the sanitizers' preloaded runtime: the server's shell tools stall under it, see .ci/run)
+  local preload = os.getenv("LD_PRELOAD") or ""
+  local serving = preload:find("asan", 1, true) and pending or it
+  serving("serving: runs past the quota fail with the reason, others succeed, REST answers; a restart counts the" ..
+          " store's data", function()
     local ATTACK = [[
 playbook_info = {labels = {"attack"}, active = true}
 function on_start(c)
