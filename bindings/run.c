@@ -47,21 +47,23 @@ static void log_append(lsr_run *run, lsr_log_level level, const char *msg, size_
 void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len) {
   static const char cut[] = "... (truncated)";
   const lsr_limits *l = &run->limits;
-  char line[LSR_MAX_LOG_MESSAGE + sizeof cut];
-  if (len > LSR_MAX_LOG_MESSAGE) {
-    memcpy(line, msg, LSR_MAX_LOG_MESSAGE);
-    memcpy(line + LSR_MAX_LOG_MESSAGE, cut, sizeof cut);
-    msg = line;
-    len = LSR_MAX_LOG_MESSAGE + sizeof cut - 1;
-  }
+  size_t keep = len > LSR_MAX_LOG_MESSAGE ? LSR_MAX_LOG_MESSAGE + sizeof cut - 1 : len;
   if (run->log_dropped || (l->log_entries && run->nlog >= l->log_entries) ||
-      (l->log_bytes && run->log_kept + len > l->log_bytes) ||
-      (l->memory && run->mem_net + (long long)len > (long long)l->memory)) {
+      (l->log_bytes && run->log_kept + keep > l->log_bytes) ||
+      (l->memory && run->mem_net + (long long)keep > (long long)l->memory)) {
     run->log_dropped++;
-    run->log_dropped_bytes += len;
+    run->log_dropped_bytes += keep;
     return;
   }
-  log_append(run, level, msg, len);
+  if (keep == len) {
+    log_append(run, level, msg, len);
+    return;
+  }
+  char *line = lsr_xalloc(keep + 1);
+  memcpy(line, msg, LSR_MAX_LOG_MESSAGE);
+  memcpy(line + LSR_MAX_LOG_MESSAGE, cut, sizeof cut);
+  log_append(run, level, line, keep);
+  free(line);
 }
 
 /* At the run's end: one line for what its limits dropped, past them. */
@@ -183,12 +185,15 @@ lsr_exec lsr_run_resume(lsr_run *run, int nargs) {
   lsr_run_log(run, LSR_LOG_ERROR, tb, len);
   lua_settop(L, top);
   /* Resetting runs the block's pending __close handlers: the playbook's
-   * code, so as the run, under what is left of its budgets (a killed run's
-   * hook raises at once).  Their errors are dropped: the run has failed. */
-  lsr_limits_arm(eng, T);
-  eng->current = run;
-  lua_resetthread(T);
-  eng->current = outer;
+   * code, so as the run, under what is left of its budgets.  Their errors
+   * are dropped: the run has failed.  A thread killed by a limit is never
+   * reset: its hooks are off (limits.c); it is discarded. */
+  if (!run->killed) {
+    lsr_limits_arm(eng, T);
+    eng->current = run;
+    lua_resetthread(T);
+    eng->current = outer;
+  }
   lsr_step_leave(outer);
   return st == LUA_YIELD ? LSR_EXEC_YIELD : LSR_EXEC_ERR;
 }
