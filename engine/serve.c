@@ -1694,9 +1694,10 @@ int lsr_serve_main(int argc, char **argv) {
     fprintf(stderr, "luasoar serve: %s: not a folder\n", scripts);
     return 2;
   }
-  double header_deadline = deadline ? atof(deadline) : HEADER_DEADLINE;
+  char *end = NULL;
+  double header_deadline = deadline ? strtod(deadline, &end) : HEADER_DEADLINE;
   int64_t per_ip = CONN_PER_ADDRESS;
-  if (!(header_deadline > 0 && header_deadline <= 3600)) {
+  if ((end && (end == deadline || *end)) || !(header_deadline > 0 && header_deadline <= 3600)) {
     fprintf(stderr, "luasoar serve: --header-deadline %s: expected seconds, more than 0 and at most 3600\n", deadline);
     return 2;
   }
