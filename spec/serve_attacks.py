@@ -7,11 +7,11 @@ well-behaved client, for spec/serve_attacks_spec.lua (and by hand).
 ATTACK is one of
   upload   N connections with no token each POST a 16 MB body, as fast as
            they can (no "Expect: 100-continue": the body follows the headers)
-  trickle  N half-open connections from 127.0.0.1 that send a request line,
+  trickle  N half-open connections from one address that send a request line,
            then one header line every --every seconds, never ending the headers
   none     nothing: the good client alone (the baseline)
 
-Meanwhile the good client, from 127.0.0.2 (another address), asks
+The attack comes from 127.0.0.3; meanwhile the good client, from 127.0.0.2, asks
 GET /rest/container with the token every 50 ms, each on a new connection,
 and times each answer.  One JSON object on stdout: the good client's
 latencies (seconds) and statuses, what the attack saw, and the server's peak
@@ -25,6 +25,15 @@ import threading
 import time
 
 HOST = "127.0.0.1"
+# The attack's sockets come from this address: their local ports then never
+# clash with the ports other specs' servers listen on at 127.0.0.1.
+ATTACKER = "127.0.0.3"
+
+
+def attacker_socket():
+    s = socket.socket()
+    s.bind((ATTACKER, 0))
+    return s
 
 
 def rss_kib(pid):
@@ -109,7 +118,7 @@ def upload(port, n, stop, out):
     results = [None] * n
 
     def one(i):
-        s = socket.socket()
+        s = attacker_socket()
         sent, status, body = 0, None, ""
         try:
             s.settimeout(10)
@@ -143,7 +152,7 @@ def trickle(port, n, every, seconds, stop, out):
     socks, opened, refused = [], [], 0
     t0 = time.monotonic()
     for _ in range(n):
-        s = socket.socket()
+        s = attacker_socket()
         try:
             s.settimeout(2)
             s.connect((HOST, port))

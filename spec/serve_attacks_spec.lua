@@ -1,5 +1,5 @@
 -- The server under attack (issue 10, part 7, and the log endpoint of part 5):
--- each attack beside a well-behaved client on another address (127.0.0.2)
+-- each attack (from 127.0.0.3) beside a well-behaved client on another address (127.0.0.2)
 -- whose requests are answered, each within 100 ms, throughout.  The attacks
 -- and the good client are spec/serve_attacks.py (raw sockets, timed).
 local H = require "spec.helper"
@@ -77,7 +77,7 @@ describe("luasoar serve under attack", function()
   end)
 
   it("closes connections whose headers trickle past the deadline; 1,000 from one address lock out no other", function()
-    -- 1,000 connections from 127.0.0.1, a header line every 0.5 s (an idle
+    -- 1,000 connections from 127.0.0.3, a header line every 0.5 s (an idle
     -- timeout would never fire); the server runs with --header-deadline 2
     local r = S.attack(srv, "trickle", {n = 1000, every = 0.5, seconds = 5})
     print(("trickle: %d connected, %d refused at once (per-address cap), longest held %.2f s, %d still open"):format(
