@@ -4,7 +4,9 @@
  * gmatch, gsub (and rep, table.concat ...).  Each input is one call:
  *
  *   byte 0: the operation (find, find plain, match, gmatch, gsub with a
- *           string, a table or a function as replacement, gsub with a count)
+ *           string, a table or a function as replacement, gsub with a count;
+ *           and the other replaced string functions: sub, upper, lower,
+ *           reverse, rep)
  *   byte 1: the init argument (signed; 0: none) or gsub's count
  *   then pattern 0xFE subject 0xFE replacement (missing fields are "")
  *
@@ -98,7 +100,8 @@ typedef struct {
 static int run_case(lua_State *L, const fcase *c, sbuf *b) {
   lua_settop(L, 0);
   lua_getglobal(L, "string");
-  static const char *const fname[] = {"find", "find", "match", "gmatch", "gsub", "gsub", "gsub", "gsub"};
+  static const char *const fname[] = {"find", "find", "match", "gmatch", "gsub", "gsub", "gsub", "gsub",
+                                      "sub", "upper", "lower", "reverse", "rep"};
   lua_getfield(L, 1, fname[c->op]);
   lua_pushlstring(L, c->s, c->ls);
   lua_pushlstring(L, c->p, c->lp);
@@ -117,6 +120,18 @@ static int run_case(lua_State *L, const fcase *c, sbuf *b) {
   case 5: lua_getglobal(L, "repl_table"); nargs++; break;
   case 6: lua_getglobal(L, "repl_fn"); nargs++; break;
   case 7: lua_pushlstring(L, c->r, c->lr); lua_pushinteger(L, c->init); nargs += 2; break;
+  case 8: /* sub(subject, init, j): j from the replacement's first byte, if any */
+    lua_pushinteger(L, c->init);
+    nargs++;
+    if (c->lr) { lua_pushinteger(L, (int8_t)c->r[0]); nargs++; }
+    break;
+  case 9: case 10: case 11: lua_settop(L, 3); nargs = 1; break; /* the subject only */
+  case 12: /* rep(subject, init, separator) */
+    lua_settop(L, 3);
+    lua_pushinteger(L, c->init);
+    lua_pushlstring(L, c->r, c->lr);
+    nargs = 3;
+    break;
   }
   int st = lua_pcall(L, nargs, LUA_MULTRET, 0);
   if (st != LUA_OK) {
@@ -169,7 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Lours = new_state(1);
   }
   fcase c;
-  c.op = data[0] % 8;
+  c.op = data[0] % 13;
   c.init = (int)(int8_t)data[1];
   const uint8_t *at = data + 2, *end = data + size;
   /* copies: a pattern read past its end would be a bug ASan must see */
@@ -194,7 +209,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     run_case(Lstock, &c, &stock);
     if (ours.n != stock.n || memcmp(ours.p, stock.p, ours.n) != 0)
       fuzz_fail(__FILE__, __LINE__, "string.%s differs (op %d, init %d)\npattern: %.*s\nsubject: %.*s\nrepl: %.*s\nstock: %.*s\nours:  %.*s",
-                c.op == 3 ? "gmatch" : c.op < 2 ? "find" : c.op == 2 ? "match" : "gsub", c.op, c.init,
+                c.op == 3 ? "gmatch" : c.op < 2 ? "find" : c.op == 2 ? "match" : c.op < 8 ? "gsub" : "sub...rep", c.op, c.init,
                 (int)lp, pc, (int)(ls > 300 ? 300 : ls), sc, (int)lr, rc,
                 (int)(stock.n > 1500 ? 1500 : stock.n), stock.p, (int)(ours.n > 1500 ? 1500 : ours.n), ours.p);
   }
