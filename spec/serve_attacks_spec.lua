@@ -93,6 +93,20 @@ describe("luasoar serve under attack", function()
     assert.equal(200, (request(srv, "GET", "/rest/container")))
   end)
 
+  it("lets a request whose headers are in take longer than the deadline for its body", function()
+    -- headers at once, then the body 3 s later: the deadline (2 s) is for headers only
+    local body = '{"name": "slow body", "label": "x"}'
+    local out = S.sh(("bash -c %s"):format(S.q((
+      "exec 3<>/dev/tcp/127.0.0.1/%d; printf 'POST /rest/container HTTP/1.1\\r\\nHost: x\\r\\nph-auth-token: %s" ..
+      "\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n' >&3; sleep 3; printf '%%s' %s >&3;" ..
+      " timeout 5 cat <&3"):format(srv.port, srv.token, #body, S.q(body)))))
+    assert.truthy(out:match("^HTTP/1%.1 200 "), out)
+    local created = H.json.decode(out:match("\r\n\r\n(.*)$"))
+    assert.is_true(created.success)
+    local _, _, c = request(srv, "GET", "/rest/container/" .. created.id)
+    assert.equal("slow body", c.name)
+  end)
+
   it("matches methods exactly: 405 with Allow and a JSON reason", function()
     local beside = S.beside(srv, 2)
     for _, case in ipairs({
