@@ -695,31 +695,48 @@ static void fail_killed(server *s, int64_t id, const char *why) {
  * killed fails with its verdict.  A run that was inside a step when the
  * engine died (kill -9, a crash) resumes once, with a line in its log that
  * counts it; found inside a step a second time, it fails: a run that takes
- * the engine down is never resumed into it again. */
+ * the engine down is never resumed into it again.  A child playbook run
+ * that died in its first turn has no row yet (its parent would start it
+ * again): failing, it gets one from its parent's call, so the parent sees
+ * it ended. */
 static void step_death(server *s) {
   const lsr_step_death *d = lsr_watchdog_death();
   char why[512];
   if (!d) return;
   int64_t id = d->killed_run ? d->killed_run : d->in_step_run;
-  if (!id || !lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ? AND status = 'running'",
-                            "i", id))
-    return;
-  if (d->killed_run) {
-    say("watchdog: run %lld on container %lld was killed when the engine last ran", (long long)id,
-        (long long)d->killed_container);
-    fail_killed(s, id, d->reason);
-  } else if (lsr_store_int(s->store, 0, "SELECT count(*) FROM run_log WHERE run_id = ? AND substr(message, 1, ?) = ?",
-                           "iis", id, (int64_t)strlen(IN_STEP_NOTE), IN_STEP_NOTE) > 0) {
-    snprintf(why, sizeof why, "killed: the engine stopped twice while this run was inside a step (%g s into it"
-             " this time)", d->in_step_seconds);
-    fail_killed(s, id, why);
-  } else {
+  if (!id) return;
+  int stored = lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ?", "i", id) > 0;
+  if (stored && !lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ? AND status = 'running'",
+                               "i", id))
+    return; /* it had ended */
+  if (!stored && !lsr_store_int(s->store, 0, "SELECT count(*) FROM calls WHERE kind = 'playbook'"
+                                " AND status = 'running' AND json_extract(call, '$.child_run_id') = ?", "i", id))
+    return; /* nothing the store knows */
+  int again = lsr_store_int(s->store, 0, "SELECT count(*) FROM run_log WHERE run_id = ? AND substr(message, 1, ?) = ?",
+                            "iis", id, (int64_t)strlen(IN_STEP_NOTE), IN_STEP_NOTE) > 0;
+  if (!d->killed_run && !again) {
     snprintf(why, sizeof why, IN_STEP_NOTE " (%g s into it): it resumes once; if the engine stops inside one of its"
              " steps again, it fails", d->in_step_seconds);
     lsr_store_exec(s->store, "INSERT INTO run_log(run_id, level, message, time) VALUES(?, 'error', ?, ?)", "isd", id,
                    why, lsr_now());
     say("recover run %lld: %s", (long long)id, why);
+    return;
   }
+  if (d->killed_run) {
+    snprintf(why, sizeof why, "%s", d->reason);
+    say("watchdog: run %lld on container %lld was killed when the engine last ran", (long long)id,
+        (long long)d->killed_container);
+  } else {
+    snprintf(why, sizeof why, "killed: the engine stopped twice while this run was inside a step (%g s into it"
+             " this time)", d->in_step_seconds);
+  }
+  if (!stored)
+    lsr_store_exec(s->store, "INSERT INTO playbook_runs(id, container_id, playbook, generation, status, message, scope,"
+                   " start_time, update_time, parent_run_id) SELECT ?1, json_extract(call, '$.container_id'),"
+                   " json_extract(call, '$.ref'), 0, 'running', '', 'new', ?2, ?2, run_id FROM calls"
+                   " WHERE kind = 'playbook' AND status = 'running' AND json_extract(call, '$.child_run_id') = ?1"
+                   " LIMIT 1", "id", id, lsr_now());
+  fail_killed(s, id, why);
 }
 
 /* Every run that was in flight goes on, or ends with a reason.  Returns how

@@ -217,6 +217,35 @@ describe("luasoar serve under the watchdog", function()
     assert.equal(1, count(S.log_text(srv), "the engine exits (status 124)"))
   end)
 
+  it("fails a child playbook killed in its first turn (before its row was stored): the parent is told", function()
+    local srv = S.start({["playbooks/parent.lua"] = [[
+playbook_info = {labels = {"parent"}, active = true}
+function on_start(c) phantom.playbook{playbook = "local/spin", container = c, name = "kid", callback = done} end
+function done(kw) phantom.save_run_data{key = "kid", value = kw.results[1].status .. ": " .. kw.results[1].message} end
+]], ["playbooks/local/spin.lua"] = SPIN})
+    finally(function() S.stop(srv) end)
+    S.stop(srv)
+    local LIMITS = "--limit step_seconds=1 --limit instructions_per_callback=1e15 --limit instructions_per_run=1e15"
+    S.launch(srv, LIMITS)
+    local _, c = S.request(srv, "POST", "/rest/container", {name = "p", label = "parent"})
+    assert.truthy(wait_exit(srv, 10), "the server is still there:\n" .. S.log_text(srv))
+    S.launch(srv, LIMITS)
+    local parent = run_of(srv, c.id)
+    assert.truthy(parent, S.log_text(srv))
+    local runs = S.runs(srv, c.id)
+    local child
+    for _, r in ipairs(runs) do if r.id ~= parent.id then child = r end end
+    assert.truthy(child, "no child run")
+    assert.equal("failed", child.status)
+    assert.equal("killed: 1 s in one step", child.message)
+    assert.equal("success", parent.status, parent.message)
+    local kid = sql(srv, "SELECT value FROM run_data WHERE key = 'kid' AND run_id = " .. parent.id)
+    assert.truthy(kid:find("killed: 1 s in one step", 1, true), kid)
+    S.sh("sleep 1.5") -- no second watchdog exit: the child is not started again
+    assert.truthy(alive(srv.pid))
+    assert.equal(1, count(S.log_text(srv), "the engine exits (status 124)"))
+  end)
+
   it("resumes once a run the engine died inside (kill -9); the second time the run fails", function()
     local srv = S.start(with(HANG_APP, {["playbooks/stuck.lua"] = STUCK:format(3), ["playbooks/good.lua"] = GOOD}))
     finally(function() S.stop(srv) end)
