@@ -1438,12 +1438,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     int64_t n = 0;
     if (!token_ok(s, c)) fail(&h, 401, "a valid ph-auth-token header is required");
     else if (s->stopping) fail(&h, 503, "shutting down");
-    else if (refuse(&h, url, method)) {
-    } else if (len && (!parse_id(len, strlen(len), &n) || n > (int64_t)MAX_BODY))
+    else if (len && (!parse_id(len, strlen(len), &n) || n > (int64_t)MAX_BODY))
       fail(&h, 413, "the request body is larger than %u bytes", MAX_BODY);
-    else {
+    else if (!refuse(&h, url, method)) { /* 400, 404, 405 on the request line alone */
       *con = lsr_xalloc(sizeof *rq);
-      return MHD_YES;
+      return MHD_YES; /* now the body, if any */
     }
     return send_answer(c, &h, 1);
   }
