@@ -200,8 +200,9 @@ static int enc_gc(lua_State *L) {
 static void gen_str(lua_State *L, yajl_gen g, const char *s, size_t n) {
   /* a table met many times ({t, t} nested forty deep: 2^40 values) makes the
    * text exponential in the size of the data: each value and its bytes are
-   * charged to the current run's instruction budget (limits.c) */
-  if (lsr_limits_charge(lsr_engine_if(L), 1 + (long long)(n >> 4))) lsr_limits_raise(L);
+   * charged to the current run's instruction budget (limits.c), at about the
+   * time they take: 16 instructions a value, one per 2 bytes of string */
+  if (lsr_limits_charge(lsr_engine_if(L), 1 + (long long)(n / 2))) lsr_limits_raise(L);
   yajl_gen_status st = yajl_gen_string(g, (const unsigned char *)s, n);
   if (st == yajl_gen_invalid_string) luaL_error(L, "cannot encode a string that is not valid UTF-8 as JSON");
   if (st != yajl_gen_status_ok) luaL_error(L, "cannot encode as JSON (yajl_gen status %d)", (int)st);
@@ -254,7 +255,7 @@ static void gen_value(lua_State *L, yajl_gen g, int idx, int depth, int lenient)
     luaL_error(L, "cannot encode as JSON: nesting deeper than %d levels (a table that contains itself?)",
                LSR_JSON_MAX_DEPTH);
   luaL_checkstack(L, 6, "JSON encode");
-  if (lsr_limits_charge(lsr_engine_if(L), 1)) lsr_limits_raise(L); /* as in gen_str */
+  if (lsr_limits_charge(lsr_engine_if(L), 16)) lsr_limits_raise(L); /* as in gen_str */
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
   case LUA_TNIL: yajl_gen_null(g); return;
@@ -344,8 +345,9 @@ static int l_decode(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   char err[256];
-  /* linear, but charged: a loop decoding a big text would do megabytes of work per instruction */
-  if (lsr_limits_charge(lsr_engine_if(L), (long long)(n / 16))) lsr_limits_raise(L);
+  /* linear, but charged (one instruction per 4 bytes, about its time): a loop
+   * decoding a big text would do megabytes of work per instruction */
+  if (lsr_limits_charge(lsr_engine_if(L), (long long)(n / 4))) lsr_limits_raise(L);
   if (lsr_json_decode(L, s, n, err, sizeof err) < 0)
     return luaL_error(L, "json.decode: invalid JSON at %s", err);
   return 1;

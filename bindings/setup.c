@@ -216,8 +216,8 @@ static int l_load(lua_State *L) {
   const char *name = luaL_optstring(L, 2, "=(load)");
   const char *mode = luaL_optstring(L, 3, "t");
   if (strchr(mode, 'b')) return luaL_error(L, "load: binary chunks are not allowed");
-  /* compiling is linear in the text, charged as string functions are (strlib.c) */
-  if (lsr_limits_charge(lsr_engine_if(L), (long long)(n / 16))) lsr_limits_raise(L);
+  /* compiling is linear in the text: one instruction per byte, about its time (strlib.c) */
+  if (lsr_limits_charge(lsr_engine_if(L), (long long)n)) lsr_limits_raise(L);
   if (luaL_loadbufferx(L, s, n, name, "t") != LUA_OK) {
     lua_pushnil(L);
     lua_insert(L, -2);

@@ -34,7 +34,12 @@
 #include <string.h>
 
 #define LSR_STEP_CHUNK 1024
-#define LSR_BYTES_PER_STEP 16 /* bytes copied for one step */
+#define LSR_BYTES_PER_STEP 16 /* bytes copied or compared for one step */
+/* Instructions per step, measured against a loop of VM instructions (about
+ * 3 ns each): a matcher step takes about two, a table element read and
+ * written through the API (perhaps through a C metamethod) about eight. */
+#define LSR_MATCH_WEIGHT 2
+#define LSR_ELEMENT_WEIGHT 8
 
 long long lsr_strlib_free_budget = 0;
 
@@ -44,17 +49,19 @@ typedef struct {
   lua_State *L;
   lsr_engine *eng; /* NULL: no engine behind this state */
   long long tick;  /* steps left before the next charge */
+  long long weight; /* instructions per step */
 } meter;
 
-static void meter_init(meter *m, lua_State *L) {
+static void meter_init(meter *m, lua_State *L, long long weight) {
   m->L = L;
+  m->weight = weight;
   m->eng = lsr_engine_if(L);
   m->tick = LSR_STEP_CHUNK;
 }
 
 /* charge what was counted since the last charge; raise when over budget */
 static void meter_pay(meter *m) {
-  long long n = LSR_STEP_CHUNK - m->tick;
+  long long n = (LSR_STEP_CHUNK - m->tick) * m->weight;
   m->tick = LSR_STEP_CHUNK;
   if (n <= 0) return;
   if (m->eng && m->eng->current) {
@@ -333,7 +340,7 @@ static void matcher_init(matcher *ms, lua_State *L, const char *s, size_t ls, co
   ms->src_end = s + ls;
   ms->pat_end = p + lp;
   ms->ncap = 0;
-  meter_init(&ms->m, L);
+  meter_init(&ms->m, L, LSR_MATCH_WEIGHT);
 }
 
 /* Capture i, as a string (its length, *start set) or a position (pushed;
@@ -412,7 +419,7 @@ static int find_or_match(lua_State *L, int find) {
   }
   if (find && (lua_toboolean(L, 4) || !has_specials(p, lp))) {
     meter m;
-    meter_init(&m, L);
+    meter_init(&m, L, LSR_MATCH_WEIGHT);
     const char *at = plain_find(&m, s + init, ls - init, p, lp);
     meter_pay(&m);
     if (at) {
@@ -468,7 +475,7 @@ static int gmatch_next(lua_State *L) {
   /* Stock Lua leaves the depth count as an error (pattern too complex) left
    * it, and a later call then recurses without limit; start afresh instead. */
   g->ms.depth = MAX_DEPTH;
-  meter_init(&g->ms.m, L);
+  meter_init(&g->ms.m, L, LSR_MATCH_WEIGHT);
   for (const char *from = g->next; from <= g->ms.src_end; from++) {
     g->ms.ncap = 0;
     const char *e = m_match(&g->ms, from, g->pat);
@@ -629,11 +636,11 @@ static int str_rep(lua_State *L) {
 
 /* ---- sub, upper, lower, reverse: linear, charged for their bytes ----
  * One instruction for a copy of a 50 MB string would let a loop run for
- * hours within its budget: these count a step per LSR_BYTES_PER_STEP bytes. */
+ * hours within its budget: sub counts an instruction per LSR_BYTES_PER_STEP
+ * bytes (a copy), upper, lower and reverse one per 2 (a call per byte). */
 
-static void charge_bytes(lua_State *L, size_t n) {
-  if (n >= LSR_BYTES_PER_STEP && lsr_limits_charge(lsr_engine_if(L), (long long)(n / LSR_BYTES_PER_STEP)))
-    lsr_limits_raise(L);
+static void charge_bytes(lua_State *L, size_t n, size_t per) {
+  if (n >= per && lsr_limits_charge(lsr_engine_if(L), (long long)(n / per))) lsr_limits_raise(L);
 }
 
 /* an end position: negative from the end, clipped to [0, len] */
@@ -654,7 +661,7 @@ static int str_sub(lua_State *L) {
     lua_pushliteral(L, "");
     return 1;
   }
-  charge_bytes(L, to - from + 1);
+  charge_bytes(L, to - from + 1, LSR_BYTES_PER_STEP); /* a copy */
   lua_pushlstring(L, s + from - 1, to - from + 1);
   return 1;
 }
@@ -664,7 +671,7 @@ static int map_bytes(lua_State *L, int how) {
   size_t l;
   luaL_Buffer b;
   const char *s = luaL_checklstring(L, 1, &l);
-  charge_bytes(L, l);
+  charge_bytes(L, l, 2); /* a function call per byte: one instruction per 2 bytes */
   char *out = luaL_buffinitsize(L, &b, l);
   for (size_t i = 0; i < l; i++)
     out[i] = how == 'u' ? (char)toupper(uc(s[i])) : how == 'l' ? (char)tolower(uc(s[i])) : s[l - i - 1];
@@ -720,7 +727,7 @@ static int tab_move(lua_State *L) {
     lua_Integer n = e - f + 1;
     luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4, "destination wrap around");
     meter m;
-    meter_init(&m, L);
+    meter_init(&m, L, LSR_ELEMENT_WEIGHT);
     if (t > e || t <= f || (dst != 1 && !lua_compare(L, 1, dst, LUA_OPEQ))) {
       for (lua_Integer i = 0; i < n; i++) {
         SPEND(&m, 1);
@@ -746,7 +753,7 @@ static void concat_field(lua_State *L, meter *m, luaL_Buffer *b, lua_Integer i) 
     luaL_error(L, "invalid value (%s) at index %I in table for 'concat'", luaL_typename(L, -1), (LUAI_UACINT)i);
   size_t n;
   lua_tolstring(L, -1, &n);
-  SPEND(m, (long long)(n / LSR_BYTES_PER_STEP));
+  SPEND(m, (long long)(n / (LSR_BYTES_PER_STEP * LSR_ELEMENT_WEIGHT))); /* its bytes: one instruction per 16 */
   luaL_addvalue(b);
 }
 
@@ -757,11 +764,11 @@ static int tab_concat(lua_State *L) {
   lua_Integer i = luaL_optinteger(L, 3, 1);
   last = luaL_optinteger(L, 4, last);
   meter m;
-  meter_init(&m, L);
+  meter_init(&m, L, LSR_ELEMENT_WEIGHT);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   for (; i < last; i++) {
-    SPEND(&m, 1 + (long long)(lsep / LSR_BYTES_PER_STEP));
+    SPEND(&m, 1 + (long long)(lsep / (LSR_BYTES_PER_STEP * LSR_ELEMENT_WEIGHT)));
     concat_field(L, &m, &b, i);
     luaL_addlstring(&b, sep, lsep);
   }
@@ -783,7 +790,7 @@ static int tab_insert(lua_State *L) {
     pos = luaL_checkinteger(L, 2);
     luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
     meter m;
-    meter_init(&m, L);
+    meter_init(&m, L, LSR_ELEMENT_WEIGHT);
     for (lua_Integer i = e; i > pos; i--) {
       SPEND(&m, 1);
       lua_geti(L, 1, i - 1);
@@ -806,7 +813,7 @@ static int tab_remove(lua_State *L) {
     luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 1, "position out of bounds");
   lua_geti(L, 1, pos);
   meter m;
-  meter_init(&m, L);
+  meter_init(&m, L, LSR_ELEMENT_WEIGHT);
   for (; pos < size; pos++) {
     SPEND(&m, 1);
     lua_geti(L, 1, pos + 1);
@@ -921,7 +928,7 @@ static int tab_sort(lua_State *L) {
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_settop(L, 2);
     meter m;
-    meter_init(&m, L);
+    meter_init(&m, L, LSR_ELEMENT_WEIGHT);
     sort_range(L, &m, 1, (idx_t)n, 0);
     meter_pay(&m);
   }
