@@ -98,8 +98,8 @@ end
 ]], 800000)
     assert.equal(0, code, run.error)
     local log = H.decoded(run)
-    assert.matches("phantom%.save_object: the playbook's shared data quota is full %(781%.2 KiB: 586%.3 KiB in use" ..
-                   " by '.-small%d+', this needs 586%.2 KiB in place of 293%.1 KiB;", log[1])
+    assert.matches("phantom%.save_object: the playbook's shared data quota is full %(781%.2 KiB: 586%.5 KiB in use" ..
+                   " by '.-small%d+', this needs 586%.3 KiB in place of 293%.3 KiB;", log[1])
     assert.equal(1, log[2])
     assert.same({true, "added a row to list 'l'"}, log[3])
     assert.same({false, "the playbook's shared data quota is full "}, log[4])
@@ -115,7 +115,7 @@ end
     local run, code = run_cli(src, 1000)
     assert.equal(1, code)
     assert.matches(":1: phantom%.save_data: the playbook's shared data quota is full %(1000 bytes: 0 bytes in use by" ..
-                   " '.-small%d+', this needs 2%.0 KiB; %-%-limit shared_bytes=N raises it%)$", run.error)
+                   " '.-small%d+', this needs 2%.2 KiB; %-%-limit shared_bytes=N raises it%)$", run.error)
     run, code = run_cli(src, 3000)
     assert.equal(0, code, run.error)
   end)

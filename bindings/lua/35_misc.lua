@@ -170,7 +170,7 @@ function phantom.get_current_container_id_() return internal.state("phantom.get_
 -- for the playbook whose run calls it.  The size of an entry is what it holds
 -- in memory, estimated the same way every time (so the count survives a
 -- restart, where the store's entries are counted as they are read back):
--- 64 bytes and its key, each string its length + 24, each table 56 + 32 per
+-- 192 bytes and its key, each string its length + 24, each table 56 + 32 per
 -- field.  Lists read from custom_lists/ files count for no playbook until one
 -- writes them.
 
@@ -183,7 +183,8 @@ local function cost(v)
   return n
 end
 
-local function entry_cost(key, v) return 64 + #tostring(key) + cost(v) end
+-- (192: what an entry's place in the store and in this count take, measured)
+local function entry_cost(key, v) return 192 + #tostring(key) + cost(v) end
 
 local function quotas()
   local store = internal.store()
