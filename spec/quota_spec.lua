@@ -63,6 +63,29 @@ end
     assert.same({"5242880 5242880"}, H.messages(good, "debug"))
   end)
 
+  it("the attack: 12 MiB of save_data per run, run after run, holds one playbook's quota, not the engine's memory",
+     function()
+    local eng = H.engine()
+    local attack = H.playbook([[
+function on_start(c) phantom.save_data(string.rep("x", 12 * 1048576), "k" .. c.name) end
+]], "attack" .. math.random(1, 1e9))
+    local good = H.playbook('function on_start(c) phantom.save_data({ok = true}, "good") end\n', "good" .. math.random(1, 1e9))
+    local statuses, peak = {}, 0
+    for i = 1, 20 do
+      local c = H.container()
+      c.name = tostring(i)
+      local r = eng:run(attack, c)
+      statuses[r.status] = (statuses[r.status] or 0) + 1
+      if i > 1 then assert.matches("phantom%.save_data: the playbook's shared data quota is full %(16 MiB", r.error) end
+      peak = math.max(peak, eng:stats().memory)
+      assert.equal("success", eng:run(good, H.container()).status)
+    end
+    eng:close()
+    assert.same({success = 1, failed = 19}, statuses)
+    assert.is_true(peak < 48 * MiB, -- without the quota: 240 MiB kept
+                   ("the engine's Lua memory reached %.0f MiB"):format(peak / MiB))
+  end)
+
   -- luasoar run with a small quota: the JSON report
   local function run_cli(src, quota)
     local pb = H.playbook(src, "small" .. math.random(1, 1e9))
