@@ -238,9 +238,6 @@ end
 
 local function object_entry(container_key, key) return "object\0" .. tostring(container_key) .. "\0" .. tostring(key) end
 
---- internal.shared_usage() -> {[playbook] = bytes}: what each playbook holds
-function internal.shared_usage() return copy(quotas().used) end
-
 -- ---- global key/value data (save_data / get_data) ----
 
 --- save_data(value, key) -> key; get_data(key, clear_data) -> value or nil.
