@@ -203,7 +203,7 @@ int lsr_limit_set(lsr_engine *eng, const char *spec, char *err, size_t errlen) {
   else if (n == 12 && strncmp(spec, "shared_bytes", n) == 0) eng->shared_bytes = (size_t)v;
   else {
     snprintf(err, errlen, "--limit %.*s: unknown limit (instructions_per_callback, instructions_per_run, memory_mb,"
-             " deadline_seconds, engine_memory_mb, exec_slots, log_bytes, shared_bytes)", (int)n, spec);
+             " deadline_seconds, engine_memory_mb, exec_slots, log_bytes, shared_bytes, step_seconds)", (int)n, spec);
     return -1;
   }
   return 0;
