@@ -11,21 +11,23 @@
  *     its steps: each attempt at a pattern item, each character a repetition
  *     or %b scans, each chunk a plain search or a back reference compares,
  *     each escape of a gsub replacement string;
- *   - string.rep: charged for its repetitions and its bytes before it starts;
- *     rep of an empty string with an empty separator is "" at once;
- *   - table.move, table.concat, table.insert, table.remove, table.sort: one
- *     instruction per element moved, joined or compared (a table with __len
- *     and __index can claim any length, and C functions as metamethods run
+ *   - string.rep: charged for its repetitions and its bytes once its result
+ *     is allocated, before the copies; rep of an empty string with an empty
+ *     separator is "" at once;
+ *   - table.move, table.concat, table.insert, table.remove, table.sort: per
+ *     element moved, joined, shifted or compared (a table with __len and
+ *     __index can claim any length, and C functions as metamethods run
  *     without the hook);
  *   - string.sub, upper, lower, reverse, and the bytes rep, concat and gsub
- *     copy: one instruction per LSR_BYTES_PER_STEP bytes, so that a loop over
- *     a big string does not do megabytes of work per instruction.
+ *     copy: per byte, so that a loop over a big string does not do megabytes
+ *     of work per instruction.
  *
- * Work is charged in chunks of LSR_STEP_CHUNK steps, one step for one
- * instruction.  When no run is current (engine code) they behave as stock
- * Lua's and nothing is charged.  A harness without an engine may set
- * lsr_strlib_free_budget to a number of steps: the calls made while it is
- * set share it, and once it is spent they raise "pattern step budget
+ * A step is charged as the instructions of about the same time
+ * (LSR_MATCH_WEIGHT, LSR_ELEMENT_WEIGHT, LSR_BYTES_PER_STEP), in chunks of
+ * LSR_STEP_CHUNK steps.  When no run is current (engine code) they behave as
+ * stock Lua's and nothing is charged.  A harness without an engine may set
+ * lsr_strlib_free_budget to a number of instructions: the calls made while it
+ * is set share it, and once it is spent they raise "pattern step budget
  * exceeded" (the fuzzer uses it so that its stock side, which cannot be
  * interrupted, only runs inputs known to be small); 0: no budget. */
 #include "runtime.h"
