@@ -32,7 +32,7 @@ static const char *const base_allow[] = {
  * unwinds, with hooks on: Lua runs handlers with hooks off otherwise). */
 /* Libraries a playbook sees read-only (a proxy per library, shared by every
  * run): pure functions. */
-static const char *const libs_allow[] = {"string", "table", "math", "utf8", NULL};
+static const char *const libs_allow[] = {"string", "table", "utf8", NULL};
 /* os functions that only read the clock; time and date read the engine's
  * clock (virtual in tests) when no time is given. */
 static const char *const os_allow[] = {"clock", "difftime", NULL};
@@ -261,6 +261,20 @@ static int build_base(lua_State *L) {
     lsr_freeze(L, *n);
     lua_setfield(L, base, *n);
   }
+  /* math.randomseed would reseed the one generator every run draws from:
+   * a run could make another's random numbers known.  Playbooks see a copy
+   * of math without it. */
+  lua_newtable(L);
+  lua_getglobal(L, "math");
+  for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+    if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "randomseed") == 0) continue;
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -6);
+  }
+  lua_pop(L, 1);
+  lsr_freeze(L, "math");
+  lua_setfield(L, base, "math");
   lsr_limits_coroutine_lib(L);
   lsr_freeze(L, "coroutine");
   lua_setfield(L, base, "coroutine");

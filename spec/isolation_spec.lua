@@ -189,6 +189,16 @@ describe("nothing shared is writable", function()
     assert.matches("should_continue: true; rep: abab$", H.messages(checker)[1])
   end)
 
+  it("no run can reseed the random generator every run draws from", function()
+    local r = beside(LIMITS .. [[
+function on_start(c)
+  phantom.debug(tostring(math.randomseed))
+  phantom.debug(tostring(math.type(math.random(1, 6))))
+end
+]])
+    assert.same({"nil", "integer"}, H.messages(r))
+  end)
+
   it("LoopState's methods cannot be replaced through an instance", function()
     local hijack, victim = beside(LIMITS .. [[
 function on_start(c)
