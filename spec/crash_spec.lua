@@ -20,9 +20,7 @@ function second(kw)
 end
 ]]
 
-local function sql(srv, query)
-  return (S.sh(("sqlite3 %s %s"):format(S.q(srv.db), S.q(query))):gsub("\n$", ""))
-end
+local sql = S.sql
 
 describe("after kill -9", function()
   it("loses nothing, leaves nothing stuck, and every completed action has its callback's result", function()

@@ -7,12 +7,7 @@
 -- that kill and reap every orphan an app leaves (engine/exec_runner.c).
 local H = require "spec.helper"
 
-local function now()
-  local p = io.popen("env -u LD_PRELOAD date +%s.%N")
-  local t = tonumber(p:read("l"))
-  p:close()
-  return t
-end
+local now = H.now
 
 -- processes of the fixture's daemons still alive (pgrep hangs under a
 -- preloaded ASan: run it without)

@@ -103,4 +103,17 @@ function H.cli(...)
   return out, err, code
 end
 
+--- Seconds since the epoch, to the nanosecond (date runs without the
+-- sanitizer runtime a CI run preloads).
+function H.now()
+  local p = io.popen("env -u LD_PRELOAD date +%s.%N")
+  local t = tonumber(p:read("l"))
+  p:close()
+  return t
+end
+
+--- Small limits for hostile playbooks, so the specs are quick (the defaults
+-- are in the README).
+H.LIMITS = "playbook_info = {limits = {instructions_per_callback = 5000000, instructions_per_run = 20000000, memory_mb = 16}}\n"
+
 return H

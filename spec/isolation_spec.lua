@@ -5,7 +5,7 @@
 local H = require "spec.helper"
 local luasoar = H.luasoar
 
-local LIMITS = "playbook_info = {limits = {instructions_per_callback = 5000000, instructions_per_run = 20000000, memory_mb = 16}}\n"
+local LIMITS = H.LIMITS
 
 local GOOD = LIMITS .. [[
 function on_start(c)

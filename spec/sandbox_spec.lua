@@ -4,7 +4,7 @@
 local H = require "spec.helper"
 
 -- Small limits so the specs are quick; the defaults are in the README.
-local LIMITS = "playbook_info = {limits = {instructions_per_callback = 5000000, instructions_per_run = 20000000, memory_mb = 16}}\n"
+local LIMITS = H.LIMITS
 
 local GOOD = LIMITS .. [[
 function on_start(c)

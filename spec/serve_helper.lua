@@ -46,6 +46,7 @@ function S.write(srv, name, text)
   os.rename(path .. ".tmp", path) -- one event for the watcher, as editors that rename do
 end
 
+--- How many times what occurs in text.
 local function count(text, what)
   local n, i = 0, 1
   while true do
@@ -53,6 +54,13 @@ local function count(text, what)
     if not j then return n end
     n, i = n + 1, j + 1
   end
+end
+
+S.count = count
+
+--- A query on srv's store through sqlite3 (waits up to 5 s for its lock).
+function S.sql(srv, query)
+  return (sh(("sqlite3 -cmd '.timeout 5000' %s %s"):format(q(srv.db), q(query))):gsub("\n$", ""))
 end
 
 --- Start (again) the server of srv; extra: more command-line arguments.

@@ -68,9 +68,7 @@ local function rss_kib(pid)
   return tonumber(t:match("VmRSS:%s*(%d+)"))
 end
 
-local function sql(srv, query)
-  return (S.sh(("sqlite3 -cmd '.timeout 5000' %s %s"):format(S.q(srv.db), S.q(query))):gsub("\n$", ""))
-end
+local sql = S.sql
 
 -- n POSTs of body (a file) in one curl: one keep-alive connection.
 local function post_many(srv, n, body)

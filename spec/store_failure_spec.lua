@@ -11,18 +11,9 @@
 local H = require "spec.helper"
 local S = require "spec.serve_helper"
 
-local function sql(srv, query)
-  return (S.sh("sqlite3 " .. S.q(srv.db) .. " " .. S.q(query)):gsub("\n$", ""))
-end
+local sql = S.sql
 
-local function count(text, what)
-  local n, i = 0, 1
-  while true do
-    local j = text:find(what, i, true)
-    if not j then return n end
-    n, i = n + 1, j + 1
-  end
-end
+local count = S.count
 
 describe("a full store", function()
   it("fails the run whose turn it lost, never stores it success with part of its log, and runs beside it succeed",

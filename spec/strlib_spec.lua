@@ -6,7 +6,7 @@
 -- (busted runs on stock Lua 5.4).
 local H = require "spec.helper"
 
-local LIMITS = "playbook_info = {limits = {instructions_per_callback = 5000000, instructions_per_run = 20000000, memory_mb = 16}}\n"
+local LIMITS = H.LIMITS
 
 local GOOD = LIMITS .. [[
 function on_start(c)
@@ -19,12 +19,7 @@ function cb(kw)
 end
 ]]
 
-local function now()
-  local p = io.popen("date +%s.%N")
-  local t = tonumber(p:read("l"))
-  p:close()
-  return t
-end
+local now = H.now
 
 -- Run a hostile playbook beside a good one; the hostile run's report and how
 -- long the two took.

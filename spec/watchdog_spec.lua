@@ -54,12 +54,7 @@ function on_start(c) phantom.playbook{playbook = "local/spin", container = c, na
 function done(kw) phantom.debug("the child ended") end
 ]]
 
-local function now()
-  local p = io.popen("date +%s.%N")
-  local t = tonumber(p:read("l"))
-  p:close()
-  return t
-end
+local now = H.now
 
 local function scripts_dir(files)
   local dir = H.tmp() .. "/wd" .. math.random(1, 1e9)
@@ -152,9 +147,7 @@ local function wait_exit(srv, seconds)
   return S.wait(function() return not alive(srv.pid) end, seconds)
 end
 
-local function sql(srv, query)
-  return (S.sh(("sqlite3 %s %s"):format(S.q(srv.db), S.q(query))):gsub("\n$", ""))
-end
+local sql = S.sql
 
 local function run_of(srv, cid)
   return S.wait(function()
@@ -163,14 +156,7 @@ local function run_of(srv, cid)
   end, 30)
 end
 
-local function count(text, what)
-  local n, i = 0, 1
-  while true do
-    local j = text:find(what, i, true)
-    if not j then return n end
-    n, i = n + 1, j + 1
-  end
-end
+local count = S.count
 
 describe("luasoar serve under the watchdog", function()
   it("exits for its supervisor; after the restart the run is failed, the others go on, nothing hangs again", function()
