@@ -353,7 +353,7 @@ static int cmd_runs(int argc, char **argv) {
     return 2;
   }
   char err[1024];
-  lsr_store *st = lsr_store_open(db, err, sizeof err);
+  lsr_store *st = lsr_store_open_read(db, err, sizeof err);
   if (!st) { fprintf(stderr, "luasoar runs: %s\n", err); return 2; }
   int rc = 0;
   if (json) {

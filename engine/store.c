@@ -150,6 +150,32 @@ static int refuse_unwritable(lsr_store *st, const char *path, const char *sqlite
   return -1;
 }
 
+/* 0 if the open store is ours and of this version; else -1 with why in err
+ * (the file is left untouched). */
+static int check_schema(lsr_store *st, const char *path, char *err, size_t errlen) {
+  sqlite3_stmt *q;
+  int rc = sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &q, NULL);
+  if (rc != SQLITE_OK) {
+    const char *why = sqlite3_errmsg(st->db);
+    if (strstr(why, "no such table"))
+      snprintf(err, errlen, "%s: a database, but not a luasoar store (no meta table); it is left untouched", path);
+    else
+      snprintf(err, errlen, "%s: not a luasoar store (%s); it is left untouched", path, why);
+    return -1;
+  }
+  rc = sqlite3_step(q);
+  int ok = rc == SQLITE_ROW && sqlite3_column_text(q, 0) &&
+           strcmp((const char *)sqlite3_column_text(q, 0), SCHEMA_VERSION) == 0;
+  if (!ok) {
+    snprintf(err, errlen, "%s: %s; it is left untouched", path,
+             rc == SQLITE_ROW ? "a luasoar store of another version" : "not a luasoar store (no schema version)");
+    sqlite3_finalize(q);
+    return -1;
+  }
+  sqlite3_finalize(q);
+  return 0;
+}
+
 lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
   struct stat sb;
   int existed = stat(path, &sb) == 0 && sb.st_size > 0;
@@ -177,29 +203,10 @@ lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
       lsr_store_close(st);
       return NULL;
     }
-    /* ours, and of this version, or refused untouched */
-    sqlite3_stmt *q;
-    int rc = sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &q, NULL);
-    if (rc != SQLITE_OK) {
-      const char *why = sqlite3_errmsg(st->db);
-      if (strstr(why, "no such table"))
-        snprintf(err, errlen, "%s: a database, but not a luasoar store (no meta table); it is left untouched", path);
-      else
-        snprintf(err, errlen, "%s: not a luasoar store (%s); it is left untouched", path, why);
+    if (check_schema(st, path, err, errlen) != 0) {
       lsr_store_close(st);
       return NULL;
     }
-    rc = sqlite3_step(q);
-    int ok = rc == SQLITE_ROW && sqlite3_column_text(q, 0) &&
-             strcmp((const char *)sqlite3_column_text(q, 0), SCHEMA_VERSION) == 0;
-    if (!ok) {
-      snprintf(err, errlen, "%s: %s; it is left untouched", path,
-               rc == SQLITE_ROW ? "a luasoar store of another version" : "not a luasoar store (no schema version)");
-      sqlite3_finalize(q);
-      lsr_store_close(st);
-      return NULL;
-    }
-    sqlite3_finalize(q);
   }
   char *msg = NULL;
   if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &msg) != SQLITE_OK ||
@@ -218,6 +225,21 @@ lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
     snprintf(sqlite_why, sizeof sqlite_why, "%s", msg ? msg : sqlite3_errmsg(st->db));
     sqlite3_free(msg);
     refuse_unwritable(st, path, sqlite_why, err, errlen);
+    lsr_store_close(st);
+    return NULL;
+  }
+  return st;
+}
+
+lsr_store *lsr_store_open_read(const char *path, char *err, size_t errlen) {
+  lsr_store *st = lsr_xalloc(sizeof *st);
+  if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "%s: cannot open the store: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
+    lsr_store_close(st);
+    return NULL;
+  }
+  sqlite3_busy_timeout(st->db, 5000);
+  if (check_schema(st, path, err, errlen) != 0) {
     lsr_store_close(st);
     return NULL;
   }

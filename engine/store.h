@@ -15,6 +15,9 @@ typedef struct lsr_store lsr_store;
  * the -wal and -shm files cannot be made, a full disk) is refused with the
  * reason.  NULL with the reason in err, which names the file. */
 lsr_store *lsr_store_open(const char *path, char *err, size_t errlen);
+/* The same store, to read only (luasoar runs): never created nor written;
+ * refused if it is not a luasoar store of this version. */
+lsr_store *lsr_store_open_read(const char *path, char *err, size_t errlen);
 void lsr_store_close(lsr_store *st);
 /* The last error, for messages ("database or disk is full" ...). */
 const char *lsr_store_error(lsr_store *st);

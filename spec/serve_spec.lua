@@ -266,5 +266,16 @@ function cb(kw) phantom.debug("after " .. kw.results[1].message) end
     local json = H.json.decode(S.sh(("%s runs --db %s --json"):format(S.q(H.bin), S.q(srv.db))))
     assert.equal(1, #json)
     assert.equal("success", json[1].status)
+    -- runs only reads: nothing of the store changes, a missing one is not made
+    local function sums() return S.sh("cd " .. S.q(srv.dir) .. " && ls -la luasoar.db* | md5sum && cat luasoar.db* | md5sum") end
+    local before = sums()
+    out = S.sh(("%s runs --db %s 2>&1"):format(S.q(H.bin), S.q(srv.db)))
+    assert.matches("\n1%s+" .. r.id .. "%s+success%s+p%s", out)
+    assert.equal(before, sums())
+    local missing = srv.dir .. "/none.db"
+    local _, err, code = H.cli("runs", "--db", missing)
+    assert.equal(2, code)
+    assert.equal("luasoar runs: " .. missing .. ": no such store\n", err)
+    assert.is_nil(io.open(missing))
   end)
 end)
