@@ -41,7 +41,7 @@ static int file_exists(const char *path) {
  * (custom_functions, playbooks), ref at index 2; or NULL with nil and why
  * pushed.  The reference is checked before any file is opened. */
 static lsr_gen *compiled(lua_State *L, lsr_engine *eng) {
-  char err[4200], folder[4096], path[4096];
+  char err[4200], why[4096], folder[4096], path[4096];
   const char *kind = luaL_checkstring(L, 1);
   size_t len;
   const char *ref = luaL_checklstring(L, 2, &len);
@@ -49,10 +49,9 @@ static lsr_gen *compiled(lua_State *L, lsr_engine *eng) {
   if (strcmp(kind, "custom_functions") != 0 && strcmp(kind, "playbooks") != 0)
     luaL_argerror(L, 1, "custom_functions or playbooks");
   snprintf(folder, sizeof folder, "%s/%s", eng->scripts_dir ? eng->scripts_dir : ".", kind);
-  if (lsr_ref_check(ref, len, err + 9, sizeof err - 9) != 0 ||
-      lsr_path_inside(folder, ref, ".lua", path, sizeof path, err + 9, sizeof err - 9) != 0) {
-    if (strncmp(err + 9, "no file", 7) == 0) memmove(err, err + 9, strlen(err + 9) + 1);
-    else memcpy(err, "refused: ", 9);
+  if (lsr_ref_check(ref, len, why, sizeof why) != 0 ||
+      lsr_path_inside(folder, ref, ".lua", path, sizeof path, why, sizeof why) != 0) {
+    snprintf(err, sizeof err, "%s%s", strncmp(why, "no file", 7) == 0 ? "" : "refused: ", why);
   } else if (!file_exists(path)) {
     snprintf(err, sizeof err, "no file %s", path);
   } else {
