@@ -159,6 +159,40 @@ local function parse(dp)
 end
 internal.parse_datapath = parse
 
+-- What starts like a datapath (docs/api.md §4.1, "Datapath or literal"): a
+-- string with no white space that starts with a source word, or with
+-- NAME: and a word of a block's output (a prefix: action_results is caught).
+local SOURCE_WORDS = {"artifact:", "container:", "filtered%-data:", "filtered%-artifact:", "playbook_input:",
+                      "custom_list:", "custom_function_result:"}
+local AFTER_NAME = {"action_result", "filtered%-action_result", "artifact", "custom_function", "playbook_output",
+                    "formatted_data", "summary"}
+local function looks_like(s)
+  if type(s) ~= "string" or s:find("%s") then return false end
+  for _, w in ipairs(SOURCE_WORDS) do
+    if s:find("^" .. w) then return true end
+  end
+  local after = s:match("^[%w_%-%.]+:(.*)$")
+  if not after then return false end
+  for _, w in ipairs(AFTER_NAME) do
+    if after:find("^" .. w) then return true end
+  end
+  return false
+end
+internal.looks_like_datapath = looks_like
+
+--- A string in a datapath position (a condition's side, a format parameter):
+--- its spec when it parses; nil when it is a literal; nil and the error when
+--- it starts like a datapath but does not parse.  `luasoar check` reports
+--- the same error for the same string.
+local function datapath_or_literal(s)
+  if type(s) ~= "string" then return nil end
+  local spec, err = parse(s)
+  if spec then return spec end
+  if not looks_like(s) then return nil end
+  return nil, err or malformed(s, s, "not a datapath")
+end
+internal.datapath_or_literal = datapath_or_literal
+
 --- A datapath that must parse (collect2, format parameters ...).
 local function must_parse(fname, dp)
   if type(dp) ~= "string" then fail(fname, "a datapath must be a string, got %s", type(dp)) end

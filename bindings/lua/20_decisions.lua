@@ -255,10 +255,12 @@ local COND = {"container", "conditions", "logical_operator", "action_results", "
               "case_sensitive", "delimiter", "filter_artifacts", "trace"}
 
 -- One side of a condition: a datapath (index into specs), a custom list, or
--- a literal.
-local function operand(x, specs, with_results)
+-- a literal.  A string that starts like a datapath but does not parse is an
+-- error (the words of `luasoar check`), never a literal.
+local function operand(fname, x, specs, with_results)
   if type(x) == "string" then
-    local spec = internal.parse_datapath(x)
+    local spec, err = internal.datapath_or_literal(x)
+    if err then fail(fname, "%s", err) end
     if spec and spec.kind == "bare" and not with_results then spec = nil end -- "status": a literal
     if spec and spec.kind == "custom_list" then
       local _, _, rows = phantom.get_list{list_name = spec.list}
@@ -270,6 +272,28 @@ local function operand(x, specs, with_results)
     end
   end
   return {literal = x}
+end
+
+-- The action sources ("action:NAME") whose rows are data items: a datapath
+-- of theirs walks action_result.data.*, and none walks another list below
+-- the action result (whose index would stand in the same place).
+local function data_rows(specs)
+  local out, other = {}, {}
+  for _, spec in ipairs(specs) do
+    local s = spec.steps
+    if (spec.kind == "action" or spec.kind == "bare") and s[1] and s[1].field == "action_results" then
+      local key = "action:" .. (spec.name or "")
+      local deeper = false
+      for i = 3, #s do deeper = deeper or s[i].iter == true end
+      if s[3] and s[3].field == "data" and s[4] and s[4].iter then
+        out[key] = true
+      elseif deeper then
+        other[key] = true
+      end
+    end
+  end
+  for key in pairs(other) do out[key] = nil end
+  return out
 end
 
 local function evaluate(fname, kw)
@@ -291,7 +315,7 @@ local function evaluate(fname, kw)
       fail(fname, "conditions[%d]: unknown operator '%s' (==, !=, <, <=, >, >=, in, not in)", i, tostring(op))
     end
     local r = kw.action_results ~= nil
-    parsed[i] = {operand(c[1], specs, r), op, operand(c[3], specs, r)}
+    parsed[i] = {operand(fname, c[1], specs, r), op, operand(fname, c[3], specs, r)}
   end
   local opts = {case_sensitive = kw.case_sensitive == true, delimiter = kw.delimiter}
   if opts.delimiter ~= nil and type(opts.delimiter) ~= "string" then
@@ -317,7 +341,7 @@ local function evaluate(fname, kw)
     end
     row.matched = result
   end
-  return rows
+  return rows, data_rows(specs)
 end
 
 local D = COND
@@ -333,7 +357,11 @@ function phantom.decision(...)
 end
 
 -- The matches of a condition, by source: artifacts, and reduced results.
-local function matches(rows)
+-- An action source keeps, of each app run, the action results of matching
+-- rows; when its rows are data items (data_rows), each kept action result
+-- keeps only the data items of matching rows (a copy; status, message,
+-- summary and parameter as they were).
+local function matches(rows, data_rows)
   local arts, art_seen = array(), {}
   local sources = {}
   for _, row in ipairs(rows) do
@@ -352,15 +380,26 @@ local function matches(rows)
       end
       local p = src.picked[root]
       if not p then
-        p = {whole = false, idx = {}, list = {}}
+        p = {whole = false, ars = {}, list = {}}
         src.picked[root] = p
         src.order[#src.order + 1] = root
       end
       local i = row.keys[2]
       if key:match("^action:") and i then
-        if not p.idx[i] then
-          p.idx[i] = true
+        local a = p.ars[i]
+        if not a then
+          a = {whole = false, idx = {}, list = {}}
+          p.ars[i] = a
           p.list[#p.list + 1] = i
+        end
+        local d = row.keys[3]
+        if data_rows[key] and d then
+          if not a.idx[d] then
+            a.idx[d] = true
+            a.list[#a.list + 1] = d
+          end
+        else
+          a.whole = true
         end
       else
         p.whole = true
@@ -378,7 +417,19 @@ local function matches(rows)
         if not p.whole then
           local ars = array()
           table.sort(p.list)
-          for _, i in ipairs(p.list) do ars[#ars + 1] = root.action_results[i] end
+          for _, i in ipairs(p.list) do
+            local ar, a = root.action_results[i], p.ars[i]
+            if not a.whole and type(ar) == "table" and type(ar.data) == "table" then
+              local kept = {}
+              for k, v in pairs(ar) do kept[k] = v end
+              local data = array()
+              table.sort(a.list)
+              for _, d in ipairs(a.list) do data[#data + 1] = ar.data[d] end
+              kept.data = data
+              ar = kept
+            end
+            ars[#ars + 1] = ar
+          end
           copy.action_results = ars
         end
         list[#list + 1] = copy
@@ -397,8 +448,8 @@ end
 --- name stores the matches for filtered-data:filter_1:condition_1:...
 function phantom.condition(...)
   local kw = internal.kwargs("phantom.condition", {"container", "conditions", "logical_operator"}, COND, ...)
-  local rows = evaluate("phantom.condition", kw)
-  local arts, results, reduced = matches(rows)
+  local rows, data = evaluate("phantom.condition", kw)
+  local arts, results, reduced = matches(rows, data)
   if kw.name ~= nil then
     if type(kw.name) ~= "string" then fail("phantom.condition", "argument 'name': expected a string") end
     local st = internal.state("phantom.condition")
@@ -439,7 +490,8 @@ function phantom.format(...)
   -- each parameter's values (a datapath's column, or a literal)
   local values = {}
   for i, p in ipairs(params) do
-    local spec = type(p) == "string" and internal.parse_datapath(p)
+    local spec, err = internal.datapath_or_literal(p)
+    if err then fail("phantom.format", "%s", err) end
     if spec and spec.kind == "bare" and not kw.action_results then spec = nil end -- "status": a literal
     local list = {n = 0} -- a missing value keeps its place (its row)
     if spec then

@@ -173,15 +173,9 @@ function hooks.lint(src, file, actions)
         end
       end
     elseif t.type == "string" then
-      local v = t.value
-      local looks = v:match("^artifact:") or v:match("^container:") or v:match("^filtered%-data:") or
-                    v:match("^playbook_input:") or v:match("^[%w_]+:action_result") or
-                    v:match("^[%w_]+:custom_function") or v:match("^[%w_]+:playbook_output") or
-                    v:match("^[%w_]+:formatted_data") or v:match("^[%w_]+:artifact:")
-      if looks and not v:find("%s") then
-        local spec, err = internal.parse_datapath(v)
-        if not spec and err then report(t.line, "%s", err) end
-      end
+      -- the rule and the words a run fails with (10_datapath.lua)
+      local _, err = internal.datapath_or_literal(t.value)
+      if err then report(t.line, "%s", err) end
     end
   end
   table.sort(findings, function(a, b) return a.line < b.line end)
