@@ -413,6 +413,26 @@ static void prepend_env(const char *name, const char *first) {
   free(v);
 }
 
+#ifndef LSR_CMOD_DIRS
+#define LSR_CMOD_DIRS "lib/lua/5.4"
+#endif
+/* The folder of luasoar.so: beside the executable (a build folder), else
+ * PREFIX/<each of LSR_CMOD_DIRS> for an installed bin/luasoar. */
+static int find_module(const char *exedir, char *dir, size_t size) {
+  char path[PATH_MAX + 300];
+  snprintf(dir, size, "%s", exedir);
+  snprintf(path, sizeof path, "%s/luasoar.so", dir);
+  if (access(path, R_OK) == 0) return 1;
+  for (const char *p = LSR_CMOD_DIRS; *p;) {
+    size_t n = strcspn(p, ":");
+    snprintf(dir, size, "%s/../%.*s", exedir, (int)n, p);
+    snprintf(path, sizeof path, "%s/luasoar.so", dir);
+    if (access(path, R_OK) == 0) return 1;
+    p += n + (p[n] == ':');
+  }
+  return 0;
+}
+
 static int cmd_test(int argc, char **argv) {
   const char *dir = ".";
   const char *coverage = NULL;
@@ -433,18 +453,18 @@ static int cmd_test(int argc, char **argv) {
     }
     dir = a;
   }
-  /* the module is built next to the executable */
-  char self[PATH_MAX], moddir[PATH_MAX + 8], covfile[PATH_MAX + 32];
+  /* the module is built next to the executable, or installed under its prefix */
+  char self[PATH_MAX], mod[PATH_MAX + 64], moddir[PATH_MAX + 72], covfile[PATH_MAX + 32];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) { fprintf(stderr, "luasoar test: cannot find my own executable\n"); return 2; }
   self[n] = 0;
   *strrchr(self, '/') = 0;
-  snprintf(moddir, sizeof moddir, "%s/?.so", self);
-  snprintf(covfile, sizeof covfile, "%s/luasoar.so", self);
-  if (access(covfile, R_OK) != 0) {
-    fprintf(stderr, "luasoar test: the luasoar module is not beside the executable (%s)\n", covfile);
+  if (!find_module(self, mod, sizeof mod)) {
+    fprintf(stderr, "luasoar test: the luasoar module (luasoar.so) is neither beside the executable "
+            "(%s) nor under its prefix (%s/../{%s})\n", self, self, LSR_CMOD_DIRS);
     return 2;
   }
+  snprintf(moddir, sizeof moddir, "%s/?.so", mod);
   char *busted = find_on_path("busted");
   if (!busted) { fprintf(stderr, "luasoar test: busted is not installed (Debian package lua-busted)\n"); return 2; }
   if (cov) {
