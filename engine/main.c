@@ -427,7 +427,11 @@ static int find_module(const char *exedir, char *dir, size_t size) {
     size_t n = strcspn(p, ":");
     snprintf(dir, size, "%s/../%.*s", exedir, (int)n, p);
     snprintf(path, sizeof path, "%s/luasoar.so", dir);
-    if (access(path, R_OK) == 0) return 1;
+    char real[PATH_MAX];
+    if (access(path, R_OK) == 0 && realpath(dir, real)) {
+      snprintf(dir, size, "%s", real);
+      return 1;
+    }
     p += n + (p[n] == ':');
   }
   return 0;
