@@ -427,6 +427,7 @@ static int l_act(lua_State *L) {
   }
   if (eng->test && eng->test->on_action) eng->test->on_action(eng->test->ud, ar);
   if (eng->obs.on_action) eng->obs.on_action(ar, eng->obs.ud);
+  if (eng->obs.on_action_start) eng->obs.on_action_start(ar, eng->obs.ud);
   lsr_push_state(L, run);
   lua_pushstring(L, ar->name);
   lua_pushinteger(L, ar->id);
@@ -646,6 +647,7 @@ void lsr_act_dispatch(lsr_action_run *ar) {
   for (lsr_action_run **p = &run->actions; *p; p = &(*p)->next)
     if (*p == ar) { *p = ar->next; break; }
   if (!run->failed) lsr_results_summarize(eng, ar);
+  if (!run->failed && eng->obs.on_action_end) eng->obs.on_action_end(ar, eng->obs.ud);
   if (!run->failed) {
     lua_State *T = lsr_run_thread(run);
     lua_pushcfunction(T, callback_block);

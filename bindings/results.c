@@ -170,6 +170,7 @@ static int build_element(lua_State *L) {
   lua_setfield(L, -2, "total_objects_successful");
   lua_setfield(L, 5, "summary");
   apr->successes = successes;
+  apr->failed_whole = failure != NULL;
   lua_pushvalue(L, 5);
   apr->result_ref = lsr_ref(L);
   return 0;
@@ -284,4 +285,45 @@ void lsr_results_summarize(lsr_engine *eng, lsr_action_run *ar) {
     lsr_run_fail(ar->run, lua_tostring(L, -1));
     lua_pop(L, 1);
   }
+}
+
+/* lsr_action_failures in protected mode: the text, built on the stack at 2 */
+static int failures_text(lua_State *L) {
+  lsr_action_run *ar = lua_touserdata(L, 1);
+  lua_settop(L, 1);
+  lua_pushliteral(L, "");
+  for (int k = 0; k < ar->napp_runs; k++) {
+    lsr_app_run *apr = &ar->app_runs[k];
+    if (apr->result_ref == LUA_NOREF) continue;
+    lsr_getref(L, apr->result_ref); /* 3: the element */
+    if (apr->failed_whole) {
+      lua_getfield(L, 3, "message");
+      lua_pushfstring(L, "%s%s: %s\n", lua_tostring(L, 2), apr->asset->name, luaL_optstring(L, -1, "failed"));
+      lua_replace(L, 2);
+    } else {
+      lua_getfield(L, 3, "action_results"); /* 4 */
+      for (int i = 1; i <= (int)lua_rawlen(L, 4); i++) {
+        lua_rawgeti(L, 4, i);
+        lua_getfield(L, -1, "status");
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "success") != 0) {
+          lua_getfield(L, -2, "message");
+          const char *m = lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) ? lua_tostring(L, -1) : "failed";
+          lua_pushfstring(L, "%s%s, parameter set %d: %s\n", lua_tostring(L, 2), apr->asset->name, i, m);
+          lua_replace(L, 2);
+        }
+        lua_settop(L, 4);
+      }
+    }
+    lua_settop(L, 2);
+  }
+  return 1;
+}
+
+char *lsr_action_failures(lsr_action_run *ar) {
+  lua_State *L = ar->eng->L;
+  lua_pushcfunction(L, failures_text);
+  lua_pushlightuserdata(L, ar);
+  char *s = lsr_strdup(lua_pcall(L, 1, 1, 0) == LUA_OK ? lua_tostring(L, -1) : "");
+  lua_pop(L, 1);
+  return s;
 }

@@ -550,6 +550,29 @@ char *lsr_run_summary_json(lsr_run *run) {
   return s;
 }
 
+/* the engine's current state of the run's container (the store's copy, which
+ * every phantom.set_*, add_tags, add_note, add_artifact changes), or else the
+ * run's own */
+static int encode_container(lua_State *L) {
+  lsr_run *run = lua_touserdata(L, 1);
+  lsr_getref(L, run->eng->store_ref);
+  if (lua_getfield(L, -1, "containers") == LUA_TTABLE) lua_rawgeti(L, -1, run->container_id);
+  else lua_pushnil(L);
+  if (!lua_istable(L, -1)) lsr_getref(L, run->container_ref);
+  lsr_json_encode(L, -1, 1);
+  return 1;
+}
+
+char *lsr_run_container_json(lsr_run *run) {
+  lua_State *L = run->eng->L;
+  lua_pushcfunction(L, encode_container);
+  lua_pushlightuserdata(L, run);
+  int ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  char *s = lsr_strdup(ok ? lua_tostring(L, -1) : "null");
+  lua_pop(L, 1);
+  return s;
+}
+
 static int set_state_field(lua_State *L) {
   lsr_run *run = lua_touserdata(L, 1);
   char err[128];

@@ -59,6 +59,32 @@ static int load_app(lua_State *AL) {
   return 0;
 }
 
+/* What is wrong with the result table at idx an action function returned
+ * (said of the app, not of "output": a Lua app prints nothing), or NULL. */
+static const char *bad_result(lua_State *AL, int idx, char *buf, size_t n) {
+  int t = lua_getfield(AL, idx, "status");
+  const char *st = t == LUA_TSTRING ? lua_tostring(AL, -1) : NULL;
+  if (!st)
+    snprintf(buf, n, "the app returned %s status, expected \"success\" or \"failed\"",
+             t == LUA_TNIL ? "no" : luaL_typename(AL, -1));
+  else if (strcmp(st, "success") != 0 && strcmp(st, "failed") != 0)
+    snprintf(buf, n, "the app returned status \"%.60s\", expected \"success\" or \"failed\"", st);
+  lua_pop(AL, 1);
+  if (!st || (strcmp(st, "success") != 0 && strcmp(st, "failed") != 0)) return buf;
+  static const char *const fields[] = {"message", "data", "summary"};
+  static const int types[] = {LUA_TSTRING, LUA_TTABLE, LUA_TTABLE};
+  for (int i = 0; i < 3; i++) {
+    t = lua_getfield(AL, idx, fields[i]);
+    lua_pop(AL, 1);
+    if (t != LUA_TNIL && t != types[i]) {
+      snprintf(buf, n, "the app returned a %s '%s', expected %s", lua_typename(AL, t), fields[i],
+               i == 0 ? "a string" : i == 1 ? "a list" : "a table");
+      return buf;
+    }
+  }
+  return NULL;
+}
+
 /* stack in: apr (light userdata).  Out: the JSON output. */
 static int run_app(lua_State *AL) {
   lsr_app_run *apr = lua_touserdata(AL, 1);
@@ -89,9 +115,13 @@ static int run_app(lua_State *AL) {
       return luaL_error(AL, "parameter: %s", err);
     lua_pushvalue(AL, asset_idx);
     int rc = lua_pcall(AL, 2, 1, 0);
-    if (rc != LUA_OK || !lua_istable(AL, -1)) {
-      /* an error or a non-table: that parameter set failed, with the reason */
-      if (rc != LUA_OK && lua_type(AL, -1) == LUA_TSTRING)
+    char why[256];
+    const char *bad = rc == LUA_OK && lua_istable(AL, -1) ? bad_result(AL, lua_gettop(AL), why, sizeof why) : NULL;
+    if (rc != LUA_OK || !lua_istable(AL, -1) || bad) {
+      /* an error, a non-table or a bad result: that parameter set failed, with the reason */
+      if (bad)
+        lua_pushstring(AL, bad);
+      else if (rc != LUA_OK && lua_type(AL, -1) == LUA_TSTRING)
         lua_pushvalue(AL, -1);
       else if (rc != LUA_OK)
         lua_pushfstring(AL, "the app raised a %s error", luaL_typename(AL, -1));

@@ -179,6 +179,7 @@ struct lsr_app_run {
   int done;
   int result_ref;       /* Lua: this app run's element of results */
   int successes;        /* parameter sets that succeeded */
+  int failed_whole;     /* it failed as a whole (no output, bad output, denied ...) */
   lsr_app_run *waiting_next; /* waiting for an exec slot */
   struct lsr_exec_proc *proc;
 };
@@ -251,6 +252,11 @@ typedef struct {
    * "container" (key: its id) with its artifacts; "pin" (key: a pin's id) the
    * id of the container that holds it */
   char *(*load)(const char *kind, const char *key, void *ud);
+  /* the story of a run (luasoar run's text output): an action run was
+   * started (its app runs are queued or wait for a reviewer), and one is
+   * done, before its callback (lsr_action_failures says what failed) */
+  void (*on_action_start)(lsr_action_run *ar, void *ud);
+  void (*on_action_end)(lsr_action_run *ar, void *ud);
   void *ud;
 } lsr_observer;
 
@@ -358,6 +364,15 @@ void lsr_child_start(lsr_engine *eng, lsr_task *t);
 
 /* The --json report of a run (engine/report.c); call from on_run_end. */
 char *lsr_run_report_json(lsr_run *run);
+/* The run's container as the run left it (the engine's current state of it:
+ * tags, notes, severity, artifacts ...), as JSON (malloc'd); call before the
+ * run is freed (on_run_end). */
+char *lsr_run_container_json(lsr_run *run);
+/* What failed in a done action run (from on_action_end): one line per app
+ * run that failed as a whole ("ASSET: why") and per failed parameter set of
+ * the others ("ASSET, parameter set I: why"), each ending in '\n'; "" when
+ * nothing failed (malloc'd). */
+char *lsr_action_failures(lsr_action_run *ar);
 
 /* ---- exec runner (engine/exec_runner.c) ---- */
 

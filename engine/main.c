@@ -9,6 +9,7 @@
 #include "serve.h"
 #include "watchdog.h"
 #include "store.h"
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ static const char usage_main[] =
 
 static const char usage_run[] =
   "usage: luasoar run PLAYBOOK.lua --container FILE [--assets FILE] [--apps DIR]\n"
-  "                   [--answers FILE] [--json]\n"
+  "                   [--answers FILE] [--json | --quiet]\n"
   "\n"
   "Runs one playbook on one container and waits until the run ends.\n"
   "\n"
@@ -42,6 +43,10 @@ static const char usage_run[] =
   "                    \"block_ip_1\": \"approve\"}; a prompt with no answer asks at the\n"
   "                    terminal when stdin is one, and otherwise times out at once\n"
   "  --json            print one JSON report at the end instead of the log as it happens\n"
+  "                    (with \"container\": the container as the run left it)\n"
+  "  --quiet           print only the playbook's own log lines and the last line, not\n"
+  "                    the story ([act] an action starts and ends, what failed in it;\n"
+  "                    [prompt], [approval], [child] runs; [container] its state at the end)\n"
   "  --limit NAME=N    an engine limit (repeatable): instructions_per_callback,\n"
   "                    instructions_per_run, memory_mb, deadline_seconds,\n"
   "                    engine_memory_mb, exec_slots, log_bytes, shared_bytes;\n"
@@ -93,11 +98,139 @@ static char *scripts_dir(const char *playbook) {
 
 typedef struct {
   int json;
+  int quiet;            /* no story lines */
   int failed;
   int ended;
   char *report;
   yajl_val answers;     /* --answers: name -> responses */
 } cli_state;
+
+/* One line of the run's story (text output, not --quiet). */
+static void story(const cli_state *st, const char *fmt, ...) {
+  if (st->json || st->quiet) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  putchar('\n');
+  fflush(stdout);
+}
+
+static const char *tree_string(yajl_val v, const char *key) {
+  const char *path[] = {key, NULL};
+  yajl_val s = v ? yajl_tree_get(v, path, yajl_t_string) : NULL;
+  return s ? s->u.string : NULL;
+}
+
+/* [prompt] NAME to USER: "message", [approval] NAME (ACTION) by REVIEWER */
+static void story_prompt(const cli_state *st, const char *prompt_json, const char *answer) {
+  if (st->json || st->quiet) return;
+  char why[128];
+  yajl_val p = yajl_tree_parse(prompt_json, why, sizeof why);
+  const char *type = tree_string(p, "type"), *name = tree_string(p, "name");
+  if (!name) name = "prompt";
+  if (type && strcmp(type, "approval") == 0) {
+    const char *action = tree_string(p, "action"), *reviewer = tree_string(p, "reviewer");
+    story(st, "[approval] %s (%s) asked of %s", name, action ? action : "?", reviewer ? reviewer : "?");
+  } else {
+    const char *who = tree_string(p, "user");
+    if (!who) who = tree_string(p, "role");
+    const char *msg = tree_string(p, "message");
+    char *q = lsr_json_quote(msg ? msg : "");
+    story(st, "[%s] %s asked%s%s: %s", type && strcmp(type, "task") == 0 ? "task" : "prompt", name, who ? " of " : "",
+          who ? who : "", q);
+    free(q);
+  }
+  if (answer && strcmp(answer, "null") != 0) story(st, "[%s] %s answered: %s", type && strcmp(type, "approval") == 0 ?
+                                                   "approval" : type && strcmp(type, "task") == 0 ? "task" : "prompt",
+                                                   name, answer);
+  else story(st, "[%s] %s: no answer, it times out", type && strcmp(type, "approval") == 0 ? "approval" :
+             type && strcmp(type, "task") == 0 ? "task" : "prompt", name);
+  yajl_tree_free(p);
+}
+
+/* [act] NAME (ACTION) on ASSETS: N parameter sets */
+static void on_action_start(lsr_action_run *ar, void *ud) {
+  cli_state *st = ud;
+  if (st->json || st->quiet || !ar->run) return;
+  if (ar->napp_runs == 0) {
+    story(st, "[act] %s (%s): no parameter sets, nothing to run", ar->name, ar->action);
+    return;
+  }
+  size_t n = 1;
+  for (int k = 0; k < ar->napp_runs; k++) n += strlen(ar->app_runs[k].asset->name) + 2;
+  char *assets = lsr_xalloc(n), *o = assets;
+  for (int k = 0; k < ar->napp_runs; k++) o += sprintf(o, "%s%s", k ? ", " : "", ar->app_runs[k].asset->name);
+  char when[128] = "";
+  if (ar->awaiting_approval && ar->reviewer)
+    snprintf(when, sizeof when, ", waiting for approval by %s", ar->reviewer);
+  else if (ar->start_time > lsr_clock(ar->eng))
+    snprintf(when, sizeof when, ", starting in %.0f s", ar->start_time - lsr_clock(ar->eng));
+  story(st, "[act] %s (%s) on %s: %d parameter set%s%s", ar->name, ar->action, assets, ar->nparams,
+        ar->nparams == 1 ? "" : "s", when);
+  free(assets);
+}
+
+/* [act] NAME: K of N succeeded, then what failed, one line each */
+static void on_action_end(lsr_action_run *ar, void *ud) {
+  cli_state *st = ud;
+  if (st->json || st->quiet || !ar->run) return;
+  if (ar->napp_runs == 0) {
+    story(st, "[act] %s: nothing ran", ar->name);
+    return;
+  }
+  int ok = 0;
+  for (int k = 0; k < ar->napp_runs; k++) ok += ar->app_runs[k].successes;
+  char on[96] = "";
+  if (ar->napp_runs > 1) snprintf(on, sizeof on, " (%d parameter set%s on %d assets)", ar->nparams,
+                                  ar->nparams == 1 ? "" : "s", ar->napp_runs);
+  story(st, "[act] %s: %d of %d succeeded%s", ar->name, ok, ar->nparams * ar->napp_runs, on);
+  char *failures = lsr_action_failures(ar);
+  for (char *line = failures, *end; *line; line = end + 1) {
+    end = strchr(line, '\n');
+    if (!end) break;
+    story(st, "[act]   %.*s", (int)(end - line), line);
+  }
+  free(failures);
+}
+
+/* [child] run N: PLAYBOOK, started by run P */
+static void on_run_start(lsr_run *run, void *ud) {
+  cli_state *st = ud;
+  if (run->parent_run_id)
+    story(st, "[child] run %lld: %s, started by run %lld", (long long)run->id, run->gen->path,
+          (long long)run->parent_run_id);
+}
+
+/* [container] ID: severity S, status S, tags [a, b], N notes, N artifacts */
+static void story_container(const cli_state *st, lsr_run *run) {
+  if (st->json || st->quiet) return;
+  char *json = lsr_run_container_json(run), why[128];
+  yajl_val c = yajl_tree_parse(json, why, sizeof why);
+  free(json);
+  const char *sev = tree_string(c, "severity"), *status = tree_string(c, "status");
+  const char *tags_p[] = {"tags", NULL}, *notes_p[] = {"notes", NULL}, *arts_p[] = {"artifacts", NULL};
+  yajl_val tags = c ? yajl_tree_get(c, tags_p, yajl_t_array) : NULL;
+  yajl_val notes = c ? yajl_tree_get(c, notes_p, yajl_t_array) : NULL;
+  yajl_val arts = c ? yajl_tree_get(c, arts_p, yajl_t_array) : NULL;
+  size_t n = 16, nt = tags ? tags->u.array.len : 0;
+  for (size_t i = 0; i < nt; i++) n += (YAJL_IS_STRING(tags->u.array.values[i]) ? strlen(tags->u.array.values[i]->u.string) : 1) + 2;
+  char *list = lsr_xalloc(n), *o = list;
+  if (nt == 0) strcpy(list, "no tags");
+  else {
+    o += sprintf(o, "tags [");
+    for (size_t i = 0; i < nt; i++) {
+      yajl_val t = tags->u.array.values[i];
+      o += sprintf(o, "%s%s", i ? ", " : "", YAJL_IS_STRING(t) ? t->u.string : "?");
+    }
+    strcpy(o, "]");
+  }
+  size_t nn = notes ? notes->u.array.len : 0, na = arts ? arts->u.array.len : 0;
+  story(st, "[container] %lld: severity %s, status %s, %s, %zu note%s, %zu artifact%s", (long long)run->container_id,
+        sev ? sev : "-", status ? status : "-", list, nn, nn == 1 ? "" : "s", na, na == 1 ? "" : "s");
+  free(list);
+  yajl_tree_free(c);
+}
 
 /* Ask at the terminal: one line per question (the prompt's message first). */
 static char *ask_terminal(const char *prompt_json) {
@@ -148,13 +281,18 @@ static char *answer(lsr_run *run, const char *prompt_json, double *delay, void *
   }
   char *out = a ? lsr_tree_to_json(a) : NULL;
   yajl_tree_free(p);
-  if (out) return out;
+  if (out) {
+    story_prompt(st, prompt_json, out);
+    return out;
+  }
   if (!st->json && isatty(0)) {
     lsr_step_leave(NULL); /* a person thinking is not a stuck step: the watchdog waits */
     char *typed = ask_terminal(prompt_json);
     lsr_step_enter(run);
+    story_prompt(st, prompt_json, typed);
     return typed;
   }
+  story_prompt(st, prompt_json, NULL);
   return lsr_strdup("null"); /* nobody to ask: it times out now */
 }
 
@@ -168,9 +306,14 @@ static void on_log(lsr_run *run, const lsr_log_entry *e, void *ud) {
 
 static void on_run_end(lsr_run *run, void *ud) {
   cli_state *st = ud;
-  if (run->parent_run_id) return; /* a child playbook: its parent reports */
+  if (run->parent_run_id) { /* a child playbook: its parent reports */
+    story(st, "[child] run %lld: %s%s%s", (long long)run->id, run->failed ? "failed" : "success",
+          run->error ? ": " : "", run->error ? run->error : "");
+    return;
+  }
   st->ended = 1;
   st->failed = run->failed;
+  if (!st->json) story_container(st, run);
   if (st->json) st->report = lsr_run_report_json(run);
   else if (run->failed)
     printf("run %lld on container %lld: failed: %s\n", (long long)run->id, (long long)run->container_id, run->error);
@@ -189,12 +332,13 @@ static int cmd_run(int argc, char **argv) {
   const char *playbook = NULL, *container = NULL, *assets = NULL, *apps = NULL, *answers = NULL;
   const char *limits[16];
   int nlimits = 0;
-  int json = 0;
+  int json = 0, quiet = 0;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char **dst = NULL;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { fputs(usage_run, stdout); return 0; }
     if (strcmp(a, "--json") == 0) { json = 1; continue; }
+    if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) { quiet = 1; continue; }
     if (strcmp(a, "--container") == 0) dst = &container;
     else if (strcmp(a, "--assets") == 0) dst = &assets;
     else if (strcmp(a, "--apps") == 0) dst = &apps;
@@ -220,7 +364,7 @@ static int cmd_run(int argc, char **argv) {
   }
 
   char err[2048];
-  cli_state st = {.json = json};
+  cli_state st = {.json = json, .quiet = quiet};
   lsr_engine *eng = lsr_engine_new(NULL, err, sizeof err);
   if (!eng) { fprintf(stderr, "luasoar run: %s\n", err); return 2; }
   for (int i = 0; i < nlimits; i++)
@@ -239,7 +383,8 @@ static int cmd_run(int argc, char **argv) {
       return 2;
     }
   }
-  eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .answer = answer, .ud = &st};
+  eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .answer = answer, .on_run_start = on_run_start,
+                            .on_action_start = on_action_start, .on_action_end = on_action_end, .ud = &st};
   eng->scripts_dir = scripts;
   int rc = 2;
   lsr_gen *gen = NULL;

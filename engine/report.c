@@ -1,6 +1,6 @@
 /* report.c: the JSON report of an ended run, the `--json` contract of
  * `luasoar run`: {"status", "run_id", "container_id", "playbook", "log":
- * [{"level", "message"}], "summary", "error"}.  No Lua here. */
+ * [{"level", "message"}], "summary", "error", "container"}.  No Lua here. */
 #include "engine.h"
 #include "json_check.h"
 #include <stdio.h>
@@ -49,6 +49,10 @@ char *lsr_run_report_json(lsr_run *run) {
   put(&b, ",\"error\":");
   if (run->error) put_quoted(&b, run->error);
   else put(&b, "null");
+  put(&b, ",\"container\":");
+  char *container = lsr_run_container_json(run);
+  put(&b, container);
+  free(container);
   put(&b, "}");
   return b.s;
 }

@@ -128,10 +128,11 @@ static void verdict(int64_t rid, int64_t cid) {
   int n = snprintf(line, sizeof line, "luasoar run: watchdog: run %lld on container %lld: %s%s\n", (long long)rid,
                    (long long)cid, reason, child);
   put_all(2, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
-  if (wd.json) /* the log lines went with the process: the report has the verdict only */
+  if (wd.json) /* the log lines went with the process: the report has the verdict only (the
+               * container's state is in the Lua state this thread must not touch) */
     n = snprintf(line, sizeof line,
                  "{\"status\":\"failed\",\"run_id\":%lld,\"container_id\":%lld,\"playbook\":%s,"
-                 "\"log\":[{\"level\":\"error\",\"message\":\"%s%s\"}],\"summary\":null,\"error\":\"%s\"}\n",
+                 "\"log\":[{\"level\":\"error\",\"message\":\"%s%s\"}],\"summary\":null,\"error\":\"%s\",\"container\":null}\n",
                  (long long)rid, (long long)cid, wd.playbook_json ? wd.playbook_json : "null", reason, child, reason);
   else
     n = snprintf(line, sizeof line, "ERROR: %s%s\nrun %lld on container %lld: failed: %s\n", reason, child,

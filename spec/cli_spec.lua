@@ -21,6 +21,10 @@ describe("luasoar run", function()
     assert.equal(0, code)
     assert.same({
       "geolocating the IP addresses of container 101",
+      "[act] geolocate_ip_1 (geolocate ip) on geoip: 5 parameter sets",
+      "[act] geolocate_ip_1: 3 of 5 succeeded",
+      "[act]   geoip, parameter set 2: Private IP",
+      "[act]   geoip, parameter set 3: Private IP",
       "8.8.8.8: United States",
       "10.1.1.1: no country (Private IP)",
       "192.168.1.5: no country (Private IP)",
@@ -28,6 +32,7 @@ describe("luasoar run", function()
       "1.1.1.1: Australia",
       "countries: Australia, United Kingdom, United States",
       "finished: 1 action run(s)",
+      "[container] 101: severity medium, status new, no tags, 0 notes, 4 artifacts",
       "run 1 on container 101: success",
     }, lines(out))
   end)
@@ -40,7 +45,7 @@ describe("luasoar run", function()
     local keys = {}
     for k in pairs(r) do keys[#keys + 1] = k end
     table.sort(keys)
-    assert.same({"container_id", "error", "log", "playbook", "run_id", "status", "summary"}, keys)
+    assert.same({"container", "container_id", "error", "log", "playbook", "run_id", "status", "summary"}, keys)
     assert.equal("success", r.status)
     assert.equal(1, r.run_id)
     assert.equal(101, r.container_id)
@@ -206,18 +211,156 @@ describe("luasoar run with prompts", function()
     local out, err, code = H.cli("run", PB, "--container", CONTAINER, "--answers", H.root .. "/scripts/data/advanced_answers.json")
     assert.equal(0, code, err)
     assert.same({"Addresses outside the allowed countries:", "- 1.1.1.1 (Australia)", "severity raised: Australia: 1.1.1.1",
-                 "finished: 2 action runs, severity high", "run 1 on container 101: success"}, lines(out))
+                 "finished: 2 action runs, severity high", "run 1 on container 101: success"},
+                lines(H.cli("run", PB, "--container", CONTAINER, "--quiet", "--answers",
+                            H.root .. "/scripts/data/advanced_answers.json")))
+    assert.same({
+      "[act] geolocate_ip_1 (geolocate ip) on geoip: 4 parameter sets",
+      "[act] classify_ip_1 (classify ip) on ipinfo: 4 parameter sets",
+      "[act] classify_ip_1: 4 of 4 succeeded",
+      "[act] geolocate_ip_1: 3 of 4 succeeded",
+      "[act]   geoip, parameter set 2: Private IP",
+      "Addresses outside the allowed countries:",
+      "- 1.1.1.1 (Australia)",
+      '[prompt] prompt_1 asked of admin: "Raise the severity of container 101? Addresses outside the allowed countries:\\n- 1.1.1.1 (Australia)"',
+      '[prompt] prompt_1 answered: ["Yes","logins from outside the allowed countries"]',
+      "severity raised: Australia: 1.1.1.1",
+      "finished: 2 action runs, severity high",
+      "[container] 101: severity high, status new, no tags, 1 note, 4 artifacts",
+      "run 1 on container 101: success"}, lines(out))
   end)
 
   it("times a prompt out at once with no answer and no terminal", function()
     local out, _, code = H.cli("run", PB, "--container", CONTAINER)
     assert.equal(0, code)
     assert.truthy(out:find("not raised: no answer", 1, true))
+    assert.truthy(out:find("\n[prompt] prompt_1: no answer, it times out\n", 1, true), out)
   end)
 
   it("rejects an answers file that is not an object", function()
     local _, err, code = H.cli("run", PB, "--container", CONTAINER, "--answers", H.write("answers.json", "[1]"))
     assert.equal(2, code)
     assert.equal("luasoar run: " .. H.tmp() .. "/answers.json: expected a JSON object of prompt names\n", err)
+  end)
+end)
+
+describe("luasoar run tells the story", function()
+  -- a scripts folder of its own: an exec app that misbehaves, a Lua app that
+  -- returns a bad status, a child playbook
+  local dir = H.tmp() .. "/story"
+  local function put(name, text)
+    local f = assert(io.open(dir .. "/" .. name, "w"))
+    f:write(text)
+    f:close()
+  end
+  setup(function()
+    os.execute(("mkdir -p %s/playbooks %s/apps/checker && cp -r %s/misbehave %s/apps/"):format(dir, dir, FIX_APPS, dir))
+    put("apps/checker/app.json", '{"name": "Checker", "app_id": 90, "runner": "lua", "main": "app.lua",'
+        .. ' "actions": {"check": {"parameters": {"value": {"required": true}}}}}')
+    put("apps/checker/app.lua", [[
+return {check = function(param)
+  if param.value == "bad" then return {status = "ok", message = "fine, really"} end
+  if param.value == "odd" then return {status = "success", message = 42} end
+  return {status = "success", message = "checked " .. param.value}
+end}
+]])
+    put("assets.json", '{"misbehave": {"app": "Misbehave", "id": 11, "config": {}},'
+        .. ' "checker": {"app": "Checker", "id": 12, "config": {}}}')
+    put("playbooks/child.lua", 'function on_start(c) phantom.debug("child here") end\n')
+    put("playbooks/story.lua", [[
+function on_start(c)
+  phantom.set_severity(c, "high")
+  phantom.set_status(c, "open")
+  phantom.add_tags(c, {"checked", "story"})
+  phantom.add_note{container = c, title = "seen", content = "by the story spec"}
+  phantom.act("echo", {parameters = {{value = "a"}}, assets = {"misbehave"}, name = "echo_1", callback = after_echo})
+end
+function after_echo(kw)
+  phantom.debug("echo: " .. tostring(kw.success))
+  phantom.act("exit nonzero", {parameters = {{}}, assets = {"misbehave"}, name = "exit_1", callback = after_exit})
+end
+function after_exit(kw)
+  phantom.act("garbage", {parameters = {{}}, assets = {"misbehave"}, name = "garbage_1", callback = after_garbage})
+end
+function after_garbage(kw)
+  phantom.act("check", {parameters = {{value = "good"}, {value = "bad"}, {value = "odd"}, {}}, assets = {"checker"},
+                        name = "check_1", callback = after_check})
+end
+function after_check(kw)
+  phantom.debug(kw.results[1].action_results[2].message)
+  phantom.prompt2{container = kw.container, user = "admin", message = "Go on?", name = "ask_1",
+                  response_types = {{prompt = "go", options = {type = "list", choices = {"Yes", "No"}}}},
+                  callback = after_prompt}
+end
+function after_prompt(kw)
+  phantom.playbook{playbook = "child", container = kw.container, name = "child_1", callback = after_child}
+end
+function after_child(kw) phantom.debug("child: " .. tostring(kw.success)) end
+]])
+    put("answers.json", '{"ask_1": ["Yes"]}')
+    put("c.json", '{"id": 7, "label": "events", "severity": "low", "status": "new", "custom_fields": {"owner": "soc"},'
+        .. ' "artifacts": [{"id": 1, "cef": {"sourceAddress": "1.1.1.1"}}]}')
+  end)
+
+  local function run(...)
+    return H.cli("run", dir .. "/playbooks/story.lua", "--container", dir .. "/c.json", "--answers", dir .. "/answers.json", ...)
+  end
+
+  it("says when each action starts and ends, what failed and why, prompts, child runs and the container at the end", function()
+    local out, err, code = run()
+    assert.equal(0, code, err)
+    assert.same({
+      "[act] echo_1 (echo) on misbehave: 1 parameter set",
+      "[act] echo_1: 1 of 1 succeeded",
+      "echo: true",
+      "[act] exit_1 (exit nonzero) on misbehave: 1 parameter set",
+      "[act] exit_1: 0 of 1 succeeded",
+      "[act]   misbehave: exited with status 3; stderr: first line database is locked",
+      "[act] garbage_1 (garbage) on misbehave: 1 parameter set",
+      "[act] garbage_1: 0 of 1 succeeded",
+      "[act]   misbehave: app output is not JSON (line 1, column 1: invalid string in json text): "
+        .. "'this is not json at all.'",
+      "[act] check_1 (check) on checker: 4 parameter sets",
+      "[act] check_1: 1 of 4 succeeded",
+      '[act]   checker, parameter set 2: the app returned status "ok", expected "success" or "failed"',
+      "[act]   checker, parameter set 3: the app returned a number 'message', expected a string",
+      "[act]   checker, parameter set 4: missing required parameter 'value'",
+      'the app returned status "ok", expected "success" or "failed"',
+      '[prompt] ask_1 asked of admin: "Go on?"',
+      '[prompt] ask_1 answered: ["Yes"]',
+      "[child] run 2: " .. dir .. "/playbooks/child.lua, started by run 1",
+      "child here",
+      "[child] run 2: success",
+      "child: true",
+      "[container] 7: severity high, status open, tags [checked, story], 1 note, 1 artifact",
+      "run 1 on container 7: success",
+    }, lines(out))
+  end)
+
+  it("--quiet keeps the playbook's own lines and the last line", function()
+    local out, err, code = run("--quiet")
+    assert.equal(0, code, err)
+    assert.same({
+      "echo: true",
+      'the app returned status "ok", expected "success" or "failed"',
+      "child here",
+      "child: true",
+      "run 1 on container 7: success",
+    }, lines(out))
+  end)
+
+  it("--json carries the container as the run left it", function()
+    local out, err, code = run("--json")
+    assert.equal(0, code, err)
+    local c = json.decode(out).container
+    assert.equal(7, c.id)
+    assert.equal("high", c.severity)
+    assert.equal("open", c.status)
+    assert.same({"checked", "story"}, c.tags)
+    assert.same({{id = 1, title = "seen", content = "by the story spec", note_type = "general", note_format = "markdown"}},
+                c.notes)
+    assert.same({owner = "soc"}, c.custom_fields)
+    assert.equal(1, #c.artifacts)
+    assert.equal("1.1.1.1", c.artifacts[1].cef.sourceAddress)
   end)
 end)

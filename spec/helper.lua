@@ -116,4 +116,30 @@ end
 -- are in the README).
 H.LIMITS = "playbook_info = {limits = {instructions_per_callback = 5000000, instructions_per_run = 20000000, memory_mb = 16}}\n"
 
+--- The ```lua blocks of a markdown file, from the heading `after` on (the
+-- whole file without it). Returns a list of {code, line, mark}: `line` the
+-- block's first line in the file, `mark` the word of an HTML comment on the
+-- line just before the block (`<!-- fragment -->` gives "fragment"), or nil.
+function H.lua_blocks(path, after)
+  local f = assert(io.open(path))
+  local text = f:read("a")
+  f:close()
+  local start = 1
+  if after then
+    start = text:find(after, 1, true)
+    assert(start, path .. " has no section " .. after)
+  end
+  local blocks = {}
+  local pos = start
+  while true do
+    local s, e, code = text:find("```lua\n(.-)```", pos)
+    if not s then break end
+    local _, line = text:sub(1, s):gsub("\n", "")
+    local before = text:sub(1, s - 1):match("([^\n]*)\n$") or ""
+    blocks[#blocks + 1] = {code = code, line = line + 2, mark = before:match("^%s*<!%-%-%s*([%w_-]+)")}
+    pos = e + 1
+  end
+  return blocks
+end
+
 return H

@@ -352,6 +352,7 @@ end
     assert.equal(0, code)
     assert.equal(("z"):rep(40) .. "\n" .. ("z"):rep(40) .. "\n"
                  .. "ERROR: log truncated: 3 later lines (120 bytes) dropped; a run keeps 10000 lines and 100 bytes of log\n"
+                 .. "[container] 101: severity medium, status new, no tags, 0 notes, 3 artifacts\n"
                  .. "run 1 on container 101: success\n", out)
   end)
 end)

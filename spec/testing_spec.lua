@@ -204,25 +204,15 @@ end)
 describe("the README's testing example", function()
   -- the README's playbook and spec, copied into a folder of their own and
   -- run with one command, as a playbook author would
-  local function code_blocks(text, after)
-    local i = text:find(after, 1, true)
-    assert(i, "README has no section " .. after)
-    local blocks = {}
-    for block in text:sub(i):gmatch("```lua\n(.-)```") do blocks[#blocks + 1] = block end
-    return blocks
-  end
-
   it("runs with `luasoar test DIR`", function()
-    local f = assert(io.open(H.root .. "/README.md"))
-    local blocks = code_blocks(f:read("a"), "## Testing your playbooks")
-    f:close()
-    f = assert(io.open(H.root .. "/scripts/playbooks/geolocate_example.lua"))
+    local blocks = H.lua_blocks(H.root .. "/README.md", "## Testing your playbooks")
+    local f = assert(io.open(H.root .. "/scripts/playbooks/geolocate_example.lua"))
     local playbook = f:read("a")
     f:close()
     local dir = H.tmp() .. "/author"
     os.execute(("mkdir -p %s/playbooks %s/spec"):format(dir, dir))
     H.write("author/playbooks/geolocate_example.lua", playbook)
-    H.write("author/spec/geolocate_example_spec.lua", blocks[1])
+    H.write("author/spec/geolocate_example_spec.lua", blocks[1].code)
     local out, err, code = H.cli("test", dir)
     assert.equal(0, code, out .. err)
     assert.matches("1 success / 0 failures / 0 errors", out)
