@@ -62,14 +62,20 @@ static const char usage_run[] =
   "Exit status: 0 the run succeeded, 1 it failed, 2 the input was unusable.\n";
 
 static const char usage_check[] =
-  "usage: luasoar check [--apps DIR] PLAYBOOK.lua...\n"
+  "usage: luasoar check [--apps DIR] [--assets FILE] PLAYBOOK.lua...\n"
   "\n"
   "Compiles and lints each playbook without running it, and prints file:line:\n"
   "message for each problem: syntax errors, reads of globals nothing defines,\n"
-  "callbacks that name no function, phantom.act of an action no app provides,\n"
-  "malformed datapath strings.\n"
+  "callbacks that name no function, phantom.act of an action no app provides\n"
+  "or on an asset the assets file does not name, unknown phantom.* functions,\n"
+  "keyword arguments and condition operators, playbook_info keys and types,\n"
+  "severity/status/sensitivity values outside their sets, malformed datapath\n"
+  "strings and datapaths naming what no block of the playbook names.  Warnings\n"
+  "(file:line: warning: ...), such as a format section pairing the rows of\n"
+  "different sources, do not change the exit status.\n"
   "\n"
-  "  --apps DIR   the apps folder (default: SCRIPTS/apps of the first playbook)\n"
+  "  --apps DIR      the apps folder (default: SCRIPTS/apps of the first playbook)\n"
+  "  --assets FILE   the assets (default: SCRIPTS/assets.json, if there is one)\n"
   "\n"
   "Exit status: 0 no problem, 1 some, 2 bad usage.\n";
 
@@ -413,12 +419,13 @@ static int cmd_run(int argc, char **argv) {
 }
 
 static int cmd_check(int argc, char **argv) {
-  const char *apps = NULL;
+  const char *apps = NULL, *assets = NULL;
   const char **files = lsr_xalloc((size_t)(argc + 1) * sizeof *files);
   int nfiles = 0;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage_check, stdout); free(files); return 0; }
     if (strcmp(argv[i], "--apps") == 0 && i + 1 < argc) { apps = argv[++i]; continue; }
+    if (strcmp(argv[i], "--assets") == 0 && i + 1 < argc) { assets = argv[++i]; continue; }
     if (argv[i][0] == '-') {
       fprintf(stderr, "luasoar check: unknown option '%s' (see 'luasoar check --help')\n", argv[i]);
       free(files);
@@ -427,13 +434,15 @@ static int cmd_check(int argc, char **argv) {
     files[nfiles++] = argv[i];
   }
   if (nfiles == 0) { fputs(usage_check, stderr); free(files); return 2; }
-  char err[2048], def_apps[4096];
+  char err[2048], def_apps[4096], def_assets[4096];
   char *scripts = scripts_dir(files[0]);
   snprintf(def_apps, sizeof def_apps, "%s/apps", scripts);
+  snprintf(def_assets, sizeof def_assets, "%s/assets.json", scripts);
   free(scripts);
   lsr_engine *eng = lsr_engine_new(NULL, err, sizeof err);
   if (!eng) { fprintf(stderr, "luasoar check: %s\n", err); free(files); return 2; }
-  if (lsr_config_load(eng->cfg, apps ? apps : def_apps, NULL, 0, err, sizeof err) < 0) {
+  if (lsr_config_load(eng->cfg, apps ? apps : def_apps, assets ? assets : def_assets, assets != NULL, err,
+                      sizeof err) < 0) {
     fprintf(stderr, "luasoar check: %s\n", err);
     lsr_engine_free(eng);
     free(files);
