@@ -473,7 +473,11 @@ static const char usage_runs[] =
   "usage: luasoar runs [--db FILE] [--container N] [RUN_ID] [--json]\n"
   "\n"
   "Shows the runs in a luasoar serve store (default ./luasoar.db), newest last, or\n"
-  "with RUN_ID that run and its log.  --json prints the same as JSON.\n";
+  "with RUN_ID that run and its log.  --json prints the same as JSON, with times\n"
+  "in ISO 8601 UTC (2026-01-31T12:00:00.250Z), as the REST API gives them.\n";
+
+/* times as the REST API gives them: ISO 8601, UTC, milliseconds */
+#define ISO(col) "strftime('%Y-%m-%dT%H:%M:%fZ', " col ", 'unixepoch')"
 
 static void print_row(void *ud, int n, const char **c) {
   int *count = ud;
@@ -513,13 +517,14 @@ static int cmd_runs(int argc, char **argv) {
   if (json) {
     char *out = run ? lsr_store_text(st,
         "SELECT json_object('run', json_object('id', id, 'container', container_id, 'playbook', playbook, 'generation',"
-        " generation, 'status', status, 'message', message, 'start_time', start_time, 'update_time', update_time),"
-        " 'log', (SELECT json_group_array(json_object('level', level, 'message', message, 'time', time))"
+        " generation, 'status', status, 'message', message, 'start_time', " ISO("start_time") ", 'update_time', "
+        ISO("update_time") "), 'log', (SELECT json_group_array(json_object('level', level, 'message', message, 'time', "
+        ISO("time") "))"
         " FROM (SELECT * FROM run_log WHERE run_id = r.id ORDER BY id))) FROM playbook_runs r WHERE id = ?", "i",
         (int64_t)run)
       : lsr_store_text(st, "SELECT json_group_array(json_object('id', id, 'container', container_id, 'playbook',"
-        " playbook, 'generation', generation, 'status', status, 'message', message, 'start_time', start_time,"
-        " 'update_time', update_time)) FROM (SELECT * FROM playbook_runs WHERE ?1 = 0 OR container_id = ?1 ORDER BY id)",
+        " playbook, 'generation', generation, 'status', status, 'message', message, 'start_time', " ISO("start_time") ","
+        " 'update_time', " ISO("update_time") ")) FROM (SELECT * FROM playbook_runs WHERE ?1 = 0 OR container_id = ?1 ORDER BY id)",
         "i", (int64_t)container);
     if (out) printf("%s\n", out);
     else { fprintf(stderr, "luasoar runs: no run %lld\n", run); rc = 1; }

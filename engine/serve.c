@@ -597,20 +597,26 @@ static int64_t start_run(server *s, pb_entry *p, int64_t cid, const char *scope,
   return run->id;
 }
 
-/* Every active playbook whose labels match an open container. */
-static void run_active(server *s, int64_t cid) {
+/* Every active playbook whose labels match an open container; how many
+ * runs started, and in *matched how many playbooks matched (NULL: not asked). */
+static int run_active(server *s, int64_t cid, int *matched) {
   char *label = lsr_store_text(s->store, "SELECT label FROM containers WHERE id = ?", "i", cid);
   char *status = lsr_store_text(s->store, "SELECT status FROM containers WHERE id = ?", "i", cid);
   char err[1024];
+  int started = 0, match = 0;
   if (!status || strcmp(status, "closed") != 0) {
     for (int i = 0; i < s->npbs; i++) {
       pb_entry *p = &s->pbs[i];
-      if (p->gen && p->active && labels_match(p->labels, label) && !start_run(s, p, cid, "new", err, sizeof err))
-        say("error: cannot start %s on container %lld: %s", p->id, (long long)cid, err);
+      if (!p->gen || !p->active || !labels_match(p->labels, label)) continue;
+      match++;
+      if (start_run(s, p, cid, "new", err, sizeof err)) started++;
+      else say("error: cannot start %s on container %lld: %s", p->id, (long long)cid, err);
     }
   }
   free(label);
   free(status);
+  if (matched) *matched = match;
+  return started;
 }
 
 /* ---- recovery after a restart ---- */
@@ -915,10 +921,12 @@ static int insert_artifact(server *s, int64_t cid, const char *json, int64_t *id
   return lsr_store_exec(s->store, "UPDATE artifacts SET data = json_set(data, '$.id', id) WHERE id = ?", "i", *id);
 }
 
-/* {"id": N, "success": true}: what was stored, once it is on disk */
-static int reply_created(http *c, int64_t id) {
-  char out[96];
-  snprintf(out, sizeof out, "{\"id\": %lld, \"success\": true}", (long long)id);
+/* {"id": N, "success": true}: what was stored, once it is on disk; a
+ * container's answer adds "runs_started" (runs >= 0) */
+static int reply_created(http *c, int64_t id, int runs) {
+  char out[128];
+  if (runs >= 0) snprintf(out, sizeof out, "{\"id\": %lld, \"success\": true, \"runs_started\": %d}", (long long)id, runs);
+  else snprintf(out, sizeof out, "{\"id\": %lld, \"success\": true}", (long long)id);
   return reply(c, 200, out);
 }
 
@@ -956,21 +964,27 @@ static int post_container(server *s, http *c, request *rq) {
   }
   size_t nart = arts ? arts->u.array.len : 0;
   yajl_tree_free(v);
-  free(sta);
   if (!ok) {
     free(lab);
+    free(sta);
     lsr_store_rollback(s->store);
     say("error: refused a container, the store cannot keep it: %s", lsr_store_error(s->store));
     return fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
   }
-  run_active(s, cid); /* their rows go into the same commit */
+  int matched, runs = run_active(s, cid, &matched); /* their rows go into the same commit */
   if (!durable(s, c, &rc)) {
     free(lab);
+    free(sta);
     return rc;
   }
-  say("ingest container %lld (%s, %zu artifacts)", (long long)cid, lab, nart);
+  say("ingest container %lld (%s, %zu artifacts): %d run%s started", (long long)cid, lab, nart, runs,
+      runs == 1 ? "" : "s");
+  if (!matched && strcmp(sta, "closed") != 0)
+    say("container %lld: no active playbook takes label '%s' (playbook_info = {labels = {...}, active = true})",
+        (long long)cid, lab);
   free(lab);
-  return reply_created(c, cid);
+  free(sta);
+  return reply_created(c, cid, runs);
 }
 
 static int post_artifact(server *s, http *c, request *rq) {
@@ -996,10 +1010,10 @@ static int post_artifact(server *s, http *c, request *rq) {
   }
   lsr_store_exec(s->store, "UPDATE artifacts SET data = json_remove(data, '$.container_id', '$.run_automation')"
                  " WHERE id = ?", "i", aid);
-  if (automation) run_active(s, cid);
+  if (automation) run_active(s, cid, NULL);
   if (!durable(s, c, &rc)) return rc;
   say("ingest artifact %lld into container %lld", (long long)aid, (long long)cid);
-  return reply_created(c, aid);
+  return reply_created(c, aid, -1);
 }
 
 static int post_playbook_run(server *s, http *c, request *rq) {

@@ -77,6 +77,26 @@ describe("luasoar serve", function()
     assert.equal("waited 0", app.result_data.action_results[1].message)
   end)
 
+  it("answers how many runs an ingest started; logs a container whose label no active playbook takes", function()
+    local code, r = S.request(srv, "POST", "/rest/container", {name = "c5", label = "events"})
+    assert.equal(200, code)
+    assert.same({id = r.id, success = true, runs_started = 1}, r)
+    assert.is_truthy(S.wait(function() return S.logged(srv, "Z ingest container " .. r.id .. " (events, 0 artifacts): 1 run started\n") end))
+    code, r = S.request(srv, "POST", "/rest/container", {name = "c6", label = "nobody", artifacts = {{cef = {}}}})
+    assert.equal(200, code)
+    assert.same({id = r.id, success = true, runs_started = 0}, r)
+    assert.is_truthy(S.wait(function()
+      return S.logged(srv, "Z container " .. r.id .. ": no active playbook takes label 'nobody' (playbook_info = {labels ="
+                      .. " {...}, active = true})\n") end))
+    assert.is_true(S.logged(srv, "Z ingest container " .. r.id .. " (nobody, 1 artifacts): 0 runs started\n"))
+    -- a container without a label gets "events"
+    code, r = S.request(srv, "POST", "/rest/container", {name = "c7"})
+    assert.same({id = r.id, success = true, runs_started = 1}, r)
+    local _, c = S.request(srv, "GET", "/rest/container/" .. r.id)
+    assert.equal("events", c.label)
+    S.all_ended(srv)
+  end)
+
   it("runs again with scope new when an artifact is added; a closed container starts nothing", function()
     local _, r = S.request(srv, "POST", "/rest/container", {name = "c2", label = "events", artifacts = {{cef = {x = 1}}}})
     local cid = r.id
@@ -266,6 +286,13 @@ function cb(kw) phantom.debug("after " .. kw.results[1].message) end
     local json = H.json.decode(S.sh(("%s runs --db %s --json"):format(S.q(H.bin), S.q(srv.db))))
     assert.equal(1, #json)
     assert.equal("success", json[1].status)
+    -- times as REST gives them: ISO 8601 UTC with milliseconds
+    local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
+    assert.matches(ISO, json[1].start_time)
+    assert.matches(ISO, json[1].update_time)
+    local one = H.json.decode(S.sh(("%s runs --db %s --json 1"):format(S.q(H.bin), S.q(srv.db))))
+    assert.matches(ISO, one.run.start_time)
+    assert.matches(ISO, one.log[1].time)
     -- runs only reads: nothing of the store changes, a missing one is not made
     local function sums() return S.sh("cd " .. S.q(srv.dir) .. " && ls -la luasoar.db* | md5sum && cat luasoar.db* | md5sum") end
     local before = sums()
