@@ -196,7 +196,7 @@ int lsr_limit_set(lsr_engine *eng, const char *spec, char *err, size_t errlen) {
   else if (n == 20 && strncmp(spec, "instructions_per_run", n) == 0) l->instructions_per_run = (long long)v;
   else if (n == 9 && strncmp(spec, "memory_mb", n) == 0) l->memory = (size_t)(v * 1048576.0);
   else if (n == 16 && strncmp(spec, "deadline_seconds", n) == 0) l->deadline = v;
-  else if (n == 15 && strncmp(spec, "engine_memory_mb", n) == 0) eng->mem_limit = (size_t)(v * 1048576.0);
+  else if (n == 16 && strncmp(spec, "engine_memory_mb", n) == 0) eng->mem_limit = (size_t)(v * 1048576.0);
   else if (n == 10 && strncmp(spec, "exec_slots", n) == 0) eng->exec_max = (int)v;
   else if (n == 12 && strncmp(spec, "step_seconds", n) == 0) eng->step_seconds = v; /* the watchdog's */
   else if (n == 9 && strncmp(spec, "log_bytes", n) == 0) l->log_bytes = (size_t)v;

@@ -82,3 +82,24 @@ for _, doc in ipairs({"docs/api.md", "README.md"}) do
     end
   end)
 end
+
+describe("the --limit names docs/api.md gives", function()
+  it("are each accepted by luasoar run", function()
+    local f = assert(io.open(H.root .. "/docs/api.md"))
+    local text = f:read("a")
+    f:close()
+    local names = {}
+    for n in text:gmatch("%-%-limit ([%w_]+)=") do names[n] = true end
+    local list = text:match("the names of\n?%s*the table: (.-)%)")
+    assert(list, "docs/api.md no longer lists the --limit names")
+    for n in list:gmatch("`([%w_]+)`") do names[n] = true end
+    local pb = H.playbook("function on_start(c) phantom.debug('ok') end\n")
+    local n = 0
+    for name in pairs(names) do
+      n = n + 1
+      local out, err, code = H.cli("run", pb, "--container", H.fixtures .. "/container_101.json", "--limit", name .. "=5000")
+      assert.equal(0, code, name .. ": " .. out .. err)
+    end
+    assert.is_true(n >= 9)
+  end)
+end)
