@@ -4,7 +4,9 @@ local lt = require "luasoar.testing"
 local json = H.json
 
 local function run(src, setup, container)
-  local eng = lt.engine{scripts = H.fixtures, apps = H.fixtures .. "/apps", assets = H.fixtures .. "/assets.json"}
+  -- the fixture's apps run for real
+  local eng = lt.engine{scripts = H.fixtures, apps = H.fixtures .. "/apps", assets = H.fixtures .. "/assets.json",
+                        real = true}
   if setup then setup(eng) end
   local r = eng:run(H.playbook(src), container or H.container())
   eng:close()

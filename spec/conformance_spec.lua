@@ -7,7 +7,9 @@ local json = H.json
 local null = H.luasoar.null
 
 local function engine()
-  local eng = lt.engine{scripts = H.fixtures, apps = H.fixtures .. "/apps", assets = H.fixtures .. "/assets.json"}
+  -- the fixture's apps are the subject: they run for real
+  local eng = lt.engine{scripts = H.fixtures, apps = H.fixtures .. "/apps", assets = H.fixtures .. "/assets.json",
+                        real = true}
   return eng
 end
 

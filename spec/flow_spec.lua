@@ -5,7 +5,9 @@ local lt = require "luasoar.testing"
 local json = H.json
 
 local function engine()
-  return lt.engine{scripts = H.fixtures, apps = H.fixtures .. "/apps", assets = H.fixtures .. "/assets.json"}
+  -- the fixture's apps run for real
+  return lt.engine{scripts = H.fixtures, apps = H.fixtures .. "/apps", assets = H.fixtures .. "/assets.json",
+                   real = true}
 end
 
 local function decoded(run)

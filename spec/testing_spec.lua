@@ -103,6 +103,49 @@ describe("luasoar.testing", function()
     eng:close()
   end)
 
+  it("is strict: an action no stub covers fails the run, saying how to stub it or let it run", function()
+    local eng = engine()
+    local run = eng:run(H.playbook(GEO), H.container())
+    assert.equal("failed", run.status)
+    assert.equal("no stub for action 'geolocate ip' (geo) on asset 'maxmind' (app 'MaxMind'): stub it with "
+      .. 'eng:stub("geolocate ip", behaviour) or eng:stub("geolocate ip", {asset = "maxmind"}, behaviour), '
+      .. 'or let the real app run with eng:stub("geolocate ip", {asset = "maxmind", real = true}) '
+      .. "or lt.engine{real = true}", run.error)
+    assert.block_called(run, "cb", 0) -- the app did not run: no callback
+    eng:close()
+    -- a stub for one asset leaves the other uncovered
+    eng = engine()
+    eng:stub("geolocate ip", {asset = "maxmind"}, {message = "stubbed"})
+    run = eng:run(H.playbook([[
+      function on_start(c)
+        phantom.act("geolocate ip", {parameters = {{ip = "8.8.8.8"}}, assets = {"maxmind", "maxmind2"},
+                                     callback = cb, name = "geo"})
+      end
+      function cb(kw) phantom.debug("called") end
+    ]]), H.container())
+    assert.equal("failed", run.status)
+    assert.matches("^no stub for action 'geolocate ip' %(geo%) on asset 'maxmind2'", run.error)
+    assert.same({}, run:messages())
+    eng:close()
+  end)
+
+  it("lets unstubbed actions run their real apps with real = true, per engine or per stub", function()
+    local setups = {
+      {{real = true}, function() end},
+      {{}, function(eng) eng:stub("geolocate ip", {real = true}) end},
+      {{}, function(eng) eng:stub("geolocate ip", {asset = "maxmind", real = true}) end},
+      {{}, function(eng) eng:stub("geolocate ip", lt.real) end},
+    }
+    for i, case in ipairs(setups) do
+      local eng = engine(case[1])
+      case[2](eng)
+      local run = eng:run(H.playbook(GEO), H.container())
+      assert.run_succeeded(run)
+      assert.matches("^8.8.8.8 success Country: United States", run:messages()[1], nil, false, "case " .. i)
+      eng:close()
+    end
+  end)
+
   it("takes assets inline, naming apps that are not installed", function()
     local eng = engine{assets = {whois = {app = "Whois", id = 3, config = {server = "w"}}}}
     eng:stub("whois ip", function(p, asset) return {message = asset.config.server .. " " .. p.ip} end)

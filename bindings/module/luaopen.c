@@ -36,11 +36,16 @@ typedef struct {
   lsr_test_hooks hooks;
   mod_stub *stubs;
   int nstubs;
+  int strict;           /* an action with no stub fails the run (not on a stub's real) */
   int records_ref;      /* run_id -> {actions = {...}, calls = {...}} */
 } mod_engine;
 
 /* ---- test hooks: stubs and records, in the caller's state ---- */
 
+/* The stub's number (1-based); 0: the real app runs; NO_STUB: none, and the
+ * engine is strict (not for an app that is not installed: can_run asks, and
+ * starting it fails already). */
+#define NO_STUB (-1)
 static int stub_for(void *ud, const char *action, const lsr_asset *asset) {
   mod_engine *m = ud;
   int generic = 0;
@@ -50,7 +55,23 @@ static int stub_for(void *ud, const char *action, const lsr_asset *asset) {
     if (s->asset && strcmp(s->asset, asset->name) == 0) return s->fn_ref == LUA_NOREF ? 0 : i + 1;
     if (!s->asset && !generic) generic = i + 1;
   }
-  return generic && m->stubs[generic - 1].fn_ref != LUA_NOREF ? generic : 0;
+  if (generic) return m->stubs[generic - 1].fn_ref != LUA_NOREF ? generic : 0;
+  return m->strict && asset->app->runner != LSR_RUNNER_STUB ? NO_STUB : 0;
+}
+
+/* A strict engine met an action with no stub: the run fails, saying how to
+ * stub it or let the real app run. */
+static void refuse_unstubbed(mod_engine *m, lsr_app_run *apr) {
+  lsr_action_run *ar = apr->ar;
+  char msg[1024];
+  snprintf(msg, sizeof msg,
+           "no stub for action '%s' (%s) on asset '%s' (app '%s'): stub it with eng:stub(\"%s\", behaviour) "
+           "or eng:stub(\"%s\", {asset = \"%s\"}, behaviour), or let the real app run with "
+           "eng:stub(\"%s\", {asset = \"%s\", real = true}) or lt.engine{real = true}",
+           ar->action, ar->name, apr->asset->name, apr->asset->app->name, ar->action, ar->action,
+           apr->asset->name, ar->action, apr->asset->name);
+  lsr_run_fail(ar->run, msg);
+  lsr_app_run_done(m->eng, apr, 0, NULL, 0, msg);
 }
 
 typedef struct {
@@ -86,6 +107,10 @@ static void run_stub(void *ud, lsr_app_run *apr, int stub) {
   lua_State *L = m->L;
   lsr_action_run *ar = apr->ar;
   char err[256];
+  if (stub == NO_STUB) {
+    refuse_unstubbed(m, apr);
+    return;
+  }
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, m->stubs[stub - 1].fn_ref);
   lsr_json_new_array(L, apr->nsent);
@@ -299,7 +324,7 @@ static const char *opt_field(lua_State *L, int idx, const char *key) {
 }
 
 /* luasoar.engine{apps = DIR, assets = FILE, assets_json = TEXT, seed = N,
- *                virtual_clock = bool, record = bool}
+ *                virtual_clock = bool, record = bool, strict = bool}
  * assets_json may name apps that are not installed: stubs stand in. */
 static int l_engine(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -323,7 +348,9 @@ static int l_engine(lua_State *L) {
   m->eng->virtual_clock = lua_toboolean(L, -1);
   lua_getfield(L, 1, "record");
   int record = lua_toboolean(L, -1);
-  lua_pop(L, 3);
+  lua_getfield(L, 1, "strict");
+  m->strict = lua_toboolean(L, -1);
+  lua_pop(L, 4);
   m->hooks = (lsr_test_hooks){stub_for, run_stub, record ? on_action : NULL, record ? on_block : NULL,
                               call_stub, record && lsr_coverage_enabled() ? lsr_coverage_line : NULL, m};
   m->prompt_ref = LUA_NOREF;

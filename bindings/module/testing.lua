@@ -156,8 +156,10 @@ local function default_scripts()
 end
 
 --- lt.engine{scripts = DIR, assets = {name = {app = ..., config = ...}} or FILE,
----           apps = DIR, seed = N}
+---           apps = DIR, seed = N, real = bool}
 --- Assets given inline may name apps that are not installed: stub their actions.
+--- An action that no stub covers fails the run, unless real = true: then its
+--- real app runs.
 function M.engine(opts)
   opts = opts or {}
   local scripts = opts.scripts or default_scripts()
@@ -172,23 +174,28 @@ function M.engine(opts)
   local c = luasoar.engine{
     apps = opts.apps or (scripts .. "/apps"), assets = assets_file, assets_json = assets_json,
     custom_lists = opts.custom_lists or (scripts .. "/custom_lists"), scripts = scripts,
-    seed = opts.seed or 0, virtual_clock = true, record = true,
+    seed = opts.seed or 0, virtual_clock = true, record = true, strict = not opts.real,
   }
   local eng = setmetatable({c = c, scripts = scripts}, Engine)
   prompt_handler(eng)
   return eng
 end
 
---- eng:stub(action, behaviour) or eng:stub(action, {asset = NAME}, behaviour).
+--- eng:stub(action, behaviour) or eng:stub(action, {asset = NAME}, behaviour);
+--- eng:stub(action, {real = true}) or eng:stub(action, {asset = NAME, real = true}):
+--- the real app runs (as the behaviour lt.real does).
 --- Returns the stub; stub.calls lists each parameter set it was given.
 function Engine:stub(action, a, b)
   local asset, beh = nil, a
   if b ~= nil then
     asset, beh = type(a) == "table" and a.asset or a, b
+  elseif type(a) == "table" and getmetatable(a) == nil and a.real == true then
+    asset, beh = a.asset, M.real
   end
   if type(action) ~= "string" then error("stub: the first argument is an action name", 2) end
   if beh == nil then
-    error("stub: give a behaviour: a function, a result table, fail(), app_error(), sequence{}, delay() or real", 2)
+    error("stub: give a behaviour: a function, a result table, fail(), app_error(), sequence{}, delay() or real "
+          .. "(or {real = true})", 2)
   end
   local stub = {action = action, asset = asset, behaviour = beh, calls = {}}
   self.c:stub(action, asset, beh ~= M.real and handler(stub) or nil)
