@@ -297,6 +297,7 @@ struct lsr_engine {
   lsr_timer *vtimers;   /* pending virtual timers, earliest first */
   uint64_t timer_seq;
   double step_seconds;  /* the watchdog's hard limit on one step (0: its default) */
+  int report_times;     /* the --json report gives each log line's "time" (luasoar run) */
 };
 
 /* The engine's clock: real, or virtual in tests. */

@@ -392,6 +392,7 @@ static int cmd_run(int argc, char **argv) {
   eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .answer = answer, .on_run_start = on_run_start,
                             .on_action_start = on_action_start, .on_action_end = on_action_end, .ud = &st};
   eng->scripts_dir = scripts;
+  eng->report_times = 1;
   int rc = 2;
   lsr_gen *gen = NULL;
   lsr_run *top = NULL;

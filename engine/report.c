@@ -1,11 +1,13 @@
 /* report.c: the JSON report of an ended run, the `--json` contract of
  * `luasoar run`: {"status", "run_id", "container_id", "playbook", "log":
- * [{"level", "message"}], "summary", "error", "container"}.  No Lua here. */
+ * [{"level", "message", "time" (luasoar run only)}], "summary", "error",
+ * "container"}.  No Lua here. */
 #include "engine.h"
 #include "json_check.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct { char *s; size_t n, cap; } buf_t;
 
@@ -40,6 +42,17 @@ char *lsr_run_report_json(lsr_run *run) {
     put(&b, run->log[i].level == LSR_LOG_ERROR ? "\"error\"" : "\"debug\"");
     put(&b, ",\"message\":");
     put_quoted(&b, run->log[i].message);
+    if (run->eng->report_times) { /* ISO 8601 UTC with milliseconds, as REST and `luasoar runs` */
+      char iso[40];
+      double t = run->log[i].time;
+      time_t sec = (time_t)t;
+      int ms = (int)((t - (double)sec) * 1000);
+      struct tm tm;
+      gmtime_r(&sec, &tm);
+      size_t n = strftime(iso, sizeof iso, ",\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
+      snprintf(iso + n, sizeof iso - n, ".%03dZ\"", ms < 0 ? 0 : ms > 999 ? 999 : ms);
+      put(&b, iso);
+    }
     put(&b, "}");
   }
   put(&b, "],\"summary\":");
