@@ -413,6 +413,7 @@ static int l_act(lua_State *L) {
   ar->next = run->actions;
   run->actions = ar;
   run->pending++;
+  if (eng->obs.on_action_start) eng->obs.on_action_start(ar, eng->obs.ud); /* before a reviewer is asked */
   if (ar->awaiting_approval) {
     /* the app runs wait for the reviewer (the prelude asks, then calls
      * internal.approve) */
@@ -427,7 +428,6 @@ static int l_act(lua_State *L) {
   }
   if (eng->test && eng->test->on_action) eng->test->on_action(eng->test->ud, ar);
   if (eng->obs.on_action) eng->obs.on_action(ar, eng->obs.ud);
-  if (eng->obs.on_action_start) eng->obs.on_action_start(ar, eng->obs.ud);
   lsr_push_state(L, run);
   lua_pushstring(L, ar->name);
   lua_pushinteger(L, ar->id);

@@ -339,6 +339,34 @@ function after_child(kw) phantom.debug("child: " .. tostring(kw.success)) end
     }, lines(out))
   end)
 
+  it("says who is asked to approve an action and what they answered", function()
+    local pb = H.playbook([[
+function on_start(c)
+  phantom.act("block ip", {parameters = {{ip = "1.2.3.4"}}, assets = {"pan"}, name = "block_1", reviewer = "boss", callback = cb})
+  phantom.act("block ip", {parameters = {{ip = "1.2.3.5"}}, assets = {"pan"}, name = "block_2", reviewer = "boss", callback = cb})
+end
+function cb(kw) phantom.debug(kw.action.name .. " " .. tostring(kw.success)) end
+]], "approvals")
+    local out, err, code = H.cli("run", pb, "--container", H.fixtures .. "/container_101.json", "--apps", FIX_APPS,
+                                 "--assets", FIX_ASSETS, "--answers", H.write("approve.json", '{"block_1": "approve"}'))
+    assert.equal(0, code, err)
+    assert.same({
+      "[act] block_1 (block ip) on pan: 1 parameter set, waiting for approval by boss",
+      "[approval] block_1 (block ip) asked of boss",
+      '[approval] block_1 answered: "approve"',
+      "[act] block_2 (block ip) on pan: 1 parameter set, waiting for approval by boss",
+      "[approval] block_2 (block ip) asked of boss",
+      "[approval] block_2: no answer, it times out",
+      "[act] block_1: 1 of 1 succeeded",
+      "block_1 true",
+      "[act] block_2: 0 of 1 succeeded",
+      "[act]   pan: no approval from boss in time",
+      "block_2 false",
+      "[container] 101: severity medium, status new, no tags, 0 notes, 3 artifacts",
+      "run 1 on container 101: success",
+    }, lines(out))
+  end)
+
   it("--quiet keeps the playbook's own lines and the last line", function()
     local out, err, code = run("--quiet")
     assert.equal(0, code, err)
