@@ -19,7 +19,10 @@ target_compile_definitions(luasoar PRIVATE "LSR_CMOD_DIRS=\"lib/lua/5.4:${LSR_CM
 
 install(TARGETS luasoar_module LIBRARY DESTINATION "\${LSR_CMOD}")
 install(TARGETS luasoar RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(FILES ${CMAKE_SOURCE_DIR}/docs/lls/phantom.lua DESTINATION ${CMAKE_INSTALL_DATADIR}/luasoar/lls)
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/docs/lls/ DESTINATION ${CMAKE_INSTALL_DATADIR}/luasoar/lls)
+# the shipped playbooks, apps, assets and specs: a folder to copy and start from
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/scripts/ DESTINATION ${CMAKE_INSTALL_DATADIR}/luasoar/examples
+        USE_SOURCE_PERMISSIONS)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/api.md
               ${CMAKE_SOURCE_DIR}/docs/sandbox-audit.md ${CMAKE_SOURCE_DIR}/docs/luasoar.service
         DESTINATION ${CMAKE_INSTALL_DOCDIR})

@@ -97,11 +97,21 @@ describe("cmake --install", function()
     user_folder(user, cmod)
   end)
 
-  it("installs the executable, the module, the LuaLS definitions and the docs", function()
+  it("installs the executable, the module, the LuaLS definitions, the docs and the examples", function()
     for _, f in ipairs{"bin/luasoar", "lib/lua/5.4/luasoar.so", "share/luasoar/lls/phantom.lua",
-                       "share/doc/luasoar/README.md", "share/doc/luasoar/api.md"} do
+                       "share/doc/luasoar/README.md", "share/doc/luasoar/api.md",
+                       "share/luasoar/examples/playbooks/geolocate_example.lua",
+                       "share/luasoar/examples/spec/geolocate_example_spec.lua"} do
       assert.is_true(exists(prefix .. "/" .. f), f .. " not installed")
     end
+  end)
+
+  it("installs examples whose specs pass in a copy of them", function()
+    local copy = H.tmp() .. "/my_playbooks"
+    local out, code = sh(("cp -r %s %s && cd / && %s luasoar test %s"):format(
+      q(prefix .. "/share/luasoar/examples"), q(copy), env, q(copy)))
+    assert.equal(0, code, out)
+    assert.matches(" 0 failures / 0 errors", out, 1, true)
   end)
 
   it("lets `luasoar test` run a user's folder with only the prefix on PATH", function()
