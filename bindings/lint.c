@@ -2,16 +2,31 @@
  * prelude's linter (bindings/lua/50_lint.lua), printed as file:line: message. */
 #include "runtime.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+extern const char lsr_lls_lua[];
+extern const size_t lsr_lls_lua_len;
+
+/* lua: (text, file, out) -> how many errors.  out NULL: print every finding
+ * as file:line: message; else put the errors (not the warnings) in out,
+ * separated by "; ". */
+typedef struct {
+  char *buf;
+  size_t len, used;
+} lint_out;
 
 static int lint(lua_State *L) {
   lsr_engine *eng = lsr_engine_of(L);
   const char *file = lua_tostring(L, 2);
+  lint_out *out = lua_touserdata(L, 3);
   lsr_getref(L, eng->hooks_ref);
   lua_getfield(L, -1, "lint");
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
-  if (eng->cfg->napps > 0) { /* the actions the apps folder provides */
+  /* serving (out set): the apps and assets reload on their own, so the
+   * playbook is not held to the ones of the moment */
+  if (eng->cfg->napps > 0 && !out) { /* the actions the apps folder provides */
     lua_newtable(L);
     for (int i = 0; i < eng->cfg->napps; i++)
       for (int j = 0; j < eng->cfg->apps[i].nactions; j++) {
@@ -21,30 +36,67 @@ static int lint(lua_State *L) {
   } else {
     lua_pushnil(L);
   }
-  lua_call(L, 3, 1);
-  int n = (int)lua_rawlen(L, -1);
+  if (eng->cfg->nassets > 0 && !out) { /* the assets the assets file names */
+    lua_newtable(L);
+    for (int i = 0; i < eng->cfg->nassets; i++) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, eng->cfg->assets[i].name);
+    }
+  } else {
+    lua_pushnil(L);
+  }
+  lua_pushlstring(L, lsr_lls_lua, lsr_lls_lua_len);
+  lua_pushboolean(L, out != NULL);
+  lua_call(L, 6, 1);
+  int n = (int)lua_rawlen(L, -1), errors = 0;
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     lua_getfield(L, -1, "line");
     lua_getfield(L, -2, "message");
-    printf("%s:%d: %s\n", file, (int)lua_tointeger(L, -2), lua_tostring(L, -1));
-    lua_pop(L, 3);
+    lua_getfield(L, -3, "warning");
+    int warning = lua_toboolean(L, -1);
+    if (!warning) errors++;
+    if (!out) {
+      printf("%s:%d: %s\n", file, (int)lua_tointeger(L, -3), lua_tostring(L, -2));
+    } else if (!warning && out->used + 1 < out->len) {
+      int w = snprintf(out->buf + out->used, out->len - out->used, "%s%s:%d: %s", out->used ? "; " : "", file,
+                       (int)lua_tointeger(L, -3), lua_tostring(L, -2));
+      if (w > 0) out->used += (size_t)w < out->len - out->used ? (size_t)w : out->len - out->used - 1;
+    }
+    lua_pop(L, 4);
   }
-  lua_pushinteger(L, n);
+  lua_pushinteger(L, errors);
   return 1;
 }
 
-int lsr_lint(lsr_engine *eng, const char *file, const char *text, size_t len) {
+static int run_lint(lsr_engine *eng, const char *file, const char *text, size_t len, lint_out *out) {
   lua_State *L = eng->L;
   lua_pushcfunction(L, lint);
   lua_pushlstring(L, text, len);
   lua_pushstring(L, file);
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-    printf("%s: lint failed: %s\n", file, lua_tostring(L, -1));
+  lua_pushlightuserdata(L, out);
+  if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+    if (out) snprintf(out->buf, out->len, "%s: lint failed: %s", file, lua_tostring(L, -1));
+    else printf("%s: lint failed: %s\n", file, lua_tostring(L, -1));
     lua_pop(L, 1);
     return 1;
   }
   int n = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
+  return n;
+}
+
+int lsr_lint(lsr_engine *eng, const char *file, const char *text, size_t len) {
+  return run_lint(eng, file, text, len, NULL);
+}
+
+int lsr_lint_errors(lsr_engine *eng, const char *file, char *err, size_t errlen) {
+  char *text;
+  size_t len;
+  if (errlen) err[0] = 0;
+  if (lsr_read_file(file, &text, &len, 4u << 20, err, errlen) != 0) return 0; /* the load reads it too */
+  lint_out out = {err, errlen, 0};
+  int n = run_lint(eng, file, text, len, &out);
+  free(text);
   return n;
 }

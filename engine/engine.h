@@ -333,8 +333,11 @@ lsr_gen *lsr_gen_load(lsr_engine *eng, const char *path, char *err, size_t errle
 void lsr_gen_free(lsr_engine *eng, lsr_gen *g);
 /* The engine's compiled copy of a file, compiled on first use. */
 lsr_gen *lsr_gen_cached(lsr_engine *eng, const char *path, char *err, size_t errlen);
-/* Print `luasoar check` findings for a compiled playbook; how many. */
+/* Print `luasoar check` findings for a compiled playbook; how many errors. */
 int lsr_lint(lsr_engine *eng, const char *file, const char *text, size_t len);
+/* The lint's errors (not its warnings) for the playbook file, as
+ * "file:line: message; ..." in err; returns how many (0: none, err empty). */
+int lsr_lint_errors(lsr_engine *eng, const char *file, char *err, size_t errlen);
 /* Seed custom lists from <dir>/<name>.json files (no folder: none). */
 int lsr_lists_load(lsr_engine *eng, const char *dir, char *err, size_t errlen);
 /* Call the prelude's hooks[hook] with string arguments, in protected mode;

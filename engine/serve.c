@@ -390,6 +390,11 @@ static void load_pb(server *s, const char *path, const struct stat *sb) {
     lsr_gen_free(s->eng, g);
     g = NULL;
   }
+  if (g && lsr_lint_errors(s->eng, path, err, sizeof err) > 0) { /* what `luasoar check` calls an error */
+    lsr_strv_free(labels);
+    lsr_gen_free(s->eng, g);
+    g = NULL;
+  }
   if (!g) {
     free(p->error);
     p->error = lsr_strdup(err);

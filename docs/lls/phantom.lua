@@ -166,6 +166,8 @@
 ---@field deadline_seconds? number default 86400
 
 ---@class PlaybookSettings
+---@field labels? string[] the container labels it runs on under `luasoar serve` ({"*"}: every label)
+---@field active? boolean under `luasoar serve`: runs on new containers of its labels
 ---@field limits? PlaybookLimits
 
 ---Set at the playbook's top level; read once the top level has run.
