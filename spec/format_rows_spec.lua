@@ -60,6 +60,14 @@ describe("phantom.format %% rows", function()
     assert.same({"1+2+3 / a+b"}, out)
   end)
 
+  it("renders docs/api.md's example as the docs say", function()
+    local out = formats([[
+      phantom.debug(phantom.format{container = container, template = "%%\n{0} {1} {2} {3}\n%%",
+        parameters = {"artifact:*.cef.sourceAddress", "artifact:*.id", "container:tags.*", "seen"}})
+    ]])
+    assert.same({"1.1.1.1 1 a seen\n2.2.2.2 2 b seen\n3.3.3.3 3 None seen"}, out)
+  end)
+
   it("pairs different sources by position only", function()
     -- the artifacts in id order, the tags in list order: row 2 is artifact 2 with tag "b",
     -- whether or not they have anything to do with each other
