@@ -106,6 +106,8 @@ end
   it("check reports each of them with the same words", function()
     local lines = {"function on_start(c)"}
     for _, case in ipairs(cases) do lines[#lines + 1] = "  " .. case[2]:format(case[3]) end
+    -- pieces of a concatenation are not datapaths; strings with spaces are literals
+    lines[#lines + 1] = [[  phantom.debug({"custom_list:" .. c.label, c.name .. ":action_result.data", "artifact: none"})]]
     lines[#lines + 1] = "end"
     local path = H.playbook(table.concat(lines, "\n") .. "\n")
     local out, _, code = H.cli("check", "--apps", H.fixtures .. "/apps", path)
@@ -113,6 +115,7 @@ end
     for i, case in ipairs(cases) do
       assert.truthy(out:find(path .. ":" .. (i + 1) .. ": " .. case[5] .. "\n", 1, true), case[1] .. "\n" .. out)
     end
+    assert.falsy(out:find(path .. ":" .. (#cases + 2) .. ":", 1, true), out)
   end)
 end)
 

@@ -529,9 +529,11 @@ function hooks.lint(src, file, actions, assets, lls, serving)
         end
       end
     elseif t.type == "string" then
-      -- the rule and the words a run fails with (10_datapath.lua)
+      -- the rule and the words a run fails with (10_datapath.lua); a piece
+      -- of a concatenation ("custom_list:" .. name) is no datapath
+      local joined = (prev and prev.value == "..") or (nxt and nxt.value == "..")
       local _, err = internal.datapath_or_literal(t.value)
-      if err then report(t.line, "%s", err) end
+      if err and not joined then report(t.line, "%s", err) end
     end
   end
   if lls then
