@@ -298,7 +298,9 @@ static int failures_text(lua_State *L) {
     lsr_getref(L, apr->result_ref); /* 3: the element */
     if (apr->failed_whole) {
       lua_getfield(L, 3, "message");
-      lua_pushfstring(L, "%s%s: %s\n", lua_tostring(L, 2), apr->asset->name, luaL_optstring(L, -1, "failed"));
+      const char *m = lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) ? luaL_gsub(L, lua_tostring(L, -1), "\n", " ")
+                                                                            : "failed";
+      lua_pushfstring(L, "%s%s: %s\n", lua_tostring(L, 2), apr->asset->name, m);
       lua_replace(L, 2);
     } else {
       lua_getfield(L, 3, "action_results"); /* 4 */
@@ -307,7 +309,8 @@ static int failures_text(lua_State *L) {
         lua_getfield(L, -1, "status");
         if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "success") != 0) {
           lua_getfield(L, -2, "message");
-          const char *m = lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) ? lua_tostring(L, -1) : "failed";
+          const char *m = lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) ? luaL_gsub(L, lua_tostring(L, -1), "\n", " ")
+                                                                                : "failed"; /* one line each */
           lua_pushfstring(L, "%s%s, parameter set %d: %s\n", lua_tostring(L, 2), apr->asset->name, i, m);
           lua_replace(L, 2);
         }
