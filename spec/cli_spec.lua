@@ -148,7 +148,7 @@ describe("luasoar run", function()
   it("describes every flag in --help", function()
     local out, _, code = H.cli("run", "--help")
     assert.equal(0, code)
-    for _, flag in ipairs({"--container", "--assets", "--apps", "--answers", "--limit", "--json", "--help"}) do
+    for _, flag in ipairs({"--container", "--assets", "--apps", "--answers", "--limit", "--json", "--quiet", "--help"}) do
       assert.truthy(out:find(flag, 1, true), flag)
     end
     out, _, code = H.cli("--help")
