@@ -101,9 +101,13 @@ describe("cmake --install", function()
     for _, f in ipairs{"bin/luasoar", "lib/lua/5.4/luasoar.so", "share/luasoar/lls/phantom.lua",
                        "share/doc/luasoar/README.md", "share/doc/luasoar/api.md",
                        "share/luasoar/examples/playbooks/geolocate_example.lua",
-                       "share/luasoar/examples/spec/geolocate_example_spec.lua"} do
+                       "share/luasoar/examples/spec/geolocate_example_spec.lua",
+                       "share/luasoar/lls/luasoar_testing.lua"} do
       assert.is_true(exists(prefix .. "/" .. f), f .. " not installed")
     end
+    -- the definitions are Lua that compiles
+    assert(loadfile(prefix .. "/share/luasoar/lls/phantom.lua"))
+    assert(loadfile(prefix .. "/share/luasoar/lls/luasoar_testing.lua"))
   end)
 
   it("installs examples whose specs pass in a copy of them", function()
