@@ -35,7 +35,12 @@ end
 function on_start(c)
   phantom.set_severty(c, "high")
 end
-]], "2: unknown function 'phantom.set_severty'"},
+]], "2: unknown function 'phantom.set_severty' (phantom.set_severity?)"},
+  {"unknown function, nothing near", [[
+function on_start(c)
+  phantom.teleport(c)
+end
+]], "2: unknown function 'phantom.teleport'"},
   {"unknown operator", [[
 function on_start(c)
   if phantom.decision(c, {{"artifact:*.cef.score", "gt", 50}}) then phantom.debug("high") end

@@ -165,6 +165,20 @@ local VALUE_SETS = {
 local NAMED = {act = "action", condition = false, format = false, custom_function = "custom_function",
                playbook = "playbook", prompt = false, prompt2 = false, task = false}
 
+-- The edit distance of two short names.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = {[0] = i}
+    for j = 1, #b do
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:byte(i) == b:byte(j) and 0 or 1))
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
 -- Static checks of phantom.* calls: unknown functions, keyword names,
 -- operators, setter values, assets, playbook_info, datapath names, and the
 -- format sections that pair rows of different sources (a warning).
@@ -271,8 +285,13 @@ local function static_checks(toks, ctx, report, warn)
        op(toks[i + 1], ".") and fn and fn.type == "name" and not op(toks[i + 3], "=") then
       local name = fn.value
       local fname = "phantom." .. name
-      if ctx.phantom[name] == nil then
-        report(fn.line, "unknown function '%s'", fname)
+      if ctx.phantom[name] == nil and not (toks[i - 1] and toks[i - 1].value == "function") then
+        local best, bd = nil, 3 -- the nearest name, at most 2 edits away
+        for k in pairs(ctx.phantom) do
+          local d = distance(name, k)
+          if d < bd or (d == bd and best and k < best) then best, bd = k, d end
+        end
+        report(fn.line, "unknown function '%s'%s", fname, best and (" (phantom.%s?)"):format(best) or "")
       end
       local sig = lls.sigs[name]
       -- the arguments
