@@ -38,8 +38,19 @@ static int lint(lua_State *L) {
   }
   if (eng->cfg->nassets > 0 && !out) { /* the assets the assets file names */
     lua_newtable(L);
-    for (int i = 0; i < eng->cfg->nassets; i++) {
-      lua_pushboolean(L, 1);
+    for (int i = 0; i < eng->cfg->nassets; i++) { /* name -> {app, actions = {name = true}} */
+      const lsr_app *app = eng->cfg->assets[i].app;
+      lua_createtable(L, 0, 2);
+      if (app) {
+        lua_pushstring(L, app->name);
+        lua_setfield(L, -2, "app");
+        lua_createtable(L, 0, app->nactions);
+        for (int j = 0; j < app->nactions; j++) {
+          lua_pushboolean(L, 1);
+          lua_setfield(L, -2, app->actions[j].name);
+        }
+        lua_setfield(L, -2, "actions");
+      }
       lua_setfield(L, -2, eng->cfg->assets[i].name);
     }
   } else {

@@ -26,6 +26,11 @@ function on_start(c)
   phantom.act("geolocate ip", {parameters = {{ip = "1.1.1.1"}}, assets = {"geoip", "virustotl"}})
 end
 ]], "2: phantom.act: no asset named 'virustotl' in the assets file"},
+  {"asset without the action", [[
+function on_start(c)
+  phantom.act("geolocate ip", {parameters = {{ip = "1.1.1.1"}}, assets = "ipinfo"})
+end
+]], "2: phantom.act: asset 'ipinfo' (app 'IP Info') has no action 'geolocate ip'"},
   {"unknown action", [[
 function on_start(c)
   phantom.act{action = "lookup ipp", parameters = {{ip = "1.1.1.1"}}}

@@ -345,8 +345,11 @@ local function static_checks(toks, ctx, report, warn)
         end
         if name == "act" and ctx.assets and by_name.assets then
           for _, s in ipairs(strings(by_name.assets) or {}) do
-            if not ctx.assets[s.value] then
+            local asset, action = ctx.assets[s.value], literal_string(by_name.action)
+            if not asset then
               report(s.line, "phantom.act: no asset named '%s' in the assets file", s.value)
+            elseif asset.actions and action and not asset.actions[action.value] then
+              report(s.line, "phantom.act: asset '%s' (app '%s') has no action '%s'", s.value, asset.app, action.value)
             end
           end
         end
