@@ -25,6 +25,8 @@ local function free_port()
   error("no free port")
 end
 
+S.free_port = free_port
+
 --- Start a server over a fresh folder; files = {["playbooks/x.lua"] = text, ...};
 -- extra: more command-line arguments.
 function S.start(files, dir, db, extra)
