@@ -540,15 +540,19 @@ static int encode_summary(lua_State *L) {
   return 1;
 }
 
-char *lsr_run_summary_json(lsr_run *run) {
+/* The JSON that encoder(run) leaves on the stack (malloc'd), or fallback
+ * if it fails (a value JSON cannot hold, out of memory). */
+static char *run_json(lsr_run *run, lua_CFunction encoder, const char *fallback) {
   lua_State *L = run->eng->L;
-  lua_pushcfunction(L, encode_summary);
+  lua_pushcfunction(L, encoder);
   lua_pushlightuserdata(L, run);
   int ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
-  char *s = lsr_strdup(ok ? lua_tostring(L, -1) : "{}");
+  char *s = lsr_strdup(ok ? lua_tostring(L, -1) : fallback);
   lua_pop(L, 1);
   return s;
 }
+
+char *lsr_run_summary_json(lsr_run *run) { return run_json(run, encode_summary, "{}"); }
 
 /* the engine's current state of the run's container (the store's copy, which
  * every phantom.set_*, add_tags, add_note, add_artifact changes), or else the
@@ -563,15 +567,7 @@ static int encode_container(lua_State *L) {
   return 1;
 }
 
-char *lsr_run_container_json(lsr_run *run) {
-  lua_State *L = run->eng->L;
-  lua_pushcfunction(L, encode_container);
-  lua_pushlightuserdata(L, run);
-  int ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
-  char *s = lsr_strdup(ok ? lua_tostring(L, -1) : "null");
-  lua_pop(L, 1);
-  return s;
-}
+char *lsr_run_container_json(lsr_run *run) { return run_json(run, encode_container, "null"); }
 
 static int set_state_field(lua_State *L) {
   lsr_run *run = lua_touserdata(L, 1);
