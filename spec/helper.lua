@@ -142,4 +142,13 @@ function H.lua_blocks(path, after)
   return blocks
 end
 
+--- A well-behaved playbook (on the fixture's pan asset) to run beside a
+-- hostile one: it logs "good run done".
+H.GOOD = H.LIMITS .. [[
+function on_start(c)
+  phantom.act("block ip", {parameters = {{ip = "1.1.1.1"}}, assets = {"pan"}, callback = cb})
+end
+function cb(kw) phantom.debug("good run done") end
+]]
+
 return H

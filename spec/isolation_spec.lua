@@ -7,12 +7,7 @@ local luasoar = H.luasoar
 
 local LIMITS = H.LIMITS
 
-local GOOD = LIMITS .. [[
-function on_start(c)
-  phantom.act("block ip", {parameters = {{ip = "1.1.1.1"}}, assets = {"pan"}, callback = cb})
-end
-function cb(kw) phantom.debug("good run done") end
-]]
+local GOOD = H.GOOD
 
 -- A scripts folder of its own: a custom function and a child playbook
 -- inside, a secret and a playbook-shaped file outside, a symlink out.

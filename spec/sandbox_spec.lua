@@ -6,12 +6,7 @@ local H = require "spec.helper"
 -- Small limits so the specs are quick; the defaults are in the README.
 local LIMITS = H.LIMITS
 
-local GOOD = LIMITS .. [[
-function on_start(c)
-  phantom.act("block ip", {parameters = {{ip = "1.1.1.1"}}, assets = {"pan"}, callback = cb})
-end
-function cb(kw) phantom.debug("good run done") end
-]]
+local GOOD = H.GOOD
 
 -- Run a hostile playbook beside a good one; returns the hostile run's report.
 local function hostile(body)

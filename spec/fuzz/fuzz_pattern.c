@@ -1,4 +1,4 @@
-/* fuzz_pattern.c: the pattern matcher of bindings/strlib.c against stock
+/* fuzz_pattern.c: the pattern matcher of bindings/strpattern.c against stock
  * Lua's, differentially.  Two plain states: one with the standard library as
  * Lua ships it, one where lsr_strlib_install has replaced find, match,
  * gmatch, gsub (and rep, table.concat ...).  Each input is one call:
