@@ -502,7 +502,7 @@ static void unwatch(server *s) {
 /* ---- starting runs ---- */
 
 /* The container as runs see it: its data with its artifacts, by id. */
-static char *container_json(server *s, int64_t id) {
+char *srv_container_json(server *s, int64_t id) {
   return lsr_store_text(s->store,
                         "SELECT json_set(data, '$.id', id, '$.artifacts', json((SELECT json_group_array(json(data))"
                         " FROM (SELECT data FROM artifacts WHERE container_id = ?1 ORDER BY id))))"
@@ -514,7 +514,7 @@ static char *container_json(server *s, int64_t id) {
  * that holds a pin. */
 static char *load_stored(const char *kind, const char *key, void *ud) {
   server *s = ud;
-  if (strcmp(kind, "container") == 0) return container_json(s, (int64_t)atoll(key));
+  if (strcmp(kind, "container") == 0) return srv_container_json(s, (int64_t)atoll(key));
   if (strcmp(kind, "pin") == 0)
     return lsr_store_text(s->store, "SELECT c.id FROM containers c, json_each(c.data, '$.pins') p"
                           " WHERE instr(c.data, '\"pins\"') AND json_extract(p.value, '$.id') = ? LIMIT 1", "i",
@@ -525,7 +525,7 @@ static char *load_stored(const char *kind, const char *key, void *ud) {
 /* Start a run of p on a stored container.  scope: "new", "all" or a JSON
  * list of artifact ids.  The run's id, or 0 with err set. */
 int64_t srv_start_run(server *s, pb_entry *p, int64_t cid, const char *scope, char *err, size_t errlen) {
-  char *json = container_json(s, cid);
+  char *json = srv_container_json(s, cid);
   if (!json) {
     snprintf(err, errlen, "no container %lld", (long long)cid);
     return 0;
@@ -579,188 +579,6 @@ int srv_run_active(server *s, int64_t cid, int *matched) {
   free(status);
   if (matched) *matched = match;
   return started;
-}
-
-/* ---- recovery after a restart ---- */
-
-#define RECOVERY_JSON \
-  "SELECT json_object('started', started, 'discontinued', discontinued," \
-  " 'run_data', json((SELECT json_group_object(key, json(value)) FROM run_data WHERE run_id = r.id))," \
-  " 'actions', json((SELECT json_group_array(json_object('id', a.id, 'name', a.name, 'action', a.action," \
-  "   'callback', a.callback, 'handle', json(coalesce(a.handle, 'null')), 'parameters', json(a.parameters)," \
-  "   'assets', json(coalesce(a.assets, '[]')), 'delivered', a.delivered, 'start_after', a.start_after," \
-  "   'reviewer', a.reviewer, 'loop_state', a.loop_state, 'released', a.released," \
-  "   'results', json((SELECT json_group_array(json_object('asset', p.asset, 'result', json(p.result)))" \
-  "                    FROM app_runs p WHERE p.action_run_id = a.id))))" \
-  "   FROM (SELECT * FROM action_runs WHERE run_id = r.id AND NOT (delivered = 1 AND status = 'superseded')" \
-  "         ORDER BY id) a))," \
-  " 'prompts', json((SELECT json_group_array(json(prompt)) FROM prompts WHERE run_id = r.id AND status = 'pending'))," \
-  " 'calls', json((SELECT json_group_array(json_set(call, '$.id', c.id," \
-  "   '$.child_status', (SELECT status FROM playbook_runs WHERE id = json_extract(c.call, '$.child_run_id'))," \
-  "   '$.child_outputs', json((SELECT coalesce(outputs, '{}') FROM playbook_runs" \
-  "                            WHERE id = json_extract(c.call, '$.child_run_id')))," \
-  "   '$.child_message', (SELECT message FROM playbook_runs WHERE id = json_extract(c.call, '$.child_run_id'))))" \
-  "   FROM calls c WHERE run_id = r.id AND status = 'running')))" \
-  " FROM playbook_runs r WHERE id = ?"
-
-/* A run that was in flight, as its row says. */
-typedef struct {
-  int64_t id, cid, parent;
-  char *pb, *scope;
-} in_flight;
-typedef struct { in_flight *runs; int n; } in_flight_list;
-
-static void collect_run(void *ud, int ncols, const char **cols) {
-  in_flight_list *l = ud;
-  (void)ncols;
-  l->runs = lsr_xrealloc(l->runs, (size_t)(l->n + 1) * sizeof *l->runs);
-  l->runs[l->n++] = (in_flight){atoll(cols[0]), cols[1] ? atoll(cols[1]) : 0, cols[2] ? atoll(cols[2]) : 0,
-                                cols[3] ? lsr_strdup(cols[3]) : NULL, lsr_strdup(cols[4] ? cols[4] : "new")};
-}
-
-static void fail_recovery(server *s, int64_t id, const char *why) {
-  lsr_store_exec(s->store, "UPDATE playbook_runs SET status = 'failed', message = ?, update_time = ? WHERE id = ?",
-                 "sdi", why, lsr_now(), id);
-  lsr_store_exec(s->store, "INSERT INTO run_log(run_id, level, message, time) VALUES(?, 'error', ?, ?)", "isd",
-                 id, why, lsr_now());
-  srv_say("recover run %lld: failed: %s", (long long)id, why);
-}
-
-static int64_t max_id(const char *kind, void *ud) {
-  server *s = ud;
-  if (strcmp(kind, "pin") == 0 || strcmp(kind, "note") == 0) /* kept in their containers */
-    return lsr_store_int(s->store, 0, "SELECT max(json_extract(p.value, '$.id')) FROM containers c,"
-                         " json_each(c.data, '$.' || ?1) p WHERE instr(c.data, '\"' || ?1 || '\"')", "s",
-                         strcmp(kind, "pin") == 0 ? "pins" : "notes");
-  if (strcmp(kind, "artifact") != 0) return 0;
-  return lsr_store_int(s->store, 0, "SELECT max(id) FROM artifacts", "");
-}
-
-/* A custom list or object the store kept, back into the engine (a row
- * that does not load is said and skipped: the rest still loads). */
-static void restore_row(void *ud, int ncols, const char **cols) {
-  server *s = ud;
-  char err[1024];
-  if (lsr_hook_strings(s->eng, cols[0], ncols - 1, cols + 1, err, sizeof err) < 0)
-    srv_say("store: %s '%s' does not load: %s", cols[0], cols[1], err);
-}
-
-/* ---- the watchdog's marker (engine/watchdog.h) ---- */
-
-#define IN_STEP_NOTE "the engine stopped while this run was inside a step"
-
-/* A run the engine died inside fails, and what it left unfinished ends
- * with it, as at a run's end. */
-static void fail_killed(server *s, int64_t id, const char *why) {
-  fail_recovery(s, id, why);
-  lsr_store_exec(s->store, "UPDATE action_runs SET status = 'cancelled', update_time = ? WHERE run_id = ?"
-                 " AND status = 'running'", "di", lsr_now(), id);
-  lsr_store_exec(s->store, "UPDATE prompts SET status = 'cancelled' WHERE run_id = ? AND status = 'pending'", "i", id);
-  lsr_store_exec(s->store, "UPDATE calls SET status = 'done' WHERE run_id = ? AND status = 'running'", "i", id);
-}
-
-/* What the marker says of the engine's last death.  The run the watchdog
- * killed fails with its verdict.  A run that was inside a step when the
- * engine died (kill -9, a crash) resumes once, with a line in its log that
- * counts it; found inside a step a second time, it fails: a run that takes
- * the engine down is never resumed into it again.  A child playbook run
- * that died in its first turn has no row yet (its parent would start it
- * again): failing, it gets one from its parent's call, so the parent sees
- * it ended. */
-static void step_death(server *s) {
-  const lsr_step_death *d = lsr_watchdog_death();
-  char why[512];
-  if (!d) return;
-  int64_t id = d->killed_run ? d->killed_run : d->in_step_run;
-  if (!id) return;
-  int stored = lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ?", "i", id) > 0;
-  if (stored && !lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ? AND status = 'running'",
-                               "i", id))
-    return; /* it had ended */
-  if (!stored && !lsr_store_int(s->store, 0, "SELECT count(*) FROM calls WHERE kind = 'playbook'"
-                                " AND status = 'running' AND json_extract(call, '$.child_run_id') = ?", "i", id))
-    return; /* nothing the store knows */
-  int again = lsr_store_int(s->store, 0, "SELECT count(*) FROM run_log WHERE run_id = ? AND substr(message, 1, ?) = ?",
-                            "iis", id, (int64_t)strlen(IN_STEP_NOTE), IN_STEP_NOTE) > 0;
-  if (!d->killed_run && !again) {
-    snprintf(why, sizeof why, IN_STEP_NOTE " (%g s into it): it resumes once; if the engine stops inside one of its"
-             " steps again, it fails", d->in_step_seconds);
-    lsr_store_exec(s->store, "INSERT INTO run_log(run_id, level, message, time) VALUES(?, 'error', ?, ?)", "isd", id,
-                   why, lsr_now());
-    srv_say("recover run %lld: %s", (long long)id, why);
-    return;
-  }
-  if (d->killed_run) {
-    snprintf(why, sizeof why, "%s", d->reason);
-    srv_say("watchdog: run %lld on container %lld was killed when the engine last ran", (long long)id,
-        (long long)d->killed_container);
-  } else {
-    snprintf(why, sizeof why, "killed: the engine stopped twice while this run was inside a step (%g s into it"
-             " this time)", d->in_step_seconds);
-  }
-  if (!stored)
-    lsr_store_exec(s->store, "INSERT INTO playbook_runs(id, container_id, playbook, generation, status, message, scope,"
-                   " start_time, update_time, parent_run_id) SELECT ?1, json_extract(call, '$.container_id'),"
-                   " json_extract(call, '$.ref'), 0, 'running', '', 'new', ?2, ?2, run_id FROM calls"
-                   " WHERE kind = 'playbook' AND status = 'running' AND json_extract(call, '$.child_run_id') = ?1"
-                   " LIMIT 1", "id", id, lsr_now());
-  fail_killed(s, id, why);
-}
-
-/* Every run that was in flight goes on, or ends with a reason.  Returns how
- * many went on. */
-static int recover(server *s) {
-  step_death(s); /* before the runs in flight are read: a killed run is not one */
-  in_flight_list l = {0};
-  lsr_store_each(s->store, collect_run, &l, "SELECT id, container_id, parent_run_id, playbook, scope"
-                 " FROM playbook_runs WHERE status = 'running' ORDER BY id", "");
-  int resumed = 0, failed = 0;
-  char err[1024];
-  for (int i = 0; i < l.n; i++) {
-    int64_t id = l.runs[i].id, cid = l.runs[i].cid;
-    char *pbid = l.runs[i].pb;
-    pb_entry *p = pbid ? srv_find_pb(s, pbid) : NULL;
-    char *json = container_json(s, cid);
-    char *rec = lsr_store_text(s->store, RECOVERY_JSON, "i", id);
-    lsr_run *run = NULL;
-    if (!p || !p->gen) {
-      snprintf(err, sizeof err, "%s: playbook '%s' is gone or does not load", INTERRUPTED_BY_RESTART, pbid ? pbid : "?");
-    } else if (!json || !rec) {
-      snprintf(err, sizeof err, "%s: its container %lld is not in the store", INTERRUPTED_BY_RESTART, (long long)cid);
-    } else {
-      s->eng->forced_run_id = id;
-      run = lsr_run_json(s->eng, p->gen, json, strlen(json), "container", err, sizeof err);
-      s->eng->forced_run_id = 0;
-      if (run) {
-        run->recovered = 1;
-        if (lsr_run_state_set(run, "recovery", rec) < 0) /* it ends at its start, with why */
-          lsr_run_fail(run, INTERRUPTED_BY_RESTART ": its recovery record does not load");
-        run->parent_run_id = l.runs[i].parent;
-        run->ud = l.runs[i].scope; /* the run owns it now */
-        l.runs[i].scope = NULL;
-      }
-    }
-    if (run) {
-      resumed++;
-      srv_say("recover run %lld: resumed (%s on container %lld)", (long long)id, p->id, (long long)cid);
-    } else {
-      failed++;
-      fail_recovery(s, id, err);
-    }
-    free(pbid);
-    free(l.runs[i].scope);
-    free(json);
-    free(rec);
-  }
-  free(l.runs);
-  lsr_store_exec(s->store, "UPDATE prompts SET status = 'timed out' WHERE status = 'pending' AND run_id IN"
-                 " (SELECT id FROM playbook_runs WHERE status != 'running')", "");
-  /* an approval is asked again when its action starts again */
-  lsr_store_exec(s->store, "UPDATE prompts SET status = 'cancelled' WHERE status = 'pending'"
-                 " AND json_extract(prompt, '$.type') = 'approval'", "");
-  lsr_store_commit(s->store);
-  srv_say("recovery: %d runs were in flight: %d resumed, %d failed", l.n, resumed, failed);
-  return resumed;
 }
 
 /* ---- start and stop ---- */
@@ -864,9 +682,9 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   lsr_store_exec(s.store, "CREATE TABLE IF NOT EXISTS shared_owners(kind TEXT, container_key TEXT, key TEXT,"
                  " playbook TEXT, PRIMARY KEY(kind, container_key, key))", "");
   lsr_store_commit(s.store);
-  lsr_store_each(s.store, restore_row, &s, "SELECT 'seed_list', l.name, l.rows, (SELECT w.playbook FROM shared_owners w"
+  lsr_store_each(s.store, srv_restore_row, &s, "SELECT 'seed_list', l.name, l.rows, (SELECT w.playbook FROM shared_owners w"
                  " WHERE w.kind = 'list' AND w.container_key = '' AND w.key = l.name) FROM custom_lists l", "");
-  lsr_store_each(s.store, restore_row, &s, "SELECT 'restore_object', o.container_key, o.key, o.value, (SELECT"
+  lsr_store_each(s.store, srv_restore_row, &s, "SELECT 'restore_object', o.container_key, o.key, o.value, (SELECT"
                  " w.playbook FROM shared_owners w WHERE w.kind = 'object' AND w.container_key = o.container_key"
                  " AND w.key = o.key) FROM objects o", "");
   /* ids go on from the store's */
@@ -880,9 +698,9 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   /* the observers point at the caller's struct */
   eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .on_run_start = on_run_start,
                             .on_action = on_action, .on_app_run = on_app_run, .on_delivered = on_delivered,
-                            .persist = persist, .max_id = max_id, .load = load_stored, .ud = sp};
+                            .persist = persist, .max_id = srv_max_id, .load = load_stored, .ud = sp};
   scan(sp);
-  recover(sp);
+  srv_recover(sp);
   return 0;
 }
 

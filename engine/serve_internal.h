@@ -81,6 +81,11 @@ void srv_commit_now(server *s);
 pb_entry *srv_find_pb(server *s, const char *id);
 int64_t srv_start_run(server *s, pb_entry *p, int64_t cid, const char *scope, char *err, size_t errlen);
 int srv_run_active(server *s, int64_t cid, int *matched);
+char *srv_container_json(server *s, int64_t id);
+/* serve_recover.c, for start-up */
+int64_t srv_max_id(const char *kind, void *ud);
+void srv_restore_row(void *ud, int ncols, const char **cols);
+int srv_recover(server *s);
 /* serve_rest.c, for start-up */
 int srv_parse_id(const char *s, size_t n, int64_t *out);
 int srv_http_start(server *s, struct sockaddr *addr, unsigned conn_limit, unsigned per_ip);
