@@ -1,7 +1,8 @@
 /* serve_internal.h: what the files of `luasoar serve` share: the server,
- * its playbook entries, and the calls between the engine side (serve.c:
- * store observers, playbooks and reload, runs, recovery, start-up) and the
- * HTTP side (serve_rest.c: REST routes and libmicrohttpd). */
+ * its playbook entries, and the calls between them: serve.c (the run
+ * journal's store observers, starting runs, start-up), serve_playbooks.c
+ * (the registry and reload), serve_recover.c (recovery after a restart) and
+ * serve_rest.c (REST routes and libmicrohttpd). */
 #ifndef LSR_SERVE_INTERNAL_H
 #define LSR_SERVE_INTERNAL_H
 #include "engine.h"
@@ -82,6 +83,10 @@ pb_entry *srv_find_pb(server *s, const char *id);
 int64_t srv_start_run(server *s, pb_entry *p, int64_t cid, const char *scope, char *err, size_t errlen);
 int srv_run_active(server *s, int64_t cid, int *matched);
 char *srv_container_json(server *s, int64_t id);
+void srv_free_gen_if_done(server *s, lsr_gen *g);
+/* serve_playbooks.c: the registry, loaded and reloaded */
+void srv_scan(server *s);
+void srv_watch_dir(server *s, const char *dir);
 /* serve_recover.c, for start-up */
 int64_t srv_max_id(const char *kind, void *ud);
 void srv_restore_row(void *ud, int ncols, const char **cols);
