@@ -6,6 +6,7 @@
 #include "json.h"
 #include "json_check.h"
 #include "runtime.h"
+#include "soar.h"
 #include "watchdog.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -535,6 +536,10 @@ void lsr_act_start_app_run(lsr_engine *eng, lsr_app_run *apr) {
     lsr_app_run_done(eng, apr, failure == NULL, out, len, failure);
     free(out);
     free(failure);
+    return;
+  }
+  if (app->runner == LSR_RUNNER_SOAR) { /* its own pool of warm workers */
+    lsr_soar_start(eng, apr);
     return;
   }
   /* child processes are capped: each holds descriptors, and fork slows as

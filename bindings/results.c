@@ -46,7 +46,7 @@ static int is_empty(lua_State *L, int idx) {
 
 /* [-0, +1, e] One action result: the app's (at idx, or none) made canonical. */
 static int action_result(lua_State *L, int idx, int i, const char *param_json,
-                         const char *fail_msg) {
+                         const char *fail_msg, int own_param) {
   char err[256];
   lua_createtable(L, 0, 5);
   int status_ok = 0;
@@ -93,6 +93,12 @@ static int action_result(lua_State *L, int idx, int i, const char *param_json,
     lua_newtable(L);
     lua_setfield(L, -2, "summary");
   }
+  /* a SOAR connector's parameter is what it set (set_param), as in SOAR */
+  if (own_param && lua_getfield(L, idx, "parameter") == LUA_TTABLE && !lsr_json_is_array(L, -1)) {
+    lua_setfield(L, -2, "parameter");
+    return status_ok;
+  }
+  if (own_param) lua_pop(L, 1);
   if (lsr_json_decode(L, param_json, strlen(param_json), err, sizeof err) < 0)
     luaL_error(L, "internal: parameter JSON: %s", err); /* the engine wrote it */
   lua_setfield(L, -2, "parameter");
@@ -122,12 +128,13 @@ static int build_element(lua_State *L) {
   for (int i = 0; i < ar->nparams; i++) {
     if (apr->missing[i]) {
       snprintf(msg, sizeof msg, "missing required parameter '%s'", apr->missing[i]);
-      action_result(L, 0, i + 1, ar->params[i], msg);
+      action_result(L, 0, i + 1, ar->params[i], msg, 0);
     } else if (failure) {
-      action_result(L, 0, i + 1, ar->params[i], failure);
+      action_result(L, 0, i + 1, ar->params[i], failure, 0);
     } else {
       lua_rawgeti(L, 4, ++j);
-      successes += action_result(L, lua_gettop(L), j, ar->params[i], NULL);
+      successes += action_result(L, lua_gettop(L), j, ar->params[i], NULL,
+                                 apr->asset->app->runner == LSR_RUNNER_SOAR);
       lua_remove(L, -2);
     }
     lua_rawseti(L, 6, i + 1);
@@ -137,7 +144,8 @@ static int build_element(lua_State *L) {
   lua_setfield(L, 5, "action");
   lua_pushstring(L, apr->asset->app->name);
   lua_setfield(L, 5, "app");
-  lua_pushinteger(L, apr->asset->app->app_id);
+  if (apr->asset->app->app_uid) lua_pushstring(L, apr->asset->app->app_uid); /* a SOAR appid */
+  else lua_pushinteger(L, apr->asset->app->app_id);
   lua_setfield(L, 5, "app_id");
   lua_pushstring(L, apr->asset->name);
   lua_setfield(L, 5, "asset");

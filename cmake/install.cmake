@@ -20,6 +20,9 @@ target_compile_definitions(luasoar PRIVATE "LSR_CMOD_DIRS=\"lib/lua/5.4:${LSR_CM
 install(TARGETS luasoar_module LIBRARY DESTINATION "\${LSR_CMOD}")
 install(TARGETS luasoar RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/docs/lls/ DESTINATION ${CMAKE_INSTALL_DATADIR}/luasoar/lls)
+# SOAR connectors run with this phantom package and worker
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/python/ DESTINATION ${CMAKE_INSTALL_DATADIR}/luasoar/python
+        PATTERN __pycache__ EXCLUDE)
 # the shipped playbooks, apps, assets and specs: a folder to copy and start from
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/scripts/ DESTINATION ${CMAKE_INSTALL_DATADIR}/luasoar/examples
         USE_SOURCE_PERMISSIONS)

@@ -3,6 +3,7 @@
  * phantom.act) goes on the queue and runs on the next turn of the loop.
  * No Lua here: the queue hands tasks to bindings/. */
 #include "engine.h"
+#include "soar.h"
 #include "exec_runner.h"
 #include <fcntl.h>
 #include <signal.h>
@@ -152,6 +153,7 @@ void lsr_engine_free(lsr_engine *eng) {
   }
   lsr_config_free(eng->cfg);
   free(eng->cfg);
+  lsr_soar_keep_free(eng);
   free(eng->scripts_dir);
   lsr_exec_reaper_close(eng->loop); /* what apps left behind dies with the engine */
   uv_close((uv_handle_t *)&eng->idle, NULL);

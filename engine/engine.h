@@ -22,6 +22,7 @@ typedef struct lsr_app_run lsr_app_run;
 
 typedef enum {
   LSR_RUNNER_LUA, LSR_RUNNER_EXEC,
+  LSR_RUNNER_SOAR,      /* a Splunk SOAR connector in a Python worker (engine/soar_*.c) */
   LSR_RUNNER_STUB,      /* testing: an app named by an asset but not installed */
 } lsr_runner_kind;
 
@@ -30,6 +31,9 @@ typedef struct {
   char **required;      /* names of required parameters, NULL-terminated */
   int read_only, idempotent;
   double timeout;       /* seconds; 0 = the app's */
+  char *identifier;     /* soar: what the connector dispatches on */
+  char *type;           /* soar: test, investigate, generic, contain, correct, ingest */
+  char **outputs;       /* soar: the data paths the manifest declares (NULL-terminated) */
 } lsr_action_def;
 
 typedef struct lsr_app {
@@ -44,6 +48,12 @@ typedef struct lsr_app {
   double timeout;       /* seconds */
   lsr_action_def *actions;
   int nactions;
+  char *app_uid;        /* soar: the manifest's appid (a UUID string), shown instead of app_id */
+  void *soar;           /* soar: the manifest (a yajl tree) */
+  char *soar_file;      /* soar: its path */
+  char *python;         /* soar: the interpreter */
+  int workers;          /* soar: app runs in flight at once (one worker process each) */
+  struct lsr_soar_pool *pool; /* soar: its workers (lazy) */
   struct lua_State *AL; /* lua runner: the app's own state (lazy) */
   size_t mem;           /* its Lua memory */
   long long instr;      /* instructions of the app run in progress */
@@ -298,6 +308,8 @@ struct lsr_engine {
   uint64_t timer_seq;
   double step_seconds;  /* the watchdog's hard limit on one step (0: its default) */
   int report_times;     /* the --json report gives each log line's "time" (luasoar run) */
+  struct lsr_soar_keep *soar; /* SOAR connectors' states and key (engine/soar_runner.c) */
+  char *vault_dir;      /* the vault of SOAR connectors (NULL: a default) */
 };
 
 /* The engine's clock: real, or virtual in tests. */
@@ -382,6 +394,8 @@ char *lsr_action_failures(lsr_action_run *ar);
 
 typedef void (*lsr_exec_done)(void *ud, int ok, const char *out, size_t len,
                               const char *failure);
+/* a line of a streaming child's stdout, without its '\n' (NUL-terminated) */
+typedef void (*lsr_exec_line)(void *ud, char *line, size_t len);
 typedef struct lsr_exec_proc lsr_exec_proc;
 typedef struct {
   char **argv, **env;
@@ -392,13 +406,26 @@ typedef struct {
   size_t max_output;
   lsr_exec_done done;
   void *ud;
+  /* streaming (a long-lived worker): stdout goes to on_line line by line
+   * (max_output is then the longest line), stdin stays open for
+   * lsr_exec_write, and done is called when the child is gone */
+  lsr_exec_line on_line;
 } lsr_exec_req;
 /* Start a child.  done is always called exactly once, from the loop. */
 lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req);
 /* Kill a child's process group; done is then called with a failure. */
 void lsr_exec_kill(lsr_exec_proc *p);
+/* Streaming children: write to stdin (-1 once it is closed or the child is
+ * gone), close stdin (EOF), and whether it keeps the loop alive (an idle
+ * worker must not); its pid (0 once reaped). */
+int lsr_exec_write(lsr_exec_proc *p, const char *data, size_t len);
+void lsr_exec_close_input(lsr_exec_proc *p);
+void lsr_exec_hold(lsr_exec_proc *p, int busy);
+int lsr_exec_pid(const lsr_exec_proc *p);
 
 /* ---- small helpers (engine/util.c) ---- */
+/* Format a message into err; returns -1 (for `return lsr_errf(...)`). */
+int lsr_errf(char *err, size_t n, const char *fmt, ...);
 char *lsr_strdup(const char *s);
 char *lsr_strndup(const char *s, size_t n);
 void *lsr_xalloc(size_t n);          /* calloc or abort */

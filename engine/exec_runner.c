@@ -68,6 +68,7 @@ struct lsr_exec_proc {
   int open_handles;
   lsr_exec_done done;
   void *ud;
+  lsr_exec_line on_line; /* streaming (a long-lived worker): stdout line by line */
   struct lsr_exec_proc *live_next, *live_prev;
 };
 
@@ -347,11 +348,28 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   *b = uv_buf_init(p->buf + p->len, (unsigned)(p->cap - p->len));
 }
 
+/* Streaming: hand over each complete line; keep the partial one.  A line
+ * longer than max kills the child. */
+static void deliver_lines(lsr_exec_proc *p) {
+  size_t start = 0;
+  char *nl;
+  while (!p->too_big && !p->killed && (nl = memchr(p->buf + start, '\n', p->len - start))) {
+    *nl = 0;
+    p->on_line(p->ud, p->buf + start, (size_t)(nl - (p->buf + start)));
+    start = (size_t)(nl - p->buf) + 1;
+  }
+  if (p->too_big || p->killed) start = p->len; /* the rest is of no use */
+  memmove(p->buf, p->buf + start, p->len - start);
+  p->len -= start;
+  p->buf[p->len] = 0;
+}
+
 static void on_out(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   lsr_exec_proc *p = s->data;
   if (n > 0) {
     p->len += (size_t)n;
     p->buf[p->len] = 0;
+    if (p->on_line) deliver_lines(p);
     if (p->len > p->max && !p->too_big) {
       p->too_big = 1;
       kill_group(p);
@@ -389,7 +407,47 @@ static void on_err(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
 
 static void on_written(uv_write_t *w, int status) {
   lsr_exec_proc *p = w->data;
-  close_handle((uv_handle_t *)&p->in); /* EOF for the child */
+  if (!p->on_line) close_handle((uv_handle_t *)&p->in); /* EOF for the child */
+}
+
+/* A later write to a streaming child: the data is copied, the write
+ * request freed when done. */
+static void on_streamed(uv_write_t *w, int status) {
+  free(w->data);
+  free(w);
+}
+
+int lsr_exec_write(lsr_exec_proc *p, const char *data, size_t len) {
+  if (p->reported || p->exited || uv_is_closing((uv_handle_t *)&p->in)) return -1;
+  uv_write_t *w = lsr_xalloc(sizeof *w);
+  char *copy = lsr_xalloc(len + 1);
+  memcpy(copy, data, len);
+  w->data = copy;
+  uv_buf_t b = uv_buf_init(copy, (unsigned)len);
+  if (uv_write(w, (uv_stream_t *)&p->in, &b, 1, on_streamed) != 0) {
+    free(copy);
+    free(w);
+    return -1;
+  }
+  return 0;
+}
+
+void lsr_exec_close_input(lsr_exec_proc *p) {
+  close_handle((uv_handle_t *)&p->in);
+}
+
+void lsr_exec_hold(lsr_exec_proc *p, int busy) {
+  uv_handle_t *hs[] = {(uv_handle_t *)&p->proc, (uv_handle_t *)&p->in, (uv_handle_t *)&p->out,
+                       (uv_handle_t *)&p->err};
+  for (size_t i = 0; i < sizeof hs / sizeof *hs; i++) {
+    if (uv_is_closing(hs[i])) continue;
+    if (busy) uv_ref(hs[i]);
+    else uv_unref(hs[i]);
+  }
+}
+
+int lsr_exec_pid(const lsr_exec_proc *p) {
+  return p->spawned ? p->proc.pid : 0;
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -415,6 +473,7 @@ lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req) {
   lsr_exec_proc *p = lsr_xalloc(sizeof *p);
   p->done = req->done;
   p->ud = req->ud;
+  p->on_line = req->on_line;
   p->max = req->max_output;
   p->timeout = req->timeout;
   p->input = lsr_strndup(req->input, req->input_len);
@@ -460,7 +519,7 @@ lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req) {
   uv_read_start((uv_stream_t *)&p->err, on_alloc, on_err);
   uv_buf_t b = uv_buf_init(p->input, (unsigned)req->input_len);
   p->wreq.data = p;
-  if (uv_write(&p->wreq, (uv_stream_t *)&p->in, &b, 1, on_written) != 0)
+  if (uv_write(&p->wreq, (uv_stream_t *)&p->in, &b, 1, on_written) != 0 && !p->on_line)
     close_handle((uv_handle_t *)&p->in);
   uint64_t ms = req->timeout > 0 ? (uint64_t)(req->timeout * 1000) : 0;
   if (ms) uv_timer_start(&p->timer, on_timeout, ms, 0);

@@ -18,6 +18,11 @@ char *lsr_json_quote(const char *s);
 #include <yajl/yajl_tree.h>
 /* A JSON file as a yajl tree (NULL with "file: ... line L, column C: why"). */
 yajl_val lsr_json_tree_file(const char *path, char *err, size_t n);
+/* obj's member key, or NULL (also when obj is not an object). */
+yajl_val lsr_json_field(yajl_val obj, const char *key);
+/* Write a yajl tree to a generator. */
+#include <yajl/yajl_gen.h>
+void lsr_json_gen_tree(yajl_gen g, yajl_val v);
 /* A yajl tree as JSON text (malloc'd). */
 char *lsr_tree_to_json(yajl_val v);
 #endif

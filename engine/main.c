@@ -27,6 +27,7 @@ static const char usage_main[] =
   "  test [DIR] [--coverage[=FILE]]      run a playbook folder's busted specs\n"
   "  serve --scripts DIR [--db FILE]     the long-running engine with its REST API\n"
   "  runs [--db FILE] [--container N] [RUN_ID] [--json]   runs in a store, or one run's log\n"
+  "  app check DIR | app test ASSET      a SOAR connector's Python modules; test an asset\n"
   "\n"
   "Run 'luasoar <command> --help' for a command's options.\n";
 
@@ -38,7 +39,9 @@ static const char usage_run[] =
   "\n"
   "  --container FILE  the container: one JSON object, with an \"artifacts\" list (required)\n"
   "  --assets FILE     assets file (default: SCRIPTS/assets.json)\n"
-  "  --apps DIR        folder of apps, one app.json per subfolder (default: SCRIPTS/apps)\n"
+  "  --apps DIR        folder of apps, one app.json (or a SOAR connector's manifest)\n"
+  "                    per subfolder (default: SCRIPTS/apps)\n"
+  "  --vault DIR       where SOAR connectors keep files (default: $TMPDIR/luasoar-vault-UID)\n"
   "  --answers FILE    answers to prompts and approvals: {\"prompt_1\": [\"Yes\", \"ok\"],\n"
   "                    \"block_ip_1\": \"approve\"}; a prompt with no answer asks at the\n"
   "                    terminal when stdin is one, and otherwise times out at once\n"
@@ -337,7 +340,7 @@ static int bad_usage(const char *fmt, const char *arg) {
 }
 
 static int cmd_run(int argc, char **argv) {
-  const char *playbook = NULL, *container = NULL, *assets = NULL, *apps = NULL, *answers = NULL;
+  const char *playbook = NULL, *container = NULL, *assets = NULL, *apps = NULL, *answers = NULL, *vault = NULL;
   const char *limits[16];
   int nlimits = 0;
   int json = 0, quiet = 0;
@@ -351,6 +354,7 @@ static int cmd_run(int argc, char **argv) {
     else if (strcmp(a, "--assets") == 0) dst = &assets;
     else if (strcmp(a, "--apps") == 0) dst = &apps;
     else if (strcmp(a, "--answers") == 0) dst = &answers;
+    else if (strcmp(a, "--vault") == 0) dst = &vault;
     else if (strcmp(a, "--limit") == 0 && nlimits < 16) dst = &limits[nlimits++];
     else if (a[0] == '-' && a[1]) return bad_usage("unknown option '%s'", a);
     else if (!playbook) { playbook = a; continue; }
@@ -395,6 +399,7 @@ static int cmd_run(int argc, char **argv) {
                             .on_action_start = on_action_start, .on_action_end = on_action_end, .ud = &st};
   eng->scripts_dir = scripts;
   eng->report_times = 1;
+  if (vault) eng->vault_dir = lsr_strdup(vault);
   int rc = 2;
   lsr_gen *gen = NULL;
   lsr_run *top = NULL;
@@ -674,12 +679,13 @@ int main(int argc, char **argv) {
   /* run and serve start no children but exec apps: they may reap and kill
    * whatever an app leaves behind (exec_runner.h).  Not test, which execs
    * busted (the attribute survives execve). */
-  if (strcmp(cmd, "run") == 0 || strcmp(cmd, "serve") == 0) lsr_exec_subreaper();
+  if (strcmp(cmd, "run") == 0 || strcmp(cmd, "serve") == 0 || strcmp(cmd, "app") == 0) lsr_exec_subreaper();
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
   if (strcmp(cmd, "test") == 0) return cmd_test(argc - 2, argv + 2);
   if (strcmp(cmd, "serve") == 0) return lsr_serve_main(argc - 2, argv + 2);
   if (strcmp(cmd, "runs") == 0) return cmd_runs(argc - 2, argv + 2);
+  if (strcmp(cmd, "app") == 0) return lsr_cli_app(argc - 2, argv + 2);
   fprintf(stderr, "luasoar: unknown command '%s'\n\n%s", cmd, usage_main);
   return 2;
 }

@@ -228,6 +228,10 @@ static void persist(lsr_run *run, const char *kind, const char *key, const char 
     lsr_store_exec(s->store, "UPDATE playbook_runs SET discontinued = 1 WHERE id = ?", "i", rid);
   } else if (strcmp(kind, "started") == 0) { /* on_start returned */
     lsr_store_exec(s->store, "UPDATE playbook_runs SET started = 1 WHERE id = ?", "i", rid);
+  } else if (strcmp(kind, "app_state") == 0) { /* a SOAR connector's save_state, per asset */
+    lsr_store_exec(s->store, "INSERT OR REPLACE INTO app_state VALUES(?, ?)", "ss", key, json);
+  } else if (strcmp(kind, "app_key") == 0) { /* encryption_helper's, for good */
+    lsr_store_exec(s->store, "INSERT OR IGNORE INTO meta VALUES('app_key', ?)", "s", json);
   } else if (strcmp(kind, "outputs") == 0) {
     lsr_store_exec(s->store, "UPDATE playbook_runs SET outputs = ? WHERE id = ?", "si", json, rid);
   }
@@ -319,6 +323,8 @@ static char *load_stored(const char *kind, const char *key, void *ud) {
     return lsr_store_text(s->store, "SELECT c.id FROM containers c, json_each(c.data, '$.pins') p"
                           " WHERE instr(c.data, '\"pins\"') AND json_extract(p.value, '$.id') = ? LIMIT 1", "i",
                           (int64_t)atoll(key));
+  if (strcmp(kind, "app_state") == 0) return lsr_store_text(s->store, "SELECT state FROM app_state WHERE asset = ?", "s", key);
+  if (strcmp(kind, "app_key") == 0) return lsr_store_text(s->store, "SELECT value FROM meta WHERE key = 'app_key'", "");
   return NULL;
 }
 
@@ -467,6 +473,8 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   s.eng = lsr_engine_new(NULL, err, errlen);
   if (!s.eng) return -1;
   lsr_engine *eng = s.eng;
+  snprintf(path, sizeof path, "%s.vault", db); /* SOAR connectors' files, beside the store */
+  eng->vault_dir = lsr_strdup(path);
   for (int i = 0; i < nlimits; i++) /* before recovery: recovered runs get them too */
     if (lsr_limit_set(eng, limits[i], err, errlen) < 0) return -1;
   s.scripts = lsr_strdup(scripts);
@@ -481,6 +489,7 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
    * playbook that answers for it (quotas) */
   lsr_store_exec(s.store, "CREATE TABLE IF NOT EXISTS shared_owners(kind TEXT, container_key TEXT, key TEXT,"
                  " playbook TEXT, PRIMARY KEY(kind, container_key, key))", "");
+  lsr_store_exec(s.store, "CREATE TABLE IF NOT EXISTS app_state(asset TEXT PRIMARY KEY, state TEXT)", "");
   lsr_store_commit(s.store);
   lsr_store_each(s.store, srv_restore_row, &s, "SELECT 'seed_list', l.name, l.rows, (SELECT w.playbook FROM shared_owners w"
                  " WHERE w.kind = 'list' AND w.container_key = '' AND w.key = l.name) FROM custom_lists l", "");
