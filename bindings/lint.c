@@ -26,12 +26,29 @@ static int lint(lua_State *L) {
   lua_pushvalue(L, 2);
   /* serving (out set): the apps and assets reload on their own, so the
    * playbook is not held to the ones of the moment */
-  if (eng->cfg->napps > 0 && !out) { /* the actions the apps folder provides */
+  if (eng->cfg->napps > 0 && !out) { /* the actions the apps folder provides: true, or the
+                                        data paths a SOAR manifest declares (of every app that has it) */
     lua_newtable(L);
     for (int i = 0; i < eng->cfg->napps; i++)
       for (int j = 0; j < eng->cfg->apps[i].nactions; j++) {
-        lua_pushboolean(L, 1);
-        lua_setfield(L, -2, eng->cfg->apps[i].actions[j].name);
+        const lsr_action_def *a = &eng->cfg->apps[i].actions[j];
+        int t = lua_getfield(L, -1, a->name);
+        lua_pop(L, 1);
+        if (!a->outputs || !a->outputs[0] || t == LUA_TBOOLEAN) { /* one app without: no check */
+          lua_pushboolean(L, 1);
+          lua_setfield(L, -2, a->name);
+          continue;
+        }
+        if (t != LUA_TTABLE) {
+          lua_newtable(L);
+          lua_setfield(L, -2, a->name);
+        }
+        lua_getfield(L, -1, a->name);
+        for (int k = 0; a->outputs[k]; k++) {
+          lua_pushstring(L, a->outputs[k]);
+          lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        }
+        lua_pop(L, 1);
       }
   } else {
     lua_pushnil(L);

@@ -165,6 +165,20 @@ local VALUE_SETS = {
 local NAMED = {act = "action", condition = false, format = false, custom_function = "custom_function",
                playbook = "playbook", prompt = false, prompt2 = false, task = false}
 
+-- Does an app that declares its outputs (a SOAR manifest's data paths)
+-- give path?  What it declares, a part of it (action_result.data), the
+-- parameters (always there), status and message.
+local ALWAYS = {action_result = true, ["action_result.status"] = true, ["action_result.message"] = true,
+                ["action_result.data"] = true, ["action_result.summary"] = true, ["action_result.parameter"] = true}
+local function declared_output(declared, path)
+  path = path:gsub("%.$", "")
+  if ALWAYS[path] or path:match("^action_result%.parameter%.") then return true end
+  for _, d in ipairs(declared) do
+    if d == path or d:sub(1, #path + 1) == path .. "." then return true end
+  end
+  return false
+end
+
 -- The edit distance of two short names.
 local function distance(a, b)
   local prev = {}
@@ -354,13 +368,14 @@ local function static_checks(toks, ctx, report, warn)
           end
         end
         if NAMED[name] ~= nil then
-          local n = by_name.name
+          -- an act's name stands for its action: the outputs its app declares
+          local n, a = by_name.name, name == "act" and literal_string(by_name.action)
           if n then
             local s = literal_string(n)
-            if s then defined_names[s.value:match("^[^:]*")] = true else dynamic = true end
+            if s then defined_names[s.value:match("^[^:]*")] = a and a.value or true else dynamic = true end
           elseif NAMED[name] then
             local s = literal_string(by_name[NAMED[name]])
-            if s then defined_names[s.value] = true else dynamic = true end
+            if s then defined_names[s.value] = a and a.value or true else dynamic = true end
           end
         end
         if name == "save_run_data" and by_name.key then -- a code block's outputs: key "NAME:output"
@@ -429,6 +444,12 @@ local function static_checks(toks, ctx, report, warn)
             if not defined_names[r] then
               report(t.line, "datapath '%s': no act, filter, format, custom function, prompt or child playbook of this playbook is named '%s'", v, r)
             end
+          end
+          local action = type(defined_names[refs[#refs]]) == "string" and defined_names[refs[#refs]]
+          local declared = action and ctx.actions and ctx.actions[action]
+          local path = tail and tail:match("^(action_result[%w_.*]*)")
+          if type(declared) == "table" and path and not declared_output(declared, path) then
+            warn(t.line, "datapath '%s': the app of action '%s' declares no output '%s'", v, action, path)
           end
         end
       end
@@ -559,7 +580,7 @@ function hooks.lint(src, file, actions, assets, lls, serving)
     end
   end
   if lls then
-    static_checks(toks, {lls = lls, phantom = phantom, assets = assets}, report, function(line, fmt, ...)
+    static_checks(toks, {lls = lls, phantom = phantom, assets = assets, actions = actions}, report, function(line, fmt, ...)
       findings[#findings + 1] = {line = line, message = "warning: " .. fmt:format(...), warning = true}
     end)
   end
