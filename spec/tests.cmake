@@ -31,3 +31,10 @@ endforeach()
 add_test(NAME scripts_playbook_specs COMMAND ${CMAKE_BINARY_DIR}/luasoar test scripts
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(scripts_playbook_specs PROPERTIES TIMEOUT 300)
+
+# The Python side of the SOAR connector runner (python/luasoar_worker.py and
+# its phantom shim), unittest through the real worker; Debian's python3.
+add_test(NAME python_shim
+         COMMAND /usr/bin/python3 -m unittest discover -s spec/python -t .
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(python_shim PROPERTIES TIMEOUT 300)
