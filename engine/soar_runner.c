@@ -126,7 +126,7 @@ static void send_line(soar_worker *w, const char *kind, int64_t id, const char *
   size_t n = strlen(json) + 64;
   char *line = lsr_xalloc(n);
   int len = snprintf(line, n, "%s %lld %s\n", kind, (long long)id, json);
-  if (lsr_exec_write(w->proc, line, (size_t)len) < 0) worker_stop(w, "the worker's input is closed");
+  if (lsr_exec_write(w->proc, line, (size_t)len) < 0) lsr_exec_kill(w->proc); /* it is gone: its exit says why */
   free(line);
 }
 
@@ -173,7 +173,7 @@ static void on_line(void *ud, char *line, size_t len) {
   }
   if (kind == 4) { /* done: the output, checked by the engine like any app's */
     finish(w, 1, json, jlen, NULL);
-    pool_next(w->pool);
+    if (w->pool) pool_next(w->pool); /* (the app may have been unloaded meanwhile) */
     return;
   }
   if (kind == 0) return; /* ready */
@@ -317,6 +317,10 @@ static void pool_next(struct lsr_soar_pool *pool) {
     pool->waiting = apr->waiting_next;
     if (!pool->waiting) pool->waiting_tail = NULL;
     apr->waiting_next = NULL;
+    if (!apr->ar->run || apr->ar->run->failed) { /* nobody waits for it any more */
+      lsr_app_run_done(pool->eng, apr, 0, NULL, 0, "cancelled: the playbook run ended");
+      continue;
+    }
     send_run(idle, apr);
   }
 }
@@ -335,19 +339,22 @@ void lsr_soar_start(lsr_engine *eng, lsr_app_run *apr) {
   pool_next(pool);
 }
 
+/* The app's configuration is freed: after a reload once no action run uses
+ * it (so none of its app runs is waiting or in flight), or with the engine.
+ * Its idle workers get EOF and exit, and the loop waits for that; a busy
+ * one (only when the engine goes) is killed, its app run abandoned with
+ * the engine. */
 void lsr_soar_close(lsr_app *app) {
   struct lsr_soar_pool *pool = app->pool;
   if (!pool) return;
-  while (pool->waiting) {
-    lsr_app_run *apr = pool->waiting;
-    pool->waiting = apr->waiting_next;
-    lsr_app_run_done(pool->eng, apr, 0, NULL, 0, "cancelled: the app was unloaded");
-  }
   for (int i = 0; i < pool->n; i++) {
     soar_worker *w = pool->w[i];
     w->pool = NULL;
-    if (w->apr) worker_stop(w, "cancelled: the app was unloaded");
-    else if (w->proc) { /* EOF: it exits, and the loop waits for that */
+    if (!w->proc) continue;
+    if (w->apr) {
+      w->apr = NULL;
+      lsr_exec_kill(w->proc);
+    } else {
       lsr_exec_close_input(w->proc);
       lsr_exec_hold(w->proc, 1);
     }
