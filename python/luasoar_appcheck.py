@@ -32,6 +32,7 @@ that provide the missing ones.
 
 exit status: 0 nothing missing, 1 modules missing, 2 unusable input"""
 
+SHORT = USAGE.splitlines()[0] + "\n(--help for more)"
 PROG = "luasoar app check"
 DEFAULT_PYTHON = "/usr/bin/python3"
 SHIM_MODULES = ("phantom", "phantom_common", "encryption_helper", "pudb")
@@ -149,7 +150,12 @@ DIST_MODULES = {
 
 
 class Unusable(Exception):
-    """Input we cannot check: exit 2."""
+    """Input we cannot check: exit 2.  `file` is the file at fault, relative
+    to the connector folder (None: the folder or the interpreter)."""
+
+    def __init__(self, msg, file=None):
+        Exception.__init__(self, msg)
+        self.file = file
 
 
 def norm_dist(name):
@@ -167,11 +173,11 @@ def dist_modules(name):
 def dist_name(spec):
     """The distribution name of a requirement line or pip `module` entry, or None."""
     s = spec.strip()
-    if not s or s.startswith("-"):
-        return None
     m = re.search(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)", s)
     if m:
         return m.group(1)
+    if not s or s.startswith("-"):
+        return None
     if "://" in s and "@" not in s:
         return None
     s = re.split(r"\s+#", s, 1)[0]
@@ -187,9 +193,9 @@ def load_json(path, dirname):
         with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
     except OSError as e:
-        raise Unusable("%s: cannot read: %s" % (rel, e.strerror or e))
+        raise Unusable("cannot read: %s" % (e.strerror or e), rel)
     except ValueError as e:
-        raise Unusable("%s: not valid JSON: %s" % (rel, e))
+        raise Unusable("not valid JSON: %s" % e, rel)
 
 
 def is_manifest(obj):
@@ -204,18 +210,18 @@ def find_manifest(d):
         obj = load_json(desc, d)
         if isinstance(obj, dict) and "runner" in obj:
             if obj.get("runner") != "soar":
-                raise Unusable('app.json: runner is %s, not "soar"'
-                               % json.dumps(obj.get("runner")))
+                raise Unusable('runner is %s, not "soar"'
+                               % json.dumps(obj.get("runner")), "app.json")
             name = obj.get("manifest")
             if not isinstance(name, str) or not name:
-                raise Unusable('app.json: "manifest" must name the SOAR manifest '
-                               '(e.g. "manifest": "myapp.json")')
+                raise Unusable('"manifest" must name the SOAR manifest '
+                               '(e.g. "manifest": "myapp.json")', "app.json")
             path = os.path.join(d, name)
             if not os.path.isfile(path):
-                raise Unusable("app.json: manifest %s not found in %s" % (name, d))
+                raise Unusable("manifest %s not found" % name, "app.json")
             man = load_json(path, d)
             if not is_manifest(man):
-                raise Unusable("%s: not a SOAR manifest (%s)" % (name, lacks(man)))
+                raise Unusable("not a SOAR manifest (it %s)" % lacks(man), name)
             return name, man
     found, rejected = [], []
     for path in sorted(glob.glob(os.path.join(d, "*.json"))):
@@ -231,13 +237,13 @@ def find_manifest(d):
         else:
             rejected.append("%s %s" % (name, lacks(obj)))
     if len(found) > 1:
-        raise Unusable("%s: several SOAR manifests: %s; name one in app.json "
+        raise Unusable("several SOAR manifests: %s; name one in app.json "
                        '({"runner": "soar", "manifest": "FILE.json"})'
-                       % (d, ", ".join(n for n, _ in found)))
+                       % ", ".join(n for n, _ in found), "")
     if not found:
         why = ("; " + "; ".join(rejected)) if rejected else ""
-        raise Unusable("%s: no SOAR manifest (a *.json object with main_module, "
-                       "actions, name, appid)%s" % (d, why))
+        raise Unusable("no SOAR manifest (a *.json object with main_module, "
+                       "actions, name, appid)%s" % why, "")
     return found[0]
 
 
@@ -251,16 +257,16 @@ def lacks(obj):
 def check_manifest(mname, man, d):
     for key in ("name", "main_module"):
         if not isinstance(man[key], str) or not man[key]:
-            raise Unusable("%s: %s must be a non-empty string" % (mname, key))
+            raise Unusable("%s must be a non-empty string" % key, mname)
     if not isinstance(man["actions"], list):
-        raise Unusable("%s: actions must be a list" % mname)
+        raise Unusable("actions must be a list", mname)
     main = man["main_module"]
     path = os.path.join(d, main)
     if not os.path.isfile(path) and main.endswith(".pyc") \
             and os.path.isfile(path[:-1]):
         main = main[:-1]
     elif not os.path.isfile(path):
-        raise Unusable("%s: main_module %s not found in %s" % (mname, main, d))
+        raise Unusable("main_module %s not found" % main, mname)
     return main
 
 
@@ -276,7 +282,7 @@ def read_requirements(d):
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError as e:
-        raise Unusable("requirements.txt: cannot read: %s" % (e.strerror or e))
+        raise Unusable("cannot read: %s" % (e.strerror or e), "requirements.txt")
     for line in lines:
         line = line.strip()
         if not line or line.startswith("#"):
@@ -294,17 +300,17 @@ def read_pip_dependencies(mname, man):
         if deps is None:
             continue
         if not isinstance(deps, dict):
-            raise Unusable("%s: %s must be an object like "
+            raise Unusable("%s must be an object like "
                            '{"wheel": [{"module": ..., "input_file": ...}]}'
-                           % (mname, key))
+                           % key, mname)
         for kind, entries in deps.items():
             if not isinstance(entries, list):
-                raise Unusable("%s: %s.%s must be a list" % (mname, key, kind))
+                raise Unusable("%s.%s must be a list" % (key, kind), mname)
             for e in entries:
                 mod = e.get("module") if isinstance(e, dict) else None
                 if not isinstance(mod, str):
-                    raise Unusable('%s: %s.%s: every entry needs a "module" name'
-                                   % (mname, key, kind))
+                    raise Unusable('%s.%s: every entry needs a "module" name'
+                                   % (key, kind), mname)
                 name = dist_name(mod)
                 if name:
                     out.append((name, key))
@@ -402,10 +408,10 @@ def collect_imports(d, files, main):
                 src = f.read()
             tree = ast.parse(src, filename=rel)
         except SyntaxError as e:
-            msg = "%s line %s: %s (not Python 3?)" % (rel, e.lineno, e.msg)
+            msg = "line %s: %s (not Python 3?)" % (e.lineno, e.msg)
             if rel == main:
-                raise Unusable(msg)
-            warnings.append(msg + "; its imports are not checked")
+                raise Unusable(msg, rel)
+            warnings.append("%s %s; its imports are not checked" % (rel, msg))
             continue
         except (OSError, ValueError) as e:
             warnings.append("%s: cannot parse: %s; its imports are not checked"
@@ -550,10 +556,22 @@ def version_ok(decl, version):
 
 
 def check(d, python=DEFAULT_PYTHON, no_site=False, shim=None):
+    """The check's result (see report()); raises Unusable naming the file
+    (DIR/FILE as given) and what is wrong."""
+    try:
+        return check_dir(d, python, no_site, shim)
+    except Unusable as e:
+        if e.file is not None:
+            raise Unusable("%s: %s" % (os.path.join(d, e.file) if e.file
+                                       else d, e))
+        raise
+
+
+def check_dir(d, python, no_site, shim):
     shim = os.path.abspath(shim or os.path.dirname(os.path.abspath(__file__)))
     d = os.path.abspath(d)
     if not os.path.isdir(d):
-        raise Unusable("%s: no such directory" % d)
+        raise Unusable("no such directory", "")
     mname, man = find_manifest(d)
     main = check_manifest(mname, man, d)
     declared = read_requirements(d) + read_pip_dependencies(mname, man)
@@ -673,8 +691,10 @@ def report(r):
         lines.append("  " + r["install"])
     unknown = [e["module"] for e in miss if e["package_source"] == "unknown"]
     if unknown:
-        lines.append("no Debian package known for: %s; install it where %s "
-                     "finds it (e.g. pip)" % (", ".join(unknown), r["python"]))
+        lines.append("no Debian package known for: %s; install %s where %s "
+                     "finds %s (e.g. with pip)" % (
+                         ", ".join(unknown), "it" if len(unknown) == 1 else "them",
+                         r["python"], "it" if len(unknown) == 1 else "them"))
     shim = [e["module"] for e in miss if e["package_source"] == "shim"]
     if shim:
         lines.append("luasoar's shim (%s) lacks: %s" % (r["shim"], ", ".join(shim)))
@@ -712,16 +732,16 @@ def main(argv):
         elif a in ("--python", "--shim"):
             v = next(it, None)
             if v is None:
-                sys.stderr.write("%s: %s needs a value\n%s\n" % (PROG, a, USAGE))
+                sys.stderr.write("%s: %s needs a value\n%s\n" % (PROG, a, SHORT))
                 return 2
             opts[a[2:]] = v
         elif a.startswith("-") and a != "-":
-            sys.stderr.write("%s: unknown option %s\n%s\n" % (PROG, a, USAGE))
+            sys.stderr.write("%s: unknown option %s\n%s\n" % (PROG, a, SHORT))
             return 2
         else:
             args.append(a)
     if len(args) != 1:
-        sys.stderr.write(USAGE + "\n")
+        sys.stderr.write(SHORT + "\n")
         return 2
     if not os.path.exists(opts["python"]) and opts["python"] == DEFAULT_PYTHON:
         opts["python"] = sys.executable
