@@ -1,0 +1,3 @@
+# File: __init__.py
+#
+# IOC Extract, an example SOAR connector that ships with luasoar.
