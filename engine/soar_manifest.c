@@ -118,6 +118,11 @@ static int load_action(lsr_app *app, lsr_action_def *a, yajl_val def, size_t i, 
 }
 
 int lsr_soar_load(lsr_app *app, const char *manifest, yajl_val over, char *err, size_t n) {
+  char abs[4096]; /* the worker runs in the app's folder: its paths must not be relative */
+  if (realpath(app->dir, abs)) {
+    free(app->dir);
+    app->dir = lsr_strdup(abs);
+  }
   size_t pl = strlen(app->dir) + strlen(manifest) + 2;
   app->runner = LSR_RUNNER_SOAR;
   app->soar_file = lsr_xalloc(pl);

@@ -129,7 +129,7 @@ describe("luasoar run", function()
       f:close()
       local _, err, code = H.cli("run", ok_pb, "--container", CONTAINER, "--apps", H.tmp() .. "/badapps")
       assert.equal(2, code)
-      assert.equal("luasoar run: " .. dir .. "/app.json: field 'runner': expected \"lua\" or \"exec\"\n", err)
+      assert.equal("luasoar run: " .. dir .. "/app.json: field 'runner': expected \"lua\", \"exec\" or \"soar\"\n", err)
     end)
   end)
 
