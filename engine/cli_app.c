@@ -71,13 +71,14 @@ static char *lua_quote(const char *s) {
  * the run fails when the test does. */
 static const char test_playbook[] =
   "function on_start(container)\n"
-  "  phantom.act(%s, {assets = {%s}, callback = verdict})\n"
+  "  phantom.act(%s, {parameters = {{}}, assets = {%s}, callback = verdict})\n"
   "end\n"
-  "function verdict(action, success, container, results)\n"
-  "  local r = results[1]\n"
+  "function verdict(kw)\n"
+  "  local r = kw.results[1]\n"
   "  local m = r and r.message or 'no result'\n"
-  "  if success then phantom.debug('" PASSED ": ' .. m)\n"
-  "  else phantom.error('test connectivity failed: ' .. m) end\n"
+  "  m = m ~= '' and ': ' .. m or ''\n"
+  "  if kw.success then phantom.debug('" PASSED "' .. m)\n"
+  "  else phantom.error('test connectivity failed' .. m) end\n"
   "end\n";
 
 static int app_test(int argc, char **argv) {
