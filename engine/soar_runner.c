@@ -32,7 +32,6 @@ typedef struct soar_worker {
   lsr_app_run *apr;           /* in flight */
   uv_timer_t timer;           /* its deadline */
   double timeout;
-  int timed_out, closing;
   char why[600];              /* why the engine stopped it */
 } soar_worker;
 
@@ -96,7 +95,6 @@ static void on_timeout(uv_timer_t *t) {
   soar_worker *w = t->data;
   char why[128];
   snprintf(why, sizeof why, "timed out after %gs (the worker was killed)", w->timeout);
-  w->timed_out = 1;
   worker_stop(w, why);
 }
 
@@ -137,9 +135,9 @@ static void on_log(soar_worker *w, yajl_val v) {
   if (!run || !YAJL_IS_STRING(msg)) return;
   const char *lv = YAJL_IS_STRING(level) ? level->u.string : "debug";
   char *line = lsr_xalloc(SOAR_LOG_MAX + 256);
-  snprintf(line, SOAR_LOG_MAX + 256, "%s%s%s: %.*s", w->pool->app->name,
+  snprintf(line, SOAR_LOG_MAX + 256, "%s%s: %.*s", w->pool->app->name,
            strcmp(lv, "error") == 0 ? " error" : strcmp(lv, "progress") == 0 ? " progress" : "",
-           "", SOAR_LOG_MAX, msg->u.string);
+           SOAR_LOG_MAX, msg->u.string);
   lsr_run_log(run, LSR_LOG_DEBUG, line, strlen(line));
   free(line);
 }
@@ -295,7 +293,6 @@ static void send_run(soar_worker *w, lsr_app_run *apr) {
   struct lsr_soar_pool *pool = w->pool;
   const lsr_action_def *def = lsr_app_action(pool->app, apr->ar->action);
   w->apr = apr;
-  w->timed_out = 0;
   w->timeout = def && def->timeout > 0 ? def->timeout : pool->app->timeout;
   apr->proc = w->proc;
   lsr_exec_hold(w->proc, 1);
