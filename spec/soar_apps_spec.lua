@@ -368,11 +368,11 @@ describe("a SOAR app under relative paths", function()
        :format(dir, SOAR, dir, ASSETS, dir, CONTAINER, dir))
     local pb = H.playbook([[
       function on_start(c) phantom.act("echo", {parameters = {{count = 1}}, assets = {"fix"}, callback = cb}) end
-      function cb(kw) phantom.debug(kw.results[1].message) end
+      function cb(kw) phantom.debug(kw.results[1].status .. ": " .. kw.results[1].action_results[1].message) end
     ]])
     local out = sh(("cd %s && %s run %s --container c.json --assets assets.json --apps apps --vault vault --json")
                    :format(dir, H.bin, pb))
     local report = H.json.decode(out)
-    assert.equal("1 of 1 actions succeeded", report.log[#report.log].message)
+    assert.equal("success: echoed 1", report.log[#report.log].message)
   end)
 end)
