@@ -105,6 +105,23 @@ static int action_result(lua_State *L, int idx, int i, const char *param_json,
   return status_ok;
 }
 
+/* A SOAR connector's password parameters, in the result on top: the worker
+ * hides them in what it returns, this in the results the engine builds
+ * (a crash, a timeout, a missing parameter). */
+static void mask_secrets(lua_State *L, const lsr_app_run *apr) {
+  const lsr_action_def *def = lsr_app_action(apr->asset->app, apr->ar->action);
+  if (apr->asset->app->runner != LSR_RUNNER_SOAR || !def || !def->secrets || !def->secrets[0]) return;
+  lua_getfield(L, -1, "parameter");
+  for (int k = 0; lua_istable(L, -1) && def->secrets[k]; k++) {
+    if (lua_getfield(L, -1, def->secrets[k]) == LUA_TSTRING && lua_rawlen(L, -1) > 0) {
+      lua_pushliteral(L, "********");
+      lua_setfield(L, -3, def->secrets[k]);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 /* Build the element of `results` for one app run.
  * in: apr (light userdata), ok (boolean), output or failure (string) */
 static int build_element(lua_State *L) {
@@ -137,6 +154,7 @@ static int build_element(lua_State *L) {
                                  apr->asset->app->runner == LSR_RUNNER_SOAR);
       lua_remove(L, -2);
     }
+    mask_secrets(L, apr);
     lua_rawseti(L, 6, i + 1);
   }
   lua_setfield(L, 5, "action_results");

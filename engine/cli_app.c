@@ -113,7 +113,7 @@ static int app_test(int argc, char **argv) {
   const lsr_action_def *test = NULL;
   for (int i = 0; i < as->app->nactions && !test; i++) {
     const lsr_action_def *a = &as->app->actions[i];
-    if ((a->identifier && strcmp(a->identifier, "test_connectivity") == 0) || (a->type && strcmp(a->type, "test") == 0))
+    if ((a->identifier && (strcmp(a->identifier, "test_connectivity") == 0 || strcmp(a->identifier, "test_asset_connectivity") == 0)) || (a->type && strcmp(a->type, "test") == 0))
       test = a;
   }
   if (!test) { snprintf(err, sizeof err, "app '%s' of asset '%s' has no test connectivity action", as->app->name, asset); goto fail; }

@@ -386,6 +386,7 @@ void lsr_config_free(lsr_config *cfg) {
       free(a->actions[j].identifier);
       free(a->actions[j].type);
       lsr_strv_free(a->actions[j].outputs);
+      lsr_strv_free(a->actions[j].secrets);
     }
     free(a->actions);
   }

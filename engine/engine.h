@@ -34,6 +34,7 @@ typedef struct {
   char *identifier;     /* soar: what the connector dispatches on */
   char *type;           /* soar: test, investigate, generic, contain, correct, ingest */
   char **outputs;       /* soar: the data paths the manifest declares (NULL-terminated) */
+  char **secrets;       /* soar: its parameters of data_type password (NULL-terminated) */
 } lsr_action_def;
 
 typedef struct lsr_app {

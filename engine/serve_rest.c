@@ -2,6 +2,7 @@
  * side that feeds them (token on the headers, header deadline, per-address
  * caps).  The engine side is serve.c. */
 #include "serve_internal.h"
+#include "soar.h"
 
 /* ---- HTTP ---- */
 
@@ -47,6 +48,14 @@ static int reply_owned(http *c, unsigned status, char *json) {
   int rc = json ? reply(c, status, json) : fail(c, 404, "not found");
   free(json);
   return rc;
+}
+
+/* Action runs as stored keep the parameters a playbook gave (a restart may
+ * run them again); answers hide SOAR connectors' password parameters. */
+static int reply_masked(server *s, http *c, char *json) {
+  char *masked = json ? lsr_soar_mask_rows(s->eng->cfg, json) : NULL;
+  free(json);
+  return reply_owned(c, 200, masked);
 }
 
 /* The body as a JSON object; NULL after replying 400. */
@@ -456,7 +465,7 @@ static int get(server *s, http *c, const char *url) {
   if (strcmp(url, "/rest/action_run") == 0) {
     int64_t rid = 0;
     if ((given = num_arg(c, "_filter_playbook_run", &rid, &rc)) < 0) return rc;
-    return reply_owned(c, 200, lsr_store_text(s->store,
+    return reply_masked(s, c, lsr_store_text(s->store,
         "SELECT json_object('count', count(*), 'data', json_group_array(json(r))) FROM (SELECT json_object('id', id,"
         " 'playbook_run', run_id, 'name', name, 'action', action, 'status', status, 'callback', callback,"
         " 'parameters', json(coalesce(parameters, '[]')), 'app_runs', (SELECT json_group_array(id) FROM app_runs"

@@ -18,6 +18,9 @@ void lsr_soar_free(lsr_app *app);
  * key (never a value). */
 char *lsr_soar_asset_config(const lsr_app *app, yajl_val config, const char *file, const char *asset,
                             char *err, size_t n);
+/* An answer {"data": [{"action", "parameters": [...]}, ...]} with the values
+ * of SOAR connectors' password parameters replaced by ******** (malloc'd). */
+char *lsr_soar_mask_rows(const lsr_config *cfg, const char *json);
 /* A string field of the manifest ("" when absent). */
 const char *lsr_soar_manifest_str(const lsr_app *app, const char *key);
 

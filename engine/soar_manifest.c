@@ -60,6 +60,8 @@ static const char *str_or(yajl_val obj, const char *key, const char *dflt) {
   return YAJL_IS_STRING(v) ? v->u.string : dflt;
 }
 
+static const char *type_of(yajl_val def) { return str_or(def, "data_type", "string"); }
+
 static int has_default(yajl_val def) {
   yajl_val d = lsr_json_field(def, "default");
   return d && !YAJL_IS_NULL(d) && !(YAJL_IS_STRING(d) && !*d->u.string);
@@ -98,11 +100,13 @@ static int load_action(lsr_app *app, lsr_action_def *a, yajl_val def, size_t i, 
     return lsr_errf(err, n, "%s: action '%s': field 'parameters': expected an object", f, a->name);
   size_t np = params ? params->u.object.len : 0;
   a->required = lsr_xalloc((np + 1) * sizeof *a->required);
-  for (size_t j = 0, k = 0; j < np; j++) {
+  a->secrets = lsr_xalloc((np + 1) * sizeof *a->secrets);
+  for (size_t j = 0, k = 0, ns = 0; j < np; j++) {
     yajl_val p = params->u.object.values[j];
     if (!YAJL_IS_OBJECT(p))
       return lsr_errf(err, n, "%s: action '%s': parameter '%s': expected an object", f, a->name,
                       params->u.object.keys[j]);
+    if (strcmp(type_of(p), "password") == 0) a->secrets[ns++] = lsr_strdup(params->u.object.keys[j]);
     /* a required parameter with a default is never missing: the worker applies it */
     if (YAJL_IS_TRUE(lsr_json_field(p, "required")) && !has_default(p))
       a->required[k++] = lsr_strdup(params->u.object.keys[j]);
@@ -196,8 +200,6 @@ void lsr_soar_free(lsr_app *app) {
 
 /* ---- an asset's config against the manifest's configuration ---- */
 
-static const char *type_of(yajl_val def) { return str_or(def, "data_type", "string"); }
-
 static int absent(yajl_val v) {
   return !v || YAJL_IS_NULL(v) || (YAJL_IS_STRING(v) && !*v->u.string);
 }
@@ -272,4 +274,76 @@ char *lsr_soar_asset_config(const lsr_app *app, yajl_val config, const char *fil
 
 const char *lsr_soar_manifest_str(const lsr_app *app, const char *key) {
   return str_or((yajl_val)app->soar, key, "");
+}
+
+/* ---- password parameters in answers the engine writes itself ---- */
+
+static int is_secret(const lsr_config *cfg, const char *action, const char *key) {
+  for (int i = 0; i < cfg->napps; i++) {
+    const lsr_action_def *a = lsr_app_action(&cfg->apps[i], action);
+    for (int k = 0; a && a->secrets && a->secrets[k]; k++)
+      if (strcmp(a->secrets[k], key) == 0) return 1;
+  }
+  return 0;
+}
+
+static void gen_masked(yajl_gen g, const lsr_config *cfg, const char *action, yajl_val set) {
+  if (!YAJL_IS_OBJECT(set)) { lsr_json_gen_tree(g, set); return; }
+  yajl_gen_map_open(g);
+  for (size_t i = 0; i < set->u.object.len; i++) {
+    const char *k = set->u.object.keys[i];
+    yajl_val v = set->u.object.values[i];
+    yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+    if (YAJL_IS_STRING(v) && *v->u.string && is_secret(cfg, action, k))
+      yajl_gen_string(g, (const unsigned char *)"********", 8);
+    else
+      lsr_json_gen_tree(g, v);
+  }
+  yajl_gen_map_close(g);
+}
+
+char *lsr_soar_mask_rows(const lsr_config *cfg, const char *json) {
+  char why[128];
+  yajl_val root = yajl_tree_parse(json, why, sizeof why);
+  yajl_val data = lsr_json_field(root, "data");
+  if (!YAJL_IS_ARRAY(data)) {
+    yajl_tree_free(root);
+    return lsr_strdup(json);
+  }
+  yajl_gen g = yajl_gen_alloc(NULL);
+  yajl_gen_map_open(g);
+  for (size_t i = 0; i < root->u.object.len; i++) {
+    const char *k = root->u.object.keys[i];
+    yajl_val v = root->u.object.values[i];
+    yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+    if (v != data) { lsr_json_gen_tree(g, v); continue; }
+    yajl_gen_array_open(g);
+    for (size_t r = 0; r < data->u.array.len; r++) {
+      yajl_val row = data->u.array.values[r];
+      yajl_val action = lsr_json_field(row, "action"), params = lsr_json_field(row, "parameters");
+      if (!YAJL_IS_OBJECT(row) || !YAJL_IS_STRING(action) || !YAJL_IS_ARRAY(params)) {
+        lsr_json_gen_tree(g, row);
+        continue;
+      }
+      yajl_gen_map_open(g);
+      for (size_t f = 0; f < row->u.object.len; f++) {
+        const char *fk = row->u.object.keys[f];
+        yajl_gen_string(g, (const unsigned char *)fk, strlen(fk));
+        if (row->u.object.values[f] != params) { lsr_json_gen_tree(g, row->u.object.values[f]); continue; }
+        yajl_gen_array_open(g);
+        for (size_t p = 0; p < params->u.array.len; p++) gen_masked(g, cfg, action->u.string, params->u.array.values[p]);
+        yajl_gen_array_close(g);
+      }
+      yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+  }
+  yajl_gen_map_close(g);
+  const unsigned char *buf;
+  size_t len;
+  yajl_gen_get_buf(g, &buf, &len);
+  char *out = lsr_strndup((const char *)buf, len);
+  yajl_gen_free(g);
+  yajl_tree_free(root);
+  return out;
 }

@@ -7,7 +7,9 @@ from urllib.parse import urlparse
 APP_SUCCESS = True
 APP_ERROR = False
 
-ACTION_ID_TEST_ASSET_CONNECTIVITY = "test_connectivity"
+# what published connectors compare get_action_identifier() with (the dns
+# connector: its manifest names the action "test_asset_connectivity")
+ACTION_ID_TEST_ASSET_CONNECTIVITY = "test_asset_connectivity"
 ACTION_ID_INGEST_ON_POLL = "on_poll"
 
 # keys of action parameters, results and configurations

@@ -196,6 +196,7 @@ class BaseConnector:
     def _run_one(self, param):
         start = len(self.__action_results)
         self.__current_param = param
+        self.__status, self.__status_message = APP_SUCCESS, ""  # this set's own
         error = None
         try:
             self.handle_action(param)
@@ -215,7 +216,11 @@ class BaseConnector:
                         "summary": ar.get_summary(), "parameter": ar.get_param()}
             return _failed(error, param)
         if not added:
-            return _failed("the connector added no action result", param)
+            # as SOAR does for a connector that only set its own status (test
+            # connectivity often does): the result is that status and message
+            message = self.get_status_message() or "the connector added no action result"
+            return {"status": "success" if self.get_status() == APP_SUCCESS and self.get_status_message() else "failed",
+                    "message": message, "data": [], "summary": {}, "parameter": param}
         ar = added[0]
         return {
             "status": "success" if ar.get_status() == APP_SUCCESS else "failed",

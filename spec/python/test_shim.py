@@ -290,7 +290,7 @@ class TestGood(WorkerCase):
             "success": [True, False, True, True],
             "get_value": [1, 0, 7],
             "host": ["example.com", "::1", "example.org"],
-            "consts": ["test_connectivity", "vault_id", "name", "hash", "size", "ip", "domain", "server",
+            "consts": ["test_asset_connectivity", "vault_id", "name", "hash", "size", "ip", "domain", "server",
                        "action_name", "app_run_id", "container_count", "container_id", "artifact_count", "url",
                        "Connecting to h...", True],
         })
