@@ -428,6 +428,8 @@ const char *lsr_app_vault_dir(lsr_engine *eng) {
 }
 
 void lsr_soar_keep_free(lsr_engine *eng) {
+  free(eng->vault_dir);
+  eng->vault_dir = NULL;
   if (!eng->soar) return;
   for (soar_state *s = eng->soar->states, *next; s; s = next) {
     next = s->next;
@@ -437,6 +439,4 @@ void lsr_soar_keep_free(lsr_engine *eng) {
   }
   free(eng->soar);
   eng->soar = NULL;
-  free(eng->vault_dir);
-  eng->vault_dir = NULL;
 }

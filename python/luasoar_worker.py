@@ -160,7 +160,7 @@ def setup_fds():
     os.dup2(2, 1)
     sys.stdin = open(0, "r", encoding="utf-8", errors="replace", closefd=False)
     sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
-    return os.fdopen(pin, "rb", buffering=0), os.fdopen(pout, "wb")
+    return os.fdopen(pin, "rb"), os.fdopen(pout, "wb")
 
 
 def setup_path(app_dir):
