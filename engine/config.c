@@ -100,15 +100,19 @@ void lsr_json_gen_tree(yajl_gen g, yajl_val v) {
   }
 }
 
-char *lsr_tree_to_json(yajl_val v) {
-  yajl_gen g = yajl_gen_alloc(NULL);
-  lsr_json_gen_tree(g, v);
+char *lsr_json_gen_take(yajl_gen g) {
   const unsigned char *buf;
   size_t len;
   yajl_gen_get_buf(g, &buf, &len);
   char *s = lsr_strndup((const char *)buf, len);
   yajl_gen_free(g);
   return s;
+}
+
+char *lsr_tree_to_json(yajl_val v) {
+  yajl_gen g = yajl_gen_alloc(NULL);
+  lsr_json_gen_tree(g, v);
+  return lsr_json_gen_take(g);
 }
 
 static int load_actions(lsr_app *app, yajl_val acts, char *err, size_t n) {

@@ -23,6 +23,8 @@ yajl_val lsr_json_field(yajl_val obj, const char *key);
 /* Write a yajl tree to a generator. */
 #include <yajl/yajl_gen.h>
 void lsr_json_gen_tree(yajl_gen g, yajl_val v);
+/* What g generated, as a string (malloc'd); g is freed. */
+char *lsr_json_gen_take(yajl_gen g);
 /* A yajl tree as JSON text (malloc'd). */
 char *lsr_tree_to_json(yajl_val v);
 #endif

@@ -264,12 +264,7 @@ char *lsr_soar_asset_config(const lsr_app *app, yajl_val config, const char *fil
     }
   }
   yajl_gen_map_close(g);
-  const unsigned char *buf;
-  size_t len;
-  yajl_gen_get_buf(g, &buf, &len);
-  char *s = lsr_strndup((const char *)buf, len);
-  yajl_gen_free(g);
-  return s;
+  return lsr_json_gen_take(g);
 }
 
 const char *lsr_soar_manifest_str(const lsr_app *app, const char *key) {
@@ -339,11 +334,6 @@ char *lsr_soar_mask_rows(const lsr_config *cfg, const char *json) {
     yajl_gen_array_close(g);
   }
   yajl_gen_map_close(g);
-  const unsigned char *buf;
-  size_t len;
-  yajl_gen_get_buf(g, &buf, &len);
-  char *out = lsr_strndup((const char *)buf, len);
-  yajl_gen_free(g);
   yajl_tree_free(root);
-  return out;
+  return lsr_json_gen_take(g);
 }

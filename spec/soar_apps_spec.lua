@@ -4,12 +4,7 @@
 -- every function of the phantom shim and misbehaves on purpose.
 local H = require "spec.helper"
 
-local function sh(cmd)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh = require("spec.serve_helper").sh
 
 local function abs(path)
   if path:sub(1, 1) == "/" then return path end
