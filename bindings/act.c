@@ -528,14 +528,7 @@ void lsr_act_start_app_run(lsr_engine *eng, lsr_app_run *apr) {
     return;
   }
   if (app->runner == LSR_RUNNER_LUA) {
-    char *out = NULL, *failure = NULL;
-    size_t len = 0;
-    lsr_step_enter(ar->run); /* an app run in-process is a step of its run, for the watchdog */
-    lsr_lua_app_run(eng, apr, &out, &len, &failure);
-    lsr_step_leave(eng->current);
-    lsr_app_run_done(eng, apr, failure == NULL, out, len, failure);
-    free(out);
-    free(failure);
+    lsr_lua_app_start(eng, apr);
     return;
   }
   if (app->runner == LSR_RUNNER_SOAR) { /* its own pool of warm workers */

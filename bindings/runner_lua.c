@@ -4,6 +4,7 @@
  * to the playbook state as JSON, through the same checks as exec output. */
 #include "json.h"
 #include "runtime.h"
+#include "watchdog.h"
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,4 +189,15 @@ int lsr_lua_app_run(lsr_engine *eng, lsr_app_run *apr, char **out, size_t *len, 
 void lsr_lua_app_close(lsr_app *app) {
   if (app->AL) lua_close(app->AL);
   app->AL = NULL;
+}
+
+void lsr_lua_app_start(lsr_engine *eng, lsr_app_run *apr) {
+  char *out = NULL, *failure = NULL;
+  size_t len = 0;
+  lsr_step_enter(apr->ar->run); /* an app run in-process is a step of its run, for the watchdog */
+  lsr_lua_app_run(eng, apr, &out, &len, &failure);
+  lsr_step_leave(eng->current);
+  lsr_app_run_done(eng, apr, failure == NULL, out, len, failure);
+  free(out);
+  free(failure);
 }
