@@ -508,11 +508,15 @@ static int check_container(lua_State *L) {
 lsr_run *lsr_run_json(lsr_engine *eng, lsr_gen *gen, const char *json, size_t len,
                       const char *label, char *err, size_t errlen) {
   char why[256];
-  lua_State *L = eng->L;
-  if (lsr_json_decode(L, json, len, why, sizeof why) < 0) {
+  if (lsr_json_decode(eng->L, json, len, why, sizeof why) < 0) {
     snprintf(err, errlen, "%s: invalid JSON at %s", label, why);
     return NULL;
   }
+  return lsr_run_table(eng, gen, label, err, errlen);
+}
+
+lsr_run *lsr_run_table(lsr_engine *eng, lsr_gen *gen, const char *label, char *err, size_t errlen) {
+  lua_State *L = eng->L;
   lua_pushcfunction(L, check_container);
   lua_pushvalue(L, -2);
   lua_pushstring(L, label);
@@ -557,12 +561,20 @@ char *lsr_run_summary_json(lsr_run *run) { return run_json(run, encode_summary, 
 /* the engine's current state of the run's container (the store's copy, which
  * every phantom.set_*, add_tags, add_note, add_artifact changes), or else the
  * run's own */
-static int encode_container(lua_State *L) {
-  lsr_run *run = lua_touserdata(L, 1);
+void lsr_run_push_container(lua_State *L, lsr_run *run) {
   lsr_getref(L, run->eng->store_ref);
   if (lua_getfield(L, -1, "containers") == LUA_TTABLE) lua_rawgeti(L, -1, run->container_id);
   else lua_pushnil(L);
-  if (!lua_istable(L, -1)) lsr_getref(L, run->container_ref);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lsr_getref(L, run->container_ref);
+  }
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+static int encode_container(lua_State *L) {
+  lsr_run_push_container(L, lua_touserdata(L, 1));
   lsr_json_encode(L, -1, 1);
   return 1;
 }

@@ -30,6 +30,11 @@ lua_State *lsr_run_thread(lsr_run *run);
 /* [-0, +0, -] The run whose code is executing, or an error naming fname. */
 lsr_run *lsr_run_check(lua_State *L, const char *fname);
 void lsr_run_log(lsr_run *run, lsr_log_level level, const char *msg, size_t len);
+/* [-1, +0, -] A run of gen on the container table on top of eng->L (a
+ * decoded container), checked as lsr_run_json checks it. */
+lsr_run *lsr_run_table(lsr_engine *eng, lsr_gen *gen, const char *label, char *err, size_t errlen);
+/* [-0, +1, -] The run's container as the engine has it now (the report's). */
+void lsr_run_push_container(lua_State *L, lsr_run *run);
 /* After any step of a run: end it if it failed or has nothing left to do. */
 void lsr_run_settle(lsr_run *run);
 

@@ -31,8 +31,10 @@ typedef struct {
   int prompt_ref;       /* fn(prompt) -> responses, delay */
   lsr_gen **gens;
   int ngens;
-  char **reports;       /* reports of runs that ended, not yet collected */
+  int *reports;         /* reports of runs that ended, not yet collected (refs) */
   int nreports;
+  lua_State *T;         /* a thread of the caller's state the reports are built on */
+  int thread_ref;
   lsr_test_hooks hooks;
   mod_stub *stubs;
   int nstubs;
@@ -280,34 +282,62 @@ static void on_block(void *ud, lsr_run *run, const char *name, const char *args,
 }
 
 
-/* the run's data (save_run_data) as JSON, for the report */
-static int run_data_json(lua_State *L) {
-  lsr_run *run = lua_touserdata(L, 1);
-  lsr_push_state(L, run);
-  if (lua_getfield(L, -1, "run_data") == LUA_TNIL) {
-    lua_pushliteral(L, "{}");
-    return 1;
+/* [-0, +1 on T] A value of the engine's state copied as the --json report
+ * would give it (lenient), or fallback when it cannot be (as the report). */
+static void copy_or(lua_State *E, lua_State *T, int fallback_object) {
+  char err[200];
+  if (lsr_json_copy(E, -1, T, 1, err, sizeof err) < 0) {
+    if (fallback_object) lua_newtable(T);
+    else lua_pushlightuserdata(T, NULL);
   }
-  lsr_json_encode(L, -1, 1);
-  return 1;
+  lua_pop(E, 1);
 }
 
+/* The report of an ended run, built in the caller's state from the engine's
+ * (no JSON between them): what `luasoar run --json` prints, and run_data. */
 static void on_run_end(lsr_run *run, void *ud) {
   mod_engine *m = ud;
-  lua_State *L = run->eng->L;
-  char *report = lsr_run_report_json(run);
-  lua_pushcfunction(L, run_data_json);
-  lua_pushlightuserdata(L, run);
-  const char *data = lua_pcall(L, 1, 1, 0) == LUA_OK ? lua_tostring(L, -1) : "{}";
-  /* the report with "run_data" added before its closing brace */
-  size_t n = strlen(report);
-  char *full = lsr_xalloc(n + strlen(data) + 16);
-  memcpy(full, report, n - 1);
-  sprintf(full + n - 1, ",\"run_data\":%s}", data);
-  lua_pop(L, 1);
-  free(report);
+  lua_State *E = run->eng->L, *T = m->T;
+  lua_createtable(T, 0, 9);
+  lua_pushstring(T, run->failed ? "failed" : "success");
+  lua_setfield(T, -2, "status");
+  lua_pushinteger(T, run->id);
+  lua_setfield(T, -2, "run_id");
+  lua_pushinteger(T, run->container_id);
+  lua_setfield(T, -2, "container_id");
+  lua_pushstring(T, run->gen->path);
+  lua_setfield(T, -2, "playbook");
+  lsr_json_new_array(T, (int)run->nlog);
+  for (size_t i = 0; i < run->nlog; i++) {
+    lua_createtable(T, 0, 2);
+    lua_pushstring(T, run->log[i].level == LSR_LOG_ERROR ? "error" : "debug");
+    lua_setfield(T, -2, "level");
+    lua_pushstring(T, run->log[i].message);
+    lua_setfield(T, -2, "message");
+    lua_rawseti(T, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(T, -2, "log");
+  lsr_getref(E, run->summary_ref);
+  copy_or(E, T, 1);
+  lua_setfield(T, -2, "summary");
+  if (run->error) lua_pushstring(T, run->error);
+  else lua_pushlightuserdata(T, NULL);
+  lua_setfield(T, -2, "error");
+  lsr_run_push_container(E, run);
+  copy_or(E, T, 0);
+  lua_setfield(T, -2, "container");
+  lsr_push_state(E, run);
+  lua_getfield(E, -1, "run_data");
+  lua_remove(E, -2);
+  if (lua_isnil(E, -1)) {
+    lua_pop(E, 1);
+    lua_newtable(T);
+  } else {
+    copy_or(E, T, 1);
+  }
+  lua_setfield(T, -2, "run_data");
   m->reports = lsr_xrealloc(m->reports, (m->nreports + 1) * sizeof *m->reports);
-  m->reports[m->nreports++] = full;
+  m->reports[m->nreports++] = luaL_ref(T, LUA_REGISTRYINDEX);
 }
 
 static mod_engine *check_engine(lua_State *L) {
@@ -336,6 +366,7 @@ static int l_engine(lua_State *L) {
   memset(m, 0, sizeof *m);
   m->records_ref = LUA_NOREF;
   m->prompt_ref = LUA_NOREF;
+  m->thread_ref = LUA_NOREF;
   luaL_setmetatable(L, ENGINE_MT);
   char err[2048];
   m->eng = lsr_engine_new(NULL, err, sizeof err);
@@ -358,6 +389,8 @@ static int l_engine(lua_State *L) {
   m->eng->test = &m->hooks;
   lua_newtable(L);
   m->records_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  m->T = lua_newthread(L);
+  m->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (lsr_config_load(m->eng->cfg, apps, assets, assets != NULL, err, sizeof err) < 0 ||
       (assets_json && lsr_config_add_assets(m->eng->cfg, assets_json, strlen(assets_json), "assets",
                                             1, err, sizeof err) < 0))
@@ -429,10 +462,10 @@ static int l_start(lua_State *L) {
     run = lsr_run_file(m->eng, gen, lua_tostring(L, 3), err, sizeof err);
   } else {
     luaL_checktype(L, 3, LUA_TTABLE);
-    lsr_json_encode(L, 3, 0);
-    size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    run = lsr_run_json(m->eng, gen, s, n, "container", err, sizeof err);
+    char why[512];
+    if (lsr_json_copy(L, 3, m->eng->L, 0, why, sizeof why) < 0) /* as JSON would cross, without the text */
+      return luaL_error(L, "%s", why);
+    run = lsr_run_table(m->eng, gen, "container", err, sizeof err);
   }
   if (!run) return luaL_error(L, "%s", err);
   lua_pushinteger(L, run->id);
@@ -446,12 +479,9 @@ static int l_wait(lua_State *L) {
   m->L = L;
   lsr_engine_drain(m->eng);
   lua_createtable(L, m->nreports, 0);
-  char err[256];
   for (int i = 0; i < m->nreports; i++) {
-    if (lsr_json_decode(L, m->reports[i], strlen(m->reports[i]), err, sizeof err) < 0)
-      return luaL_error(L, "luasoar: bad report: %s", err);
-    free(m->reports[i]);
-    m->reports[i] = NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, m->reports[i]);
+    luaL_unref(L, LUA_REGISTRYINDEX, m->reports[i]);
     lua_getfield(L, -1, "run_id");
     lua_Integer id = lua_tointeger(L, -1);
     lua_pop(L, 1);
@@ -515,8 +545,9 @@ static int l_close(lua_State *L) {
   if (!m->eng) return 0;
   for (int i = 0; i < m->ngens; i++) lsr_gen_free(m->eng, m->gens[i]);
   free(m->gens);
-  for (int i = 0; i < m->nreports; i++) free(m->reports[i]);
+  for (int i = 0; i < m->nreports; i++) luaL_unref(L, LUA_REGISTRYINDEX, m->reports[i]);
   free(m->reports);
+  luaL_unref(L, LUA_REGISTRYINDEX, m->thread_ref);
   for (int i = 0; i < m->nstubs; i++) {
     free(m->stubs[i].action);
     free(m->stubs[i].asset);
