@@ -1,11 +1,31 @@
 /* runner_lua.c: apps of runner "lua".  Each app has a Lua state of its own,
  * never a playbook's; its main file returns a table of action functions,
  * each called as fn(param, asset) once per parameter set.  Results cross
- * to the playbook state as JSON, through the same checks as exec output. */
+ * to the playbook state as JSON, through the same checks as exec output.
+ *
+ * App runs execute on libuv's thread pool (uv_queue_work), never on the
+ * loop's thread, so an app that blocks (os.execute("sleep 1")) delays no
+ * other run and no REST request.  The rules:
+ * - a state is used by one thread at a time: the app runs of one app wait
+ *   in order (lsr_lua_app.head) while one runs; different apps run at once;
+ * - a worker touches only its job (copies of the request: action, asset
+ *   name/id/config, parameter JSON, the main file's path, made before
+ *   queueing) and the job's state (lsr_lua_state: its memory count and
+ *   instruction count are the state's, not the app's).  lsr_json_* keep no
+ *   process-wide mutable state, and in an app state lsr_engine_if is NULL,
+ *   so nothing there reaches an engine;
+ * - the app's timeout (the action's, or the app's) is a real-clock timer on
+ *   the loop: past it the app run fails "timed out after Ns", the state is
+ *   abandoned (its hook raises at the next count; freed when its thread
+ *   returns) and a fresh state serves the next app runs;
+ * - closing an app (config reload) while its state is on a thread defers the
+ *   close to the after-work callback; engine teardown (lsr_lua_apps_stop)
+ *   waits for every job still on a thread.
+ * UV_THREADPOOL_SIZE: LSR_LUA_THREADS unless the environment sets it. */
 #include "json.h"
 #include "runtime.h"
-#include "watchdog.h"
 #include <lualib.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +34,59 @@
 #define APP_MEMORY (256u << 20)           /* per app state */
 #define APP_INSTRUCTIONS 100000000LL     /* per app run */
 #define APP_HOOK_STEP 1000
+#define LSR_LUA_THREADS "8"              /* libuv's pool, when UV_THREADPOOL_SIZE is unset */
+
+typedef struct lsr_lua_job lsr_lua_job;
+
+/* One Lua state of an app, and what it counts: used by one thread at a time
+ * (the worker of its job while it runs, else the loop's). */
+typedef struct {
+  lua_State *AL;
+  size_t mem;           /* its Lua memory */
+  long long instr;      /* instructions of the app run in progress */
+  lsr_lua_job *job;     /* the job it runs (set by its worker) */
+} lsr_lua_state;
+
+/* An app's runner side (loop thread only). */
+typedef struct lsr_lua_app {
+  lsr_engine *eng;
+  lsr_lua_state *idle;  /* its state when no job holds it (NULL: none yet) */
+  lsr_lua_job *running; /* the job on a thread, or NULL */
+  lsr_lua_job *head, *tail; /* app runs waiting their turn, in order */
+} lsr_lua_app;
+
+/* Per engine: the jobs on threads, for teardown. */
+typedef struct lsr_lua_pool {
+  lsr_lua_job *jobs;    /* started and not yet freed (running or abandoned) */
+  int stopping;
+} lsr_lua_pool;
+
+struct lsr_lua_job {
+  uv_work_t work;
+  uv_timer_t timer;     /* the app's timeout (real clock) */
+  lsr_engine *eng;
+  lsr_lua_app *la;      /* NULL once detached: timed out, or its app closed */
+  lsr_app_run *apr;     /* NULL once it no longer reports (timed out, teardown) */
+  lsr_lua_state *st;    /* the state it runs in (created by the worker if NULL) */
+  atomic_int cancel;    /* the loop gave up on it: the hook raises */
+  int on_thread, timer_open;
+  double timeout;
+  /* copies of the request, made on the loop's thread */
+  char *path, *app_name, *action, *asset_name, *config_json;
+  int64_t asset_id;
+  char **params;
+  int nparams;
+  /* the worker's answer */
+  char *out, *failure;
+  size_t len;
+  lsr_lua_job *next;             /* the app's waiting list */
+  lsr_lua_job *pnext, *pprev;    /* the pool's list */
+};
 
 /* An app is code too: its state has a memory cap, and an app run an
  * instruction budget, so a looping app fails its app run, not the engine. */
 static void *app_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  lsr_app *app = ud;
+  lsr_lua_state *app = ud;
   size_t old = ptr ? osize : 0;
   if (nsize == 0) {
     free(ptr);
@@ -33,23 +101,23 @@ static void *app_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 }
 
 static void app_hook(lua_State *L, lua_Debug *ar) {
-  lsr_app *app = *(lsr_app **)lua_getextraspace(L);
+  lsr_lua_state *app = *(lsr_lua_state **)lua_getextraspace(L);
   app->instr += APP_HOOK_STEP;
+  if (atomic_load_explicit(&app->job->cancel, memory_order_relaxed)) {
+    lua_sethook(L, app_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "abandoned: the app run timed out");
+  }
   if (app->instr > APP_INSTRUCTIONS) {
     lua_sethook(L, app_hook, LUA_MASKCOUNT, 1); /* no pcall holds it for long */
     luaL_error(L, "instruction limit exceeded (%d instructions per app run)", (int)APP_INSTRUCTIONS);
   }
 }
 
-/* stack in: app (light userdata).  Loads the app's main file once. */
+/* stack in: job (light userdata).  Loads the app's main file once. */
 static int load_app(lua_State *AL) {
-  lsr_app *app = lua_touserdata(AL, 1);
+  lsr_lua_job *job = lua_touserdata(AL, 1);
   if (lua_getfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY) == LUA_TTABLE) return 0;
-  size_t n = strlen(app->dir) + strlen(app->main) + 3;
-  char *path = lsr_xalloc(n);
-  snprintf(path, n, "%s/%s", app->dir, app->main);
-  lua_pushstring(AL, path);
-  free(path);
+  lua_pushstring(AL, job->path);
   /* chunk name "@path", text only */
   if (luaL_loadfilex(AL, lua_tostring(AL, -1), "t") != LUA_OK) return lua_error(AL);
   lua_call(AL, 0, 1);
@@ -86,31 +154,29 @@ static const char *bad_result(lua_State *AL, int idx, char *buf, size_t n) {
   return NULL;
 }
 
-/* stack in: apr (light userdata).  Out: the JSON output. */
+/* stack in: job (light userdata).  Out: the JSON output. */
 static int run_app(lua_State *AL) {
-  lsr_app_run *apr = lua_touserdata(AL, 1);
-  lsr_action_run *ar = apr->ar;
-  const lsr_asset *asset = apr->asset;
+  lsr_lua_job *job = lua_touserdata(AL, 1);
   char err[256];
   lua_getfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY);
-  if (lua_getfield(AL, -1, ar->action) != LUA_TFUNCTION)
-    return luaL_error(AL, "app '%s' has no function for action '%s'", asset->app->name, ar->action);
+  if (lua_getfield(AL, -1, job->action) != LUA_TFUNCTION)
+    return luaL_error(AL, "app '%s' has no function for action '%s'", job->app_name, job->action);
   int fn = lua_gettop(AL);
   lua_createtable(AL, 0, 3); /* the asset */
-  lua_pushstring(AL, asset->name);
+  lua_pushstring(AL, job->asset_name);
   lua_setfield(AL, -2, "name");
-  lua_pushinteger(AL, asset->id);
+  lua_pushinteger(AL, job->asset_id);
   lua_setfield(AL, -2, "id");
-  if (lsr_json_decode(AL, asset->config_json, strlen(asset->config_json), err, sizeof err) < 0)
+  if (lsr_json_decode(AL, job->config_json, strlen(job->config_json), err, sizeof err) < 0)
     return luaL_error(AL, "asset config: %s", err);
   lua_setfield(AL, -2, "config");
   int asset_idx = lua_gettop(AL);
   lua_createtable(AL, 0, 1);
   int wrapper = lua_gettop(AL);
-  lsr_json_new_array(AL, apr->nsent);
+  lsr_json_new_array(AL, job->nparams);
   int list = lua_gettop(AL);
-  for (int i = 0; i < apr->nsent; i++) {
-    const char *pj = ar->params[apr->sent[i]];
+  for (int i = 0; i < job->nparams; i++) {
+    const char *pj = job->params[i];
     lua_pushvalue(AL, fn);
     if (lsr_json_decode(AL, pj, strlen(pj), err, sizeof err) < 0)
       return luaL_error(AL, "parameter: %s", err);
@@ -142,62 +208,279 @@ static int run_app(lua_State *AL) {
   return 1;
 }
 
-int lsr_lua_app_run(lsr_engine *eng, lsr_app_run *apr, char **out, size_t *len, char **failure) {
-  lsr_app *app = apr->asset->app;
-  if (!app->AL) {
-    app->AL = lua_newstate(app_alloc, app);
-    if (!app->AL) {
-      *failure = lsr_strdup("cannot create the app's Lua state (out of memory)");
-      return -1;
-    }
-    *(lsr_app **)lua_getextraspace(app->AL) = app;
-    luaL_openlibs(app->AL);
-    lsr_json_init(app->AL);
-    lua_State *AL = app->AL;
-    lua_getglobal(AL, "package");
-    lua_getfield(AL, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    lsr_json_open(AL);
-    lua_setfield(AL, -2, "json");
-    lua_pop(AL, 2);
+/* ---- on a worker thread: only the job and its state ---- */
+
+static lsr_lua_state *state_new(void) {
+  lsr_lua_state *st = lsr_xalloc(sizeof *st);
+  st->AL = lua_newstate(app_alloc, st);
+  if (!st->AL) {
+    free(st);
+    return NULL;
   }
-  lua_State *AL = app->AL;
+  lua_State *AL = st->AL;
+  *(lsr_lua_state **)lua_getextraspace(AL) = st;
+  luaL_openlibs(AL);
+  lsr_json_init(AL);
+  lua_getglobal(AL, "package");
+  lua_getfield(AL, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lsr_json_open(AL);
+  lua_setfield(AL, -2, "json");
+  lua_pop(AL, 2);
+  return st;
+}
+
+static void state_free(lsr_lua_state *st) {
+  if (!st) return;
+  lua_close(st->AL);
+  free(st);
+}
+
+/* All parameter sets of the job's app run, in its state: the JSON output
+ * in job->out, or why it failed in job->failure. */
+static void work_run(uv_work_t *w) {
+  lsr_lua_job *job = w->data;
+  if (!job->st) job->st = state_new();
+  lsr_lua_state *st = job->st;
+  if (!st) {
+    job->failure = lsr_strdup("cannot create the app's Lua state (out of memory)");
+    return;
+  }
+  lua_State *AL = st->AL;
+  st->job = job;
+  st->instr = 0;
   int top = lua_gettop(AL);
-  app->instr = 0;
   lua_sethook(AL, app_hook, LUA_MASKCOUNT, APP_HOOK_STEP);
   lua_pushcfunction(AL, load_app);
-  lua_pushlightuserdata(AL, app);
+  lua_pushlightuserdata(AL, job);
   int rc = lua_pcall(AL, 1, 0, 0);
   if (rc == LUA_OK) {
     lua_pushcfunction(AL, run_app);
-    lua_pushlightuserdata(AL, apr);
+    lua_pushlightuserdata(AL, job);
     rc = lua_pcall(AL, 1, 1, 0);
   }
   if (rc != LUA_OK) {
     const char *e = lua_tostring(AL, -1);
-    *failure = lsr_strdup(e ? e : "the app raised a non-string error");
-    lua_settop(AL, top);
-    return -1;
+    job->failure = lsr_strdup(e ? e : "the app raised a non-string error");
+  } else {
+    size_t n;
+    const char *s = lua_tolstring(AL, -1, &n);
+    job->out = lsr_strndup(s, n);
+    job->len = n;
   }
-  size_t n;
-  const char *s = lua_tolstring(AL, -1, &n);
-  *out = lsr_strndup(s, n);
-  *len = n;
   lua_settop(AL, top);
-  return 0;
 }
 
-void lsr_lua_app_close(lsr_app *app) {
-  if (app->AL) lua_close(app->AL);
-  app->AL = NULL;
+/* ---- on the loop's thread ---- */
+
+static lsr_lua_pool *pool_of(lsr_engine *eng) {
+  if (!eng->lua_pool) {
+    eng->lua_pool = lsr_xalloc(sizeof *eng->lua_pool);
+    /* libuv sizes its pool once, at the first uv_queue_work of the process */
+    static int sized;
+    if (!sized) {
+      sized = 1;
+      setenv("UV_THREADPOOL_SIZE", LSR_LUA_THREADS, 0);
+    }
+  }
+  return eng->lua_pool;
+}
+
+static void job_free(lsr_lua_job *job) {
+  free(job->path);
+  free(job->app_name);
+  free(job->action);
+  free(job->asset_name);
+  free(job->config_json);
+  for (int i = 0; i < job->nparams; i++) free(job->params[i]);
+  free(job->params);
+  free(job->out);
+  free(job->failure);
+  free(job);
+}
+
+/* Off the pool's list and freed once its thread has returned and its timer
+ * is closed. */
+static void job_release(lsr_lua_job *job) {
+  if (job->on_thread || job->timer_open) return;
+  job_free(job);
+}
+
+static void timer_closed(uv_handle_t *h) {
+  lsr_lua_job *job = h->data;
+  job->timer_open = 0;
+  job_release(job);
+}
+
+static void timer_stop(lsr_lua_job *job) {
+  if (job->timer_open && !uv_is_closing((uv_handle_t *)&job->timer))
+    uv_close((uv_handle_t *)&job->timer, timer_closed);
+}
+
+static lsr_lua_job *job_new(lsr_engine *eng, lsr_app_run *apr) {
+  const lsr_app *app = apr->asset->app;
+  const lsr_asset *asset = apr->asset;
+  const lsr_action_run *ar = apr->ar;
+  lsr_lua_job *job = lsr_xalloc(sizeof *job);
+  job->eng = eng;
+  job->apr = apr;
+  size_t n = strlen(app->dir) + strlen(app->main) + 2;
+  job->path = lsr_xalloc(n);
+  snprintf(job->path, n, "%s/%s", app->dir, app->main);
+  job->app_name = lsr_strdup(app->name);
+  job->action = lsr_strdup(ar->action);
+  job->asset_name = lsr_strdup(asset->name);
+  job->asset_id = asset->id;
+  job->config_json = lsr_strdup(asset->config_json);
+  job->nparams = apr->nsent;
+  job->params = lsr_xalloc((size_t)apr->nsent * sizeof *job->params);
+  for (int i = 0; i < apr->nsent; i++) job->params[i] = lsr_strdup(ar->params[apr->sent[i]]);
+  const lsr_action_def *def = lsr_app_action(app, ar->action);
+  job->timeout = def && def->timeout > 0 ? def->timeout : app->timeout;
+  return job;
+}
+
+static void dispatch(lsr_lua_app *la, lsr_lua_job *job);
+
+/* The app's next waiting app run goes, if any (call it before reporting the
+ * one that ended: reporting may close the app).  Those whose run ended while
+ * they waited are reported cancelled, last. */
+static void next_job(lsr_lua_app *la) {
+  lsr_lua_job *cancelled = NULL;
+  if (la->eng->lua_pool->stopping) return;
+  while (!la->running && la->head) {
+    lsr_lua_job *job = la->head;
+    la->head = job->next;
+    if (!la->head) la->tail = NULL;
+    job->next = NULL;
+    lsr_action_run *ar = job->apr->ar;
+    if (!ar->run || ar->run->failed) {
+      job->next = cancelled;
+      cancelled = job;
+      continue;
+    }
+    dispatch(la, job);
+  }
+  lsr_engine *eng = la->eng; /* la may go from here on */
+  while (cancelled) {
+    lsr_lua_job *job = cancelled;
+    cancelled = job->next;
+    lsr_app_run *apr = job->apr;
+    job_free(job);
+    lsr_app_run_done(eng, apr, 0, NULL, 0, "cancelled: the playbook run ended");
+  }
+}
+
+static void work_done(uv_work_t *w, int status) {
+  lsr_lua_job *job = w->data;
+  lsr_engine *eng = job->eng;
+  lsr_lua_pool *pool = eng->lua_pool;
+  job->on_thread = 0;
+  if (job->pnext) job->pnext->pprev = job->pprev;
+  if (job->pprev) job->pprev->pnext = job->pnext;
+  else pool->jobs = job->pnext;
+  timer_stop(job);
+  lsr_lua_app *la = job->la;
+  lsr_app_run *apr = job->apr;
+  if (la) { /* its state goes back to the app, and the next app run may go */
+    la->running = NULL;
+    la->idle = job->st;
+    next_job(la);
+  } else {
+    state_free(job->st); /* abandoned, or its app was closed meanwhile */
+  }
+  job->st = NULL;
+  if (apr) {
+    char *out = job->out, *failure = job->failure;
+    size_t len = job->len;
+    job->out = job->failure = NULL;
+    job_release(job);
+    lsr_app_run_done(eng, apr, failure == NULL, out, len, failure);
+    free(out);
+    free(failure);
+    return;
+  }
+  job_release(job);
+}
+
+static void timed_out(uv_timer_t *t) {
+  lsr_lua_job *job = t->data;
+  lsr_lua_app *la = job->la;
+  lsr_app_run *apr = job->apr;
+  char why[96];
+  snprintf(why, sizeof why, "timed out after %gs", job->timeout);
+  /* abandon its state: never used again, freed when its thread returns */
+  atomic_store_explicit(&job->cancel, 1, memory_order_relaxed);
+  job->la = NULL;
+  job->apr = NULL;
+  timer_stop(job);
+  if (la) {
+    la->running = NULL; /* la->idle is NULL: the next app run makes a fresh state */
+    next_job(la);
+  }
+  if (apr) lsr_app_run_done(job->eng, apr, 0, NULL, 0, why);
+}
+
+static void dispatch(lsr_lua_app *la, lsr_lua_job *job) {
+  lsr_engine *eng = la->eng;
+  lsr_lua_pool *pool = pool_of(eng);
+  job->la = la;
+  job->st = la->idle;
+  la->idle = NULL;
+  la->running = job;
+  job->work.data = job;
+  job->on_thread = 1;
+  job->pnext = pool->jobs;
+  if (pool->jobs) pool->jobs->pprev = job;
+  pool->jobs = job;
+  uv_timer_init(eng->loop, &job->timer);
+  job->timer.data = job;
+  job->timer_open = 1;
+  uv_timer_start(&job->timer, timed_out, (uint64_t)(job->timeout * 1000 + 0.5), 0);
+  uv_queue_work(eng->loop, &job->work, work_run, work_done);
 }
 
 void lsr_lua_app_start(lsr_engine *eng, lsr_app_run *apr) {
-  char *out = NULL, *failure = NULL;
-  size_t len = 0;
-  lsr_step_enter(apr->ar->run); /* an app run in-process is a step of its run, for the watchdog */
-  lsr_lua_app_run(eng, apr, &out, &len, &failure);
-  lsr_step_leave(eng->current);
-  lsr_app_run_done(eng, apr, failure == NULL, out, len, failure);
-  free(out);
-  free(failure);
+  lsr_app *app = apr->asset->app;
+  if (!app->lua) {
+    app->lua = lsr_xalloc(sizeof *app->lua);
+    app->lua->eng = eng;
+  }
+  lsr_lua_app *la = app->lua;
+  lsr_lua_job *job = job_new(eng, apr);
+  if (la->running) { /* its state is busy: wait in order */
+    if (la->tail) la->tail->next = job;
+    else la->head = job;
+    la->tail = job;
+    return;
+  }
+  dispatch(la, job);
+}
+
+/* The app goes (config reload or teardown).  A state on a thread is freed
+ * when its thread returns (work_done); app runs still waiting hold their
+ * action run, hence the config: only teardown leaves any, unreported. */
+void lsr_lua_app_close(lsr_app *app) {
+  lsr_lua_app *la = app->lua;
+  if (!la) return;
+  app->lua = NULL;
+  if (la->running) la->running->la = NULL;
+  state_free(la->idle);
+  for (lsr_lua_job *job = la->head, *next; job; job = next) {
+    next = job->next;
+    job_free(job);
+  }
+  free(la);
+}
+
+void lsr_lua_apps_stop(lsr_engine *eng) {
+  lsr_lua_pool *pool = eng->lua_pool;
+  if (!pool) return;
+  pool->stopping = 1;
+  for (lsr_lua_job *job = pool->jobs; job; job = job->pnext) {
+    job->apr = NULL; /* nothing is reported any more */
+    atomic_store_explicit(&job->cancel, 1, memory_order_relaxed);
+  }
+  while (pool->jobs) uv_run(eng->loop, UV_RUN_ONCE);
+  eng->lua_pool = NULL;
+  free(pool);
 }

@@ -46,11 +46,9 @@ void lsr_act_release(lsr_engine *eng, lsr_action_run *ar);
 void lsr_results_action_done(lsr_engine *eng, lsr_action_run *ar);
 /* Add ar's entry to its run's get_summary() (outside any block). */
 void lsr_results_summarize(lsr_engine *eng, lsr_action_run *ar);
-/* lua runner (runner_lua.c): run all parameter sets; output or failure */
-/* Start an app run of a lua app; it ends with lsr_app_run_done. */
+/* lua runner (runner_lua.c): start an app run of a lua app on a worker
+ * thread; it ends with lsr_app_run_done, on the loop's thread, later. */
 void lsr_lua_app_start(lsr_engine *eng, lsr_app_run *apr);
-int lsr_lua_app_run(lsr_engine *eng, lsr_app_run *apr, char **out, size_t *len,
-                    char **failure);
 
 
 /* ---- the argument normaliser (args.c) ---- */

@@ -145,6 +145,7 @@ void lsr_engine_drain(lsr_engine *eng) {
 
 void lsr_engine_free(lsr_engine *eng) {
   if (!eng) return;
+  lsr_lua_apps_stop(eng); /* no worker thread may still use an app's state */
   lsr_lua_teardown(eng);
   while (eng->vtimers) {
     lsr_timer *t = eng->vtimers;

@@ -1,8 +1,9 @@
 /* engine.h: the core types of luasoar (engine, apps, assets, runs, action
  * runs, app runs) and the engine's C interface.
  *
- * The engine owns one libuv loop and one Lua state; all Lua runs on the
- * loop's thread.  Runners never touch a playbook's lua_State: they hand back
+ * The engine owns one libuv loop and one Lua state; all playbook Lua runs
+ * on the loop's thread (Lua apps run on worker threads, in states of their
+ * own: bindings/runner_lua.c).  Runners never touch a playbook's lua_State: they hand back
  * JSON text, which bindings/ turns into Lua tables.  This header includes no
  * Lua header. */
 #ifndef LSR_ENGINE_H
@@ -55,9 +56,7 @@ typedef struct lsr_app {
   char *python;         /* soar: the interpreter */
   int workers;          /* soar: app runs in flight at once (one worker process each) */
   struct lsr_soar_pool *pool; /* soar: its workers (lazy) */
-  struct lua_State *AL; /* lua runner: the app's own state (lazy) */
-  size_t mem;           /* its Lua memory */
-  long long instr;      /* instructions of the app run in progress */
+  struct lsr_lua_app *lua; /* lua runner: its state and queue of app runs (bindings/runner_lua.c) */
 } lsr_app;
 
 typedef struct {
@@ -311,6 +310,7 @@ struct lsr_engine {
   int report_times;     /* the --json report gives each log line's "time" (luasoar run) */
   struct lsr_soar_keep *soar; /* SOAR connectors' states and key (engine/soar_runner.c) */
   char *vault_dir;      /* the vault of SOAR connectors (NULL: a default) */
+  struct lsr_lua_pool *lua_pool; /* Lua app runs on worker threads (bindings/runner_lua.c) */
 };
 
 /* The engine's clock: real, or virtual in tests. */
@@ -335,6 +335,9 @@ int lsr_limit_set(lsr_engine *eng, const char *spec, char *err, size_t errlen);
 
 /* ---- implemented by bindings/ (the Lua side), called by the engine ---- */
 void lsr_lua_app_close(lsr_app *app);
+/* Engine teardown: wait for the Lua app runs still on worker threads (their
+ * results are dropped) before anything is freed. */
+void lsr_lua_apps_stop(lsr_engine *eng);
 int lsr_lua_setup(lsr_engine *eng, char *err, size_t errlen);
 void lsr_lua_teardown(lsr_engine *eng);
 void lsr_run_start(lsr_run *run);
