@@ -5,10 +5,11 @@
 -- the run is failed, the others go on, and the engine does not hang again.
 -- A run the engine died inside (kill -9) resumes once; a second time it fails.
 --
--- What blocks: a lua app (in-process, on the loop's thread) whose action
--- calls os.execute("sleep N"): C code waiting, where no instruction hook
--- fires; and a playbook block spinning under an instruction budget raised
--- out of reach.
+-- What blocks: a playbook block spinning under an instruction budget raised
+-- out of reach (on_start spinning N s on os.clock; a loop with no end).  A
+-- lua app that blocks (os.execute("sleep N"), C code where no hook fires) is
+-- not a step: it runs on a worker thread, not the loop's, and its app
+-- timeout bounds it (spec/lua_app_threads_spec.lua).
 local H = require "spec.helper"
 local S = require "spec.serve_helper"
 
@@ -31,7 +32,9 @@ local STUCK = [[
 playbook_info = {labels = {"stuck"}, active = true}
 function on_start(c)
   phantom.debug("blocking")
-  phantom.act("block", {parameters = {{seconds = %s}}, assets = {"hang"}, callback = done, name = "b"})
+  local t0 = os.clock()
+  while os.clock() - t0 < %s do end
+  phantom.act("block", {parameters = {{seconds = 0}}, assets = {"hang"}, callback = done, name = "b"})
 end
 function done(kw) phantom.save_run_data{key = "done", value = kw.results[1].message} end
 ]]
@@ -55,6 +58,10 @@ function done(kw) phantom.debug("the child ended") end
 ]]
 
 local now = H.now
+
+-- budgets out of reach: only the watchdog stops a spinning step
+local HUGE = {"--limit", "instructions_per_callback=1e15", "--limit", "instructions_per_run=1e15"}
+local LIMITS = "--limit instructions_per_callback=1e15 --limit instructions_per_run=1e15"
 
 local function scripts_dir(files)
   local dir = H.tmp() .. "/wd" .. math.random(1, 1e9)
@@ -90,17 +97,30 @@ describe("luasoar run under the watchdog", function()
     container = H.write("wd_container.json", '{"id": 42, "artifacts": []}')
   end)
 
-  it("fails a run whose step blocks in C past the limit: the reason, exit 1, at once", function()
+  it("fails a run whose step blocks past the limit: the reason, exit 1, at once", function()
     local t0 = now()
     local out, err, code = H.cli("run", dir .. "/playbooks/stuck.lua", "--container", container,
-                                 "--limit", "step_seconds=1")
+                                 "--limit", "step_seconds=1", table.unpack(HUGE))
     local took = now() - t0
     assert.equal(1, code, out .. err)
     assert.equal("run 1 on container 42: failed: killed: 1 s in one step", last_line(out))
     assert.truthy(out:find("blocking\n", 1, true), out)
     assert.truthy(out:find("ERROR: killed: 1 s in one step\n", 1, true), out)
     assert.truthy(err:find("watchdog: run 1 on container 42: killed: 1 s in one step", 1, true), err)
-    assert.truthy(took >= 1 and took < 3, "took " .. took .. " s (the app sleeps 5 s)")
+    assert.truthy(took >= 1 and took < 3, "took " .. took .. " s (the step spins 5 s)")
+  end)
+
+  it("does not time a lua app run: it is on a worker thread, not a step of its run", function()
+    local d = scripts_dir(with(HANG_APP, {["playbooks/sleeper.lua"] = [[
+function on_start(c)
+  phantom.act("block", {parameters = {{seconds = 2}}, assets = {"hang"}, callback = done, name = "b"})
+end
+function done(kw) phantom.debug(kw.results[1].action_results[1].message) end
+]]}))
+    local out, err, code = H.cli("run", d .. "/playbooks/sleeper.lua", "--container", container,
+                                 "--limit", "step_seconds=1")
+    assert.equal(0, code, out .. err)
+    assert.truthy(out:find("slept 2\n", 1, true), out)
   end)
 
   it("fails a playbook block that spins where its instruction budget cannot reach, with --json too", function()
@@ -163,11 +183,11 @@ describe("luasoar serve under the watchdog", function()
     local srv = S.start(with(HANG_APP, {["playbooks/stuck.lua"] = STUCK:format(8), ["playbooks/good.lua"] = GOOD}))
     finally(function() S.stop(srv) end)
     S.stop(srv) -- again with the limit
-    S.launch(srv, "--limit step_seconds=1")
+    S.launch(srv, "--limit step_seconds=1 " .. LIMITS)
     local _, good = S.request(srv, "POST", "/rest/container", {name = "g", label = "good"})
     local _, stuck = S.request(srv, "POST", "/rest/container", {name = "s", label = "stuck"})
     assert.truthy(good.id and stuck.id)
-    -- the app blocks the loop for 8 s; the watchdog ends the engine after 1
+    -- on_start holds the loop for 8 s; the watchdog ends the engine after 1
     assert.truthy(wait_exit(srv, 10), "the server is still there:\n" .. S.log_text(srv))
     assert.is_true(S.logged(srv, "watchdog: run "), S.log_text(srv))
     assert.is_true(S.logged(srv, ": killed: 1 s in one step: the engine exits (status 124)"), S.log_text(srv))
@@ -176,14 +196,15 @@ describe("luasoar serve under the watchdog", function()
     marker:close()
 
     -- restarted (as systemd's Restart=always would)
-    S.launch(srv, "--limit step_seconds=1")
+    S.launch(srv, "--limit step_seconds=1 " .. LIMITS)
     local killed = run_of(srv, stuck.id)
     assert.truthy(killed, S.log_text(srv))
     assert.equal("failed", killed.status)
     assert.equal("killed: 1 s in one step", killed.message)
     assert.equal("error|killed: 1 s in one step",
                  sql(srv, "SELECT level, message FROM run_log WHERE run_id = " .. killed.id .. " ORDER BY id DESC LIMIT 1"))
-    assert.equal("cancelled", sql(srv, "SELECT status FROM action_runs WHERE run_id = " .. killed.id))
+    -- killed inside on_start, before its act: nothing of it is left running
+    assert.equal("0", sql(srv, "SELECT count(*) FROM action_runs WHERE status = 'running' AND run_id = " .. killed.id))
     -- the well-behaved run, in flight when the engine went, ends success
     local ok = run_of(srv, good.id)
     assert.truthy(ok, S.log_text(srv))
@@ -211,11 +232,10 @@ function done(kw) phantom.save_run_data{key = "kid", value = kw.results[1].statu
 ]], ["playbooks/local/spin.lua"] = SPIN})
     finally(function() S.stop(srv) end)
     S.stop(srv)
-    local LIMITS = "--limit step_seconds=1 --limit instructions_per_callback=1e15 --limit instructions_per_run=1e15"
-    S.launch(srv, LIMITS)
+    S.launch(srv, "--limit step_seconds=1 " .. LIMITS)
     local _, c = S.request(srv, "POST", "/rest/container", {name = "p", label = "parent"})
     assert.truthy(wait_exit(srv, 10), "the server is still there:\n" .. S.log_text(srv))
-    S.launch(srv, LIMITS)
+    S.launch(srv, "--limit step_seconds=1 " .. LIMITS)
     local parent = run_of(srv, c.id)
     assert.truthy(parent, S.log_text(srv))
     local runs = S.runs(srv, c.id)
@@ -233,22 +253,22 @@ function done(kw) phantom.save_run_data{key = "kid", value = kw.results[1].statu
   end)
 
   it("resumes once a run the engine died inside (kill -9); the second time the run fails", function()
-    local srv = S.start(with(HANG_APP, {["playbooks/stuck.lua"] = STUCK:format(3), ["playbooks/good.lua"] = GOOD}))
+    local srv = S.start(with(HANG_APP, {["playbooks/stuck.lua"] = STUCK:format(3), ["playbooks/good.lua"] = GOOD}),
+                        nil, nil, LIMITS)
     finally(function() S.stop(srv) end)
     local _, stuck = S.request(srv, "POST", "/rest/container", {name = "s", label = "stuck"})
-    -- inside the app's 3 s step, kill -9: the run resumes (its action is
-    -- read-only, so it runs again), with a line in its log
-    S.wait(function() return sql(srv, "SELECT count(*) FROM action_runs") == "1" end)
+    -- inside on_start's 3 s step, kill -9: the run resumes, with a line in its log
+    S.wait(function() return sql(srv, "SELECT count(*) FROM playbook_runs") == "1" end)
     S.sh("sleep 1")
     S.stop(srv, "KILL")
-    S.launch(srv)
+    S.launch(srv, LIMITS)
     assert.is_true(S.logged(srv, "the engine stopped while this run was inside a step"), S.log_text(srv))
     assert.equal("running", sql(srv, "SELECT status FROM playbook_runs WHERE id = " .. stuck.id))
     -- and once more inside the same step (it runs again at once): the run
     -- fails, and stays failed
     S.sh("sleep 1")
     S.stop(srv, "KILL")
-    S.launch(srv)
+    S.launch(srv, LIMITS)
     local run = run_of(srv, stuck.id)
     assert.truthy(run, S.log_text(srv))
     assert.equal("failed", run.status)
@@ -260,17 +280,17 @@ function done(kw) phantom.save_run_data{key = "kid", value = kw.results[1].statu
   end)
 
   it("lets a run the engine died inside once go on to success", function()
-    local srv = S.start(with(HANG_APP, {["playbooks/stuck.lua"] = STUCK:format(2)}))
+    local srv = S.start(with(HANG_APP, {["playbooks/stuck.lua"] = STUCK:format(2)}), nil, nil, LIMITS)
     finally(function() S.stop(srv) end)
     local _, stuck = S.request(srv, "POST", "/rest/container", {name = "s", label = "stuck"})
-    S.wait(function() return sql(srv, "SELECT count(*) FROM action_runs") == "1" end)
+    S.wait(function() return sql(srv, "SELECT count(*) FROM playbook_runs") == "1" end)
     S.sh("sleep 0.7")
     S.stop(srv, "KILL")
-    S.launch(srv)
+    S.launch(srv, LIMITS)
     local run = run_of(srv, stuck.id)
     assert.truthy(run, S.log_text(srv))
     assert.equal("success", run.status, run.message)
-    assert.equal('"slept 2"', sql(srv, "SELECT value FROM run_data WHERE key = 'done' AND run_id = " .. run.id))
+    assert.equal('"slept 0"', sql(srv, "SELECT value FROM run_data WHERE key = 'done' AND run_id = " .. run.id))
     assert.truthy(sql(srv, "SELECT message FROM run_log WHERE run_id = " .. run.id):find(
       "the engine stopped while this run was inside a step", 1, true))
   end)
