@@ -123,10 +123,6 @@ static void copy_table(copier *c, int idx, int depth) {
 
 static void copy_value(copier *c, int idx, int depth) {
   lua_State *F = c->from, *T = c->to;
-  /* decoding refuses from this depth on, and encoding past it: refuse here */
-  if (depth >= LSR_JSON_MAX_DEPTH)
-    luaL_error(T, "cannot encode as JSON: nesting deeper than %d levels (a table that contains itself?)",
-               LSR_JSON_MAX_DEPTH);
   if (!lua_checkstack(F, 4)) luaL_error(T, "JSON copy: out of stack");
   luaL_checkstack(T, 6, "JSON copy");
   idx = lua_absindex(F, idx);
@@ -152,7 +148,13 @@ static void copy_value(copier *c, int idx, int depth) {
   case LUA_TLIGHTUSERDATA:
     if (lua_touserdata(F, idx) == NULL) { lua_pushlightuserdata(T, NULL); return; }
     break;
-  case LUA_TTABLE: copy_table(c, idx, depth); return;
+  case LUA_TTABLE:
+    /* the decoder opens no table at this depth: the round trip fails there */
+    if (depth >= LSR_JSON_MAX_DEPTH)
+      luaL_error(T, "cannot encode as JSON: nesting deeper than %d levels (a table that contains itself?)",
+                 LSR_JSON_MAX_DEPTH);
+    copy_table(c, idx, depth);
+    return;
   default: break;
   }
   copy_odd(c, idx, NULL, NULL);

@@ -7,7 +7,7 @@ if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
 endif()
 
 set(FUZZ_SECONDS 20 CACHE STRING "seconds each harness runs under the fuzz target")
-set(FUZZ_HARNESSES container app_output datapath json exec rest pattern)
+set(FUZZ_HARNESSES container app_output datapath json exec rest pattern copy)
 
 # UBSan findings abort, so libFuzzer stops and saves the input.
 set(FUZZ_SANITIZERS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)

@@ -5,6 +5,7 @@
 #define LSR_FUZZ_COMMON_H
 #define _GNU_SOURCE /* memmem */
 #include "engine.h"
+#include "json.h"
 #include <lua.h>
 #include <lauxlib.h>
 #include <setjmp.h>
@@ -58,6 +59,42 @@ static __attribute__((unused, noreturn)) void fuzz_fail(const char *file, int li
     fuzz_jmp_armed = 1; \
   } while (0)
 #define FUZZ_END() (fuzz_jmp_armed = 0)
+
+/* Are the values at a and b (one state) the same JSON value: same types,
+ * integers and floats apart, arrays marked alike? */
+static __attribute__((unused)) int fuzz_same(lua_State *L, int a, int b, int depth) {
+  a = lua_absindex(L, a);
+  b = lua_absindex(L, b);
+  int t = lua_type(L, a);
+  if (t != lua_type(L, b)) return 0;
+  switch (t) {
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, a) != lua_isinteger(L, b)) return 0;
+    return lua_rawequal(L, a, b);
+  case LUA_TSTRING: case LUA_TBOOLEAN: case LUA_TLIGHTUSERDATA:
+    return lua_rawequal(L, a, b);
+  case LUA_TTABLE: {
+    if (depth > 200) return 0;
+    if (lsr_json_is_array(L, a) != lsr_json_is_array(L, b)) return 0;
+    luaL_checkstack(L, 8, "same");
+    /* every key of a is in b with the same value, and b has no other key */
+    lua_Integer na = 0, nb = 0;
+    lua_pushnil(L);
+    while (lua_next(L, a)) {
+      na++;
+      lua_pushvalue(L, -2);
+      lua_rawget(L, b);
+      int eq = fuzz_same(L, -1, -2, depth + 1);
+      lua_pop(L, 2);
+      if (!eq) { lua_pop(L, 1); return 0; }
+    }
+    lua_pushnil(L);
+    while (lua_next(L, b)) { nb++; lua_pop(L, 1); }
+    return na == nb;
+  }
+  default: return 0;
+  }
+}
 
 /* Temp files written once per process, removed once used (or at exit). */
 static char *fuzz_tmp_paths[8];

@@ -24,41 +24,6 @@ static int encode(lua_State *L) {
   return 1;
 }
 
-/* Are the values at a and b the same JSON value? */
-static int same(lua_State *L, int a, int b, int depth) {
-  a = lua_absindex(L, a);
-  b = lua_absindex(L, b);
-  int t = lua_type(L, a);
-  if (t != lua_type(L, b)) return 0;
-  switch (t) {
-  case LUA_TNUMBER:
-    if (lua_isinteger(L, a) != lua_isinteger(L, b)) return 0;
-    return lua_rawequal(L, a, b);
-  case LUA_TSTRING: case LUA_TBOOLEAN: case LUA_TLIGHTUSERDATA:
-    return lua_rawequal(L, a, b);
-  case LUA_TTABLE: {
-    if (depth > 200) return 0;
-    if (lsr_json_is_array(L, a) != lsr_json_is_array(L, b)) return 0;
-    luaL_checkstack(L, 8, "same");
-    /* every key of a is in b with the same value, and b has no other key */
-    lua_Integer na = 0, nb = 0;
-    lua_pushnil(L);
-    while (lua_next(L, a)) {
-      na++;
-      lua_pushvalue(L, -2);
-      lua_rawget(L, b);
-      int eq = same(L, -1, -2, depth + 1);
-      lua_pop(L, 2);
-      if (!eq) { lua_pop(L, 1); return 0; }
-    }
-    lua_pushnil(L);
-    while (lua_next(L, b)) { nb++; lua_pop(L, 1); }
-    return na == nb;
-  }
-  default: return 0;
-  }
-}
-
 static lua_State *L; /* static: an ignored check (FUZZ_IGNORE) closes it */
 
 static void cleanup(void) {
@@ -96,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_fail(__FILE__, __LINE__, "the encoded text does not decode: %s\ntext: %.*s", lua_tostring(L, -1),
               (int)(tn > 2000 ? 2000 : tn), text);
   lua_pop(L, 1);                       /* 3: the value again */
-  FUZZ_CHECK(same(L, 1, 3, 0), "the round trip changed the value\ntext: %.*s", (int)(tn > 2000 ? 2000 : tn), text);
+  FUZZ_CHECK(fuzz_same(L, 1, 3, 0), "the round trip changed the value\ntext: %.*s", (int)(tn > 2000 ? 2000 : tn), text);
   cleanup();
   FUZZ_END();
   return 0;

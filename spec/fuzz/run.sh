@@ -13,7 +13,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 FUZZ_DIR=$ROOT/spec/fuzz
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
-ALL="container app_output datapath json exec rest pattern"
+ALL="container app_output datapath json exec rest pattern copy"
 
 MODE=fuzz
 DURATION=20
