@@ -15,6 +15,18 @@
 #include <yajl/yajl_parse.h>
 
 #define ARRAY_MT "luasoar.json.array"
+#define DEC_MT "luasoar.json.decoder"
+#define ENC_MT "luasoar.json.encoder"
+
+/* [-0, +0, m] Give the userdata on top the metatable name (made once per
+ * state) whose __gc frees what an error left behind. */
+static void box_metatable(lua_State *L, const char *name, lua_CFunction gc) {
+  if (luaL_newmetatable(L, name)) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+}
 
 void lsr_json_init(lua_State *L) {
   if (luaL_newmetatable(L, ARRAY_MT)) {
@@ -153,10 +165,7 @@ int lsr_json_decode(lua_State *L, const char *text, size_t len, char *err, size_
   b->depth = 0;
   b->too_deep = 0;
   b->out_of_range = 0;
-  lua_newtable(L);
-  lua_pushcfunction(L, dec_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
+  box_metatable(L, DEC_MT, dec_gc);
   int base = lua_gettop(L); /* the box */
   b->h = yajl_alloc(&dec_callbacks, NULL, b);
   lsr_json_strict(b->h);
@@ -323,10 +332,7 @@ void lsr_json_encode(lua_State *L, int idx, int lenient) {
   idx = lua_absindex(L, idx);
   enc_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->g = NULL;
-  lua_newtable(L);
-  lua_pushcfunction(L, enc_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
+  box_metatable(L, ENC_MT, enc_gc);
   b->g = yajl_gen_alloc(NULL);
   yajl_gen_config(b->g, yajl_gen_validate_utf8, 1);
   gen_value(L, b->g, idx, 0, lenient);
