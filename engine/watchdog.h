@@ -1,6 +1,7 @@
 /* watchdog.h: the last line against a step that never ends (engine/watchdog.c).
  *
- * Every step of a run (a block through lsr_run_resume, a lua app run) is
+ * Every step of a run (a block through lsr_run_resume; lua app runs are on
+ * worker threads, not steps: bindings/runner_lua.c) is
  * bracketed by lsr_step_enter / lsr_step_leave: plain atomic stores into a
  * small marker, no syscall.  A watchdog thread (luasoar run and serve) reads
  * the marker; when one step has lasted the hard limit (--limit
