@@ -24,7 +24,8 @@
 
 #define SCHEMA_VERSION "luasoar store 2"
 
-#define STMT_CACHE 64
+#define STMT_CACHE 256 /* a power of two */
+#define STMT_PROBES 8
 
 struct lsr_store {
   sqlite3 *db;
@@ -34,8 +35,10 @@ struct lsr_store {
   lsr_store_run *touched, *lost; /* runs written in this turn; in failed turns */
   size_t ntouched, captouched, nlost, caplost;
   /* prepared statements, by the address of their SQL text: every caller
-   * passes a literal, so compiling once is enough */
+   * passes a literal, so compiling once is enough (open addressing: a
+   * slot keeps its text while its statement is taken) */
   struct { const char *sql; sqlite3_stmt *q; } cache[STMT_CACHE];
+  sqlite3_stmt *begin_q, *commit_q; /* BEGIN IMMEDIATE, COMMIT: once per turn */
 };
 
 static const char schema[] =
@@ -251,16 +254,27 @@ void lsr_store_close(lsr_store *st) {
   if (st->in_tx) lsr_store_commit(st);
   for (int i = 0; i < STMT_CACHE; i++)
     if (st->cache[i].q) sqlite3_finalize(st->cache[i].q);
+  sqlite3_finalize(st->begin_q);
+  sqlite3_finalize(st->commit_q);
   sqlite3_close_v2(st->db);
   free(st->touched);
   free(st->lost);
   free(st);
 }
 
+/* BEGIN and COMMIT, prepared once: SQLITE_OK or the error (the statement
+ * is reset, so that a ROLLBACK after a failed COMMIT can run). */
+static int run_once(lsr_store *st, sqlite3_stmt **q, const char *sql) {
+  if (!*q && sqlite3_prepare_v2(st->db, sql, -1, q, NULL) != SQLITE_OK) return SQLITE_ERROR;
+  int rc = sqlite3_step(*q);
+  sqlite3_reset(*q);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int lsr_store_begin(lsr_store *st) {
   if (st->failed) return -1; /* the turn is lost: nothing more of it is written */
   if (st->in_tx) return 0;
-  if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+  if (run_once(st, &st->begin_q, "BEGIN IMMEDIATE") != SQLITE_OK) {
     set_error(st, "begin");
     st->failed = 1;
     lose_turn(st);
@@ -277,7 +291,7 @@ int lsr_store_commit(lsr_store *st) {
     return -1;
   }
   if (!st->in_tx) return 0;
-  if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+  if (run_once(st, &st->commit_q, "COMMIT") != SQLITE_OK) {
     set_error(st, "commit");
     if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     st->in_tx = 0;
@@ -298,16 +312,27 @@ void lsr_store_rollback(lsr_store *st) {
 
 int lsr_store_in_transaction(lsr_store *st) { return st->in_tx || st->failed; }
 
+static size_t slot_of(const char *sql) {
+  uintptr_t a = (uintptr_t)sql;
+  return (size_t)((a ^ (a >> 9)) >> 3) % STMT_CACHE;
+}
+
 /* A prepared statement for sql with its arguments bound; give it back with
  * done(). */
 static sqlite3_stmt *prepare(lsr_store *st, const char *sql, const char *fmt, va_list ap) {
   sqlite3_stmt *q = NULL;
-  size_t slot = ((uintptr_t)sql >> 3) % STMT_CACHE;
-  if (st->cache[slot].sql == sql && strcmp(sqlite3_sql(st->cache[slot].q), sql) == 0) {
-    q = st->cache[slot].q;
-    st->cache[slot].sql = NULL; /* taken: a nested use prepares its own */
-    st->cache[slot].q = NULL;
-  } else if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+  size_t h = slot_of(sql);
+  for (int i = 0; i < STMT_PROBES && st->cache[(h + i) % STMT_CACHE].sql; i++) {
+    size_t k = (h + i) % STMT_CACHE;
+    if (st->cache[k].sql == sql && st->cache[k].q) {
+      if (strcmp(sqlite3_sql(st->cache[k].q), sql) == 0) {
+        q = st->cache[k].q;
+        st->cache[k].q = NULL; /* taken (the slot keeps its text): a nested use prepares its own */
+      }
+      break;
+    }
+  }
+  if (!q && sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
     set_error(st, "prepare");
     return NULL;
   }
@@ -334,12 +359,17 @@ static sqlite3_stmt *prepare(lsr_store *st, const char *sql, const char *fmt, va
 
 /* Back to the cache (reset, bindings cleared), or finalized. */
 static void done(lsr_store *st, const char *sql, sqlite3_stmt *q) {
-  size_t slot = ((uintptr_t)sql >> 3) % STMT_CACHE;
   sqlite3_reset(q);
   sqlite3_clear_bindings(q);
-  if (st->cache[slot].q) sqlite3_finalize(st->cache[slot].q);
-  st->cache[slot].sql = sql;
-  st->cache[slot].q = q;
+  size_t h = slot_of(sql), k = h;
+  for (int i = 0; i < STMT_PROBES; i++) {
+    k = (h + i) % STMT_CACHE;
+    if (!st->cache[k].sql || st->cache[k].sql == sql) break;
+    k = h; /* every probe taken by other texts: the first one is replaced */
+  }
+  if (st->cache[k].q) sqlite3_finalize(st->cache[k].q);
+  st->cache[k].sql = sql;
+  st->cache[k].q = q;
 }
 
 int lsr_store_exec(lsr_store *st, const char *sql, const char *fmt, ...) {
