@@ -75,7 +75,11 @@ static void on_run_start(lsr_run *run, void *ud) {
     free(id);
     return;
   }
-  record_run(s, run, id, scope, now);
+  /* started by srv_start_run (run->ud is its scope): its row was written
+   * then, with these values, in the transaction of the request or turn that
+   * started it; a run whose turn was lost fails before it starts and is
+   * written here */
+  if (!run->ud || run->failed) record_run(s, run, id, scope, now);
   srv_say("run %lld start: %s on container %lld (generation %d)", (long long)run->id, id,
       (long long)run->container_id, run->gen->number);
   free(id);
@@ -359,8 +363,8 @@ int64_t srv_start_run(server *s, pb_entry *p, int64_t cid, const char *scope, ch
     list = lsr_strdup(scope);
   if (list) lsr_run_state_set(run, "scope_list", list);
   free(list);
-  lsr_store_exec(s->store, "INSERT OR REPLACE INTO seen VALUES(?, ?, max(?, coalesce((SELECT last_artifact_id"
-                 " FROM seen WHERE playbook = ? AND container_id = ?), 0)))", "siisi", p->id, cid, last, p->id, cid);
+  if (last > seen) /* seen was read above, in this turn: nothing wrote it since */
+    lsr_store_exec(s->store, "INSERT OR REPLACE INTO seen VALUES(?, ?, ?)", "sii", p->id, cid, last);
   run->ud = lsr_strdup(scope);
   return run->id;
 }

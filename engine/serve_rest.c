@@ -125,11 +125,13 @@ static int durable(server *s, http *c, int *rc) {
 
 static int insert_artifact(server *s, int64_t cid, const char *json, int64_t *id) {
   double now = lsr_now();
-  if (lsr_store_exec(s->store, "INSERT INTO artifacts(container_id, data, create_time)"
-                     " VALUES(?, json_set(json_remove(?, '$.id'), '$.container', ?), ?)", "isid", cid, json, cid, now) < 0)
-    return -1;
-  *id = lsr_store_last_id(s->store);
-  return lsr_store_exec(s->store, "UPDATE artifacts SET data = json_set(data, '$.id', id) WHERE id = ?", "i", *id);
+  /* the id SQLite would give (the largest plus one), chosen before the
+   * insert so that the data carries it without a second write of the row;
+   * the caller may pass the next one (*id > 0: nothing else writes between) */
+  if (*id <= 0) *id = lsr_store_int(s->store, 0, "SELECT max(id) FROM artifacts", "") + 1;
+  return lsr_store_exec(s->store, "INSERT INTO artifacts(id, container_id, data, create_time)"
+                        " VALUES(?1, ?2, json_set(json_remove(?3, '$.id'), '$.container', ?2, '$.id', ?1), ?4)",
+                        "iisd", *id, cid, json, now);
 }
 
 /* {"id": N, "success": true}: what was stored, once it is on disk; a
@@ -162,14 +164,15 @@ static int post_container(server *s, http *c, request *rq) {
   }
   char *lab = lsr_strdup(label ? label->u.string : "events"), *sta = lsr_strdup(status ? status->u.string : "new");
   double now = lsr_now();
-  int ok = lsr_store_exec(s->store, "INSERT INTO containers(label, status, data, create_time, update_time)"
-                          " VALUES(?, ?, json_set(json_remove(?, '$.artifacts', '$.id'), '$.label', ?, '$.status', ?),"
-                          " ?, ?)", "sssssdd", lab, sta, rq->body, lab, sta, now, now) == 0;
-  int64_t cid = lsr_store_last_id(s->store);
-  ok = ok && lsr_store_exec(s->store, "UPDATE containers SET data = json_set(data, '$.id', id) WHERE id = ?", "i", cid) == 0;
+  /* the id as in insert_artifact: in the data from the first write */
+  int64_t cid = lsr_store_int(s->store, 0, "SELECT max(id) FROM containers", "") + 1;
+  int ok = lsr_store_exec(s->store, "INSERT INTO containers(id, label, status, data, create_time, update_time)"
+                          " VALUES(?1, ?2, ?3, json_set(json_remove(?4, '$.artifacts', '$.id'), '$.label', ?2,"
+                          " '$.status', ?3, '$.id', ?1), ?5, ?5)", "isssd", cid, lab, sta, rq->body, now) == 0;
+  int64_t aid = 0; /* the artifacts' ids: the first from the store, then one by one */
   for (size_t i = 0; ok && arts && i < arts->u.array.len; i++) {
     char *a = lsr_tree_to_json(arts->u.array.values[i]);
-    int64_t aid;
+    if (aid) aid++;
     ok = insert_artifact(s, cid, a, &aid) == 0;
     free(a);
   }
@@ -214,7 +217,7 @@ static int post_artifact(server *s, http *c, request *rq) {
   yajl_tree_free(v);
   if (!lsr_store_int(s->store, 0, "SELECT count(*) FROM containers WHERE id = ?", "i", cid))
     return fail(c, 404, "no container %lld", (long long)cid);
-  int64_t aid;
+  int64_t aid = 0;
   if (insert_artifact(s, cid, rq->body, &aid) < 0) {
     lsr_store_rollback(s->store);
     return fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
