@@ -3,9 +3,13 @@
  * each called as fn(param, asset) once per parameter set.  Results cross
  * to the playbook state as JSON, through the same checks as exec output.
  *
- * App runs execute on libuv's thread pool (uv_queue_work), never on the
- * loop's thread, so an app that blocks (os.execute("sleep 1")) delays no
- * other run and no REST request.  The rules:
+ * An app run starts on the loop's thread, in a coroutine of the app's
+ * state, for a slice (LSR_LUA_SLICE): most end within it, with no thread
+ * hop.  One that runs longer (the count hook yields at the end of the
+ * slice) or calls what may block (os.execute, io.popen, io.open, io.read,
+ * io.lines, io.input yield first) goes on from where it is on libuv's
+ * thread pool (uv_queue_work), so an app that blocks (os.execute("sleep
+ * 1")) delays no other run and no REST request.  The rules:
  * - a state is used by one thread at a time: the app runs of one app wait
  *   in order (lsr_lua_app.head) while one runs; different apps run at once;
  * - a worker touches only its job (copies of the request: action, asset
@@ -31,10 +35,14 @@
 #include <string.h>
 
 #define ACTIONS_KEY "luasoar.app.actions"
+#define DRIVER_KEY "luasoar.app.driver"
+#define CO_KEY "luasoar.app.coroutine"
+#define DECODE_KEY "luasoar.app.decode"
 #define APP_MEMORY (256u << 20)           /* per app state */
 #define APP_INSTRUCTIONS 100000000LL     /* per app run */
 #define APP_HOOK_STEP 1000
 #define LSR_LUA_THREADS "8"              /* libuv's pool, when UV_THREADPOOL_SIZE is unset */
+#define LSR_LUA_SLICE 0.002              /* seconds an app run may take on the loop's thread */
 
 typedef struct lsr_lua_job lsr_lua_job;
 
@@ -45,6 +53,7 @@ typedef struct {
   size_t mem;           /* its Lua memory */
   long long instr;      /* instructions of the app run in progress */
   lsr_lua_job *job;     /* the job it runs (set by its worker) */
+  double inline_until;  /* on the loop's thread: yield at this time (0: on a worker) */
 } lsr_lua_state;
 
 /* An app's runner side (loop thread only). */
@@ -76,6 +85,7 @@ struct lsr_lua_job {
   int64_t asset_id;
   char **params;
   int nparams;
+  int co_ref;           /* the coroutine the action functions run in (the state's registry) */
   /* the worker's answer */
   char *out, *failure;
   size_t len;
@@ -111,6 +121,33 @@ static void app_hook(lua_State *L, lua_Debug *ar) {
     lua_sethook(L, app_hook, LUA_MASKCOUNT, 1); /* no pcall holds it for long */
     luaL_error(L, "instruction limit exceeded (%d instructions per app run)", (int)APP_INSTRUCTIONS);
   }
+  if (app->inline_until > 0 && lsr_now() > app->inline_until && lua_isyieldable(L))
+    lua_yield(L, 0); /* its slice of the loop is over: a worker thread goes on */
+}
+
+/* os.execute, io.popen ... may block: called on the loop's thread, they
+ * first yield, so that the rest of the app run goes on a worker thread. */
+static int blocking_k(lua_State *L, int status, lua_KContext ctx) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static int blocking(lua_State *L) {
+  lsr_lua_state *app = *(lsr_lua_state **)lua_getextraspace(L);
+  if (app->inline_until > 0 && lua_isyieldable(L)) return lua_yieldk(L, 0, 0, blocking_k);
+  return blocking_k(L, LUA_OK, 0);
+}
+
+static void wrap_blocking(lua_State *AL, const char *lib, const char *const *names) {
+  lua_getglobal(AL, lib);
+  for (int i = 0; names[i]; i++) {
+    if (lua_getfield(AL, -1, names[i]) != LUA_TFUNCTION) { lua_pop(AL, 1); continue; }
+    lua_pushcclosure(AL, blocking, 1);
+    lua_setfield(AL, -2, names[i]);
+  }
+  lua_pop(AL, 1);
 }
 
 /* stack in: job (light userdata).  Loads the app's main file once. */
@@ -154,14 +191,44 @@ static const char *bad_result(lua_State *AL, int idx, char *buf, size_t n) {
   return NULL;
 }
 
-/* stack in: job (light userdata).  Out: the JSON output. */
-static int run_app(lua_State *AL) {
+/* The app run's driver, in the app's state: each parameter set through the
+ * action function, in a coroutine (so it can move to a worker thread at any
+ * instruction); returns ok, value pairs for run_finish. */
+static const char DRIVER[] =
+  "local fn, asset, params, decode = ...\n"
+  "local out = {}\n"
+  "for i = 1, #params do\n"
+  "  out[2 * i - 1], out[2 * i] = pcall(fn, decode(params[i]), asset)\n"
+  "end\n"
+  "return out\n";
+
+/* stack in: job (light userdata).  Makes the coroutine of the app run, its
+ * arguments pushed: driver, function, asset, parameter JSON list, decode. */
+static int run_prepare(lua_State *AL) {
   lsr_lua_job *job = lua_touserdata(AL, 1);
   char err[256];
   lua_getfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY);
   if (lua_getfield(AL, -1, job->action) != LUA_TFUNCTION)
     return luaL_error(AL, "app '%s' has no function for action '%s'", job->app_name, job->action);
   int fn = lua_gettop(AL);
+  /* the coroutine: the state's, reused while each app run ends cleanly */
+  lua_State *co = NULL;
+  if (lua_getfield(AL, LUA_REGISTRYINDEX, CO_KEY) == LUA_TTHREAD) co = lua_tothread(AL, -1);
+  if (!co || lua_status(co) != LUA_OK || lua_gettop(co) != 0) {
+    lua_pop(AL, 1);
+    co = lua_newthread(AL);
+    lua_pushvalue(AL, -1);
+    lua_setfield(AL, LUA_REGISTRYINDEX, CO_KEY);
+  }
+  if (lua_getfield(AL, LUA_REGISTRYINDEX, DRIVER_KEY) != LUA_TFUNCTION) { /* compiled once per state */
+    lua_pop(AL, 1);
+    if (luaL_loadbufferx(AL, DRIVER, sizeof DRIVER - 1, "=luasoar app driver", "t") != LUA_OK)
+      return lua_error(AL);
+    lua_pushvalue(AL, -1);
+    lua_setfield(AL, LUA_REGISTRYINDEX, DRIVER_KEY);
+  }
+  lua_xmove(AL, co, 1);
+  lua_pushvalue(AL, fn);
   lua_createtable(AL, 0, 3); /* the asset */
   lua_pushstring(AL, job->asset_name);
   lua_setfield(AL, -2, "name");
@@ -170,27 +237,48 @@ static int run_app(lua_State *AL) {
   if (lsr_json_decode(AL, job->config_json, strlen(job->config_json), err, sizeof err) < 0)
     return luaL_error(AL, "asset config: %s", err);
   lua_setfield(AL, -2, "config");
-  int asset_idx = lua_gettop(AL);
+  lua_createtable(AL, job->nparams, 0);
+  for (int i = 0; i < job->nparams; i++) {
+    lua_pushstring(AL, job->params[i]);
+    lua_rawseti(AL, -2, i + 1);
+  }
+  if (lua_getfield(AL, LUA_REGISTRYINDEX, DECODE_KEY) != LUA_TFUNCTION) {
+    lua_pop(AL, 1);
+    lsr_json_open(AL);
+    lua_getfield(AL, -1, "decode");
+    lua_remove(AL, -2);
+    lua_pushvalue(AL, -1);
+    lua_setfield(AL, LUA_REGISTRYINDEX, DECODE_KEY);
+  }
+  lua_xmove(AL, co, 4);
+  lua_pushvalue(AL, fn + 1); /* the coroutine, kept in the registry while it runs */
+  job->co_ref = luaL_ref(AL, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* stack in: job, the driver's list.  Out: the JSON output, each set's
+ * result checked (an error, a non-table or a bad result: that set failed,
+ * with the reason). */
+static int run_finish(lua_State *AL) {
+  lsr_lua_job *job = lua_touserdata(AL, 1);
+  int res = 2;
   lua_createtable(AL, 0, 1);
   int wrapper = lua_gettop(AL);
   lsr_json_new_array(AL, job->nparams);
   int list = lua_gettop(AL);
   for (int i = 0; i < job->nparams; i++) {
-    const char *pj = job->params[i];
-    lua_pushvalue(AL, fn);
-    if (lsr_json_decode(AL, pj, strlen(pj), err, sizeof err) < 0)
-      return luaL_error(AL, "parameter: %s", err);
-    lua_pushvalue(AL, asset_idx);
-    int rc = lua_pcall(AL, 2, 1, 0);
+    lua_rawgeti(AL, res, 2 * i + 1);
+    int ok = lua_toboolean(AL, -1);
+    lua_pop(AL, 1);
+    lua_rawgeti(AL, res, 2 * i + 2);
     char why[256];
-    const char *bad = rc == LUA_OK && lua_istable(AL, -1) ? bad_result(AL, lua_gettop(AL), why, sizeof why) : NULL;
-    if (rc != LUA_OK || !lua_istable(AL, -1) || bad) {
-      /* an error, a non-table or a bad result: that parameter set failed, with the reason */
+    const char *bad = ok && lua_istable(AL, -1) ? bad_result(AL, lua_gettop(AL), why, sizeof why) : NULL;
+    if (!ok || !lua_istable(AL, -1) || bad) {
       if (bad)
         lua_pushstring(AL, bad);
-      else if (rc != LUA_OK && lua_type(AL, -1) == LUA_TSTRING)
+      else if (!ok && lua_type(AL, -1) == LUA_TSTRING)
         lua_pushvalue(AL, -1);
-      else if (rc != LUA_OK)
+      else if (!ok)
         lua_pushfstring(AL, "the app raised a %s error", luaL_typename(AL, -1));
       else
         lua_pushfstring(AL, "the app returned %s, expected a result table", luaL_typename(AL, -1));
@@ -226,6 +314,10 @@ static lsr_lua_state *state_new(void) {
   lsr_json_open(AL);
   lua_setfield(AL, -2, "json");
   lua_pop(AL, 2);
+  static const char *const os_blocking[] = {"execute", NULL};
+  static const char *const io_blocking[] = {"popen", "read", "lines", "open", "input", NULL};
+  wrap_blocking(AL, "os", os_blocking);
+  wrap_blocking(AL, "io", io_blocking);
   return st;
 }
 
@@ -235,40 +327,72 @@ static void state_free(lsr_lua_state *st) {
   free(st);
 }
 
-/* All parameter sets of the job's app run, in its state: the JSON output
- * in job->out, or why it failed in job->failure. */
-static void work_run(uv_work_t *w) {
-  lsr_lua_job *job = w->data;
+/* The job's app run from where it is (started or not) to its end, or, with
+ * until > 0 (inline on the loop's thread), to its first yield (its slice is
+ * over, or it calls something that may block).  1 when it ended: the JSON
+ * output in job->out, or why it failed in job->failure. */
+static int app_run_go(lsr_lua_job *job, double until) {
   if (!job->st) job->st = state_new();
   lsr_lua_state *st = job->st;
   if (!st) {
     job->failure = lsr_strdup("cannot create the app's Lua state (out of memory)");
-    return;
+    return 1;
   }
   lua_State *AL = st->AL;
   st->job = job;
-  st->instr = 0;
+  st->inline_until = until;
   int top = lua_gettop(AL);
-  lua_sethook(AL, app_hook, LUA_MASKCOUNT, APP_HOOK_STEP);
-  lua_pushcfunction(AL, load_app);
-  lua_pushlightuserdata(AL, job);
-  int rc = lua_pcall(AL, 1, 0, 0);
-  if (rc == LUA_OK) {
-    lua_pushcfunction(AL, run_app);
+  int rc = LUA_OK;
+  if (job->co_ref == LUA_NOREF) { /* its start: the app loaded, the coroutine made */
+    st->instr = 0;
+    lua_sethook(AL, app_hook, LUA_MASKCOUNT, APP_HOOK_STEP);
+    lua_pushcfunction(AL, load_app);
     lua_pushlightuserdata(AL, job);
-    rc = lua_pcall(AL, 1, 1, 0);
+    rc = lua_pcall(AL, 1, 0, 0);
+    if (rc == LUA_OK) {
+      lua_pushcfunction(AL, run_prepare);
+      lua_pushlightuserdata(AL, job);
+      rc = lua_pcall(AL, 1, 0, 0);
+    }
   }
-  if (rc != LUA_OK) {
-    const char *e = lua_tostring(AL, -1);
-    job->failure = lsr_strdup(e ? e : "the app raised a non-string error");
-  } else {
-    size_t n;
-    const char *s = lua_tolstring(AL, -1, &n);
-    job->out = lsr_strndup(s, n);
-    job->len = n;
+  int done = 1;
+  if (rc == LUA_OK) {
+    lua_rawgeti(AL, LUA_REGISTRYINDEX, job->co_ref);
+    lua_State *co = lua_tothread(AL, -1);
+    lua_sethook(co, app_hook, LUA_MASKCOUNT, APP_HOOK_STEP);
+    int nres = 0;
+    rc = lua_resume(co, AL, lua_status(co) == LUA_YIELD ? 0 : 4, &nres);
+    if (rc == LUA_YIELD) {
+      lua_pop(co, nres);
+      done = 0;
+    } else if (rc == LUA_OK) {
+      lua_pushcfunction(AL, run_finish);
+      lua_pushlightuserdata(AL, job);
+      lua_xmove(co, AL, 1);
+      rc = lua_pcall(AL, 2, 1, 0);
+    } else {
+      lua_xmove(co, AL, 1); /* the error */
+    }
+  }
+  st->inline_until = 0;
+  if (done) {
+    if (rc != LUA_OK) {
+      const char *e = lua_tostring(AL, -1);
+      job->failure = lsr_strdup(e ? e : "the app raised a non-string error");
+    } else {
+      size_t n;
+      const char *s = lua_tolstring(AL, -1, &n);
+      job->out = lsr_strndup(s, n);
+      job->len = n;
+    }
+    if (job->co_ref != LUA_NOREF) luaL_unref(AL, LUA_REGISTRYINDEX, job->co_ref);
+    job->co_ref = LUA_NOREF;
   }
   lua_settop(AL, top);
+  return done;
 }
+
+static void work_run(uv_work_t *w) { app_run_go(w->data, 0); }
 
 /* ---- on the loop's thread ---- */
 
@@ -336,6 +460,7 @@ static lsr_lua_job *job_new(lsr_engine *eng, lsr_app_run *apr) {
   for (int i = 0; i < apr->nsent; i++) job->params[i] = lsr_strdup(ar->params[apr->sent[i]]);
   const lsr_action_def *def = lsr_app_action(app, ar->action);
   job->timeout = def && def->timeout > 0 ? def->timeout : app->timeout;
+  job->co_ref = LUA_NOREF;
   return job;
 }
 
@@ -453,7 +578,25 @@ void lsr_lua_app_start(lsr_engine *eng, lsr_app_run *apr) {
     la->tail = job;
     return;
   }
-  dispatch(la, job);
+  /* first on the loop's thread, for a slice: most app runs end within it,
+   * with no thread hop; one that runs longer, or calls what may block,
+   * goes on on a worker thread from where it is */
+  job->st = la->idle;
+  la->idle = NULL;
+  if (!app_run_go(job, lsr_now() + LSR_LUA_SLICE)) {
+    la->idle = job->st;
+    dispatch(la, job);
+    return;
+  }
+  la->idle = job->st;
+  job->st = NULL;
+  char *out = job->out, *failure = job->failure;
+  size_t len = job->len;
+  job->out = job->failure = NULL;
+  job_free(job);
+  lsr_app_run_done(eng, apr, failure == NULL, out, len, failure); /* (it may close the app) */
+  free(out);
+  free(failure);
 }
 
 /* The app goes (config reload or teardown).  A state on a thread is freed

@@ -1,5 +1,6 @@
--- Lua apps run on worker threads (bindings/runner_lua.c): an app that
--- blocks (os.execute("sleep 1")) delays no other run and no REST request;
+-- Lua apps start on the loop's thread for a slice and go on on worker
+-- threads (bindings/runner_lua.c): an app that blocks (os.execute("sleep
+-- 1")) or computes long delays no other run and no REST request;
 -- the app runs of one app wait in order (its state serves one thread at a
 -- time), different apps run at once; the app's timeout fails an app run
 -- that blocks past it and a fresh state serves the next; the instruction
@@ -83,6 +84,41 @@ describe("lua apps on worker threads (in-process engine)", function()
     assert.truthy(c1.finish <= c2.start, ("overlap: %s..%s and %s..%s"):format(c1.start, c1.finish, c2.start, c2.finish))
     assert.same({2, 3}, {c1.served, c2.served}) -- one state of Sleeper served them all
     assert.truthy(took < 1.3 + 0.3 * 2 + 1, "took " .. took .. " s") -- 1 s in parallel, not 2
+  end)
+
+  it("moves a lua app that computes past its slice of the loop to a worker thread: other runs go on meanwhile", function()
+    local eng = engine()
+    local busy = H.playbook([[
+      function on_start(c)
+        phantom.act("busy", {parameters = {{seconds = 0.6}}, assets = {"sl1"}, callback = cb})
+      end
+      function cb(kw) phantom.debug(kw.results[1].action_results[1].data[1]) end
+    ]])
+    local ticker = H.playbook([[
+      local n = 0
+      function on_start(c) tick() end
+      function tick() phantom.act("stamp", {parameters = {{}}, assets = {"sl2"}, callback = cb}) end
+      function cb(kw)
+        phantom.debug(kw.results[1].action_results[1].data[1])
+        n = n + 1
+        if n < 3 then tick() end
+      end
+    ]])
+    eng:start(busy, H.container())
+    eng:start(ticker, H.container())
+    local reports = eng:wait()
+    eng:close()
+    assert.equal(2, #reports)
+    local by = {}
+    for _, r in ipairs(reports) do
+      assert.equal("success", r.status, r.error)
+      by[r.playbook] = debugs(r)
+    end
+    local finish = by[busy][1].finish
+    assert.equal(3, #by[ticker])
+    for i, tk in ipairs(by[ticker]) do -- all while the busy app computed
+      assert.truthy(tk.t < finish, ("tick %d at %.3f, the busy app finished at %.3f"):format(i, tk.t, finish))
+    end
   end)
 
   it("fails an app run that blocks past its timeout; a fresh state serves the next app run at once", function()
