@@ -482,7 +482,7 @@ local function bench_runs()
     log("runs off #%d: %.0f runs/s cpu, %.0f runs/s wall", r, off_cpu[r], off_wall[r])
   end
 
-  local on_rate, on_ingest, on_secs, on_cpu = {}, {}, {}, {}
+  local on_rate, on_ingest, on_secs, on_cpu, on_flight, on_kib = {}, {}, {}, {}, {}, {}
   for r = 1, opt.reps do
     local s = new_site("runs-on")
     add_lookup_app(s)
@@ -493,8 +493,12 @@ local function bench_runs()
     local cpu0 = cpu_seconds(s.pid)
     local n, ingest_s, t0 = post_many(s, M, body, "runs")
     assert(n == M, ("store on: %d of %d containers acknowledged"):format(n, M))
+    local flight = 0 -- the most runs the poller saw running at once (after the POSTs)
     local ended = wait_until(function()
-      return sql_int(s, "SELECT count(*) FROM playbook_runs WHERE status != 'running'") >= M
+      local e, running = sql(s, "SELECT sum(status != 'running'), sum(status = 'running') FROM playbook_runs")
+        :match("(%d+)|(%d+)")
+      flight = math.max(flight, tonumber(running or "") or 0)
+      return (tonumber(e or "") or 0) >= M
     end, 600, 0.05)
     local t1 = now_ns()
     on_cpu[r] = M / (cpu_seconds(s.pid) - cpu0)
@@ -503,6 +507,8 @@ local function bench_runs()
     local done = sql_int(s, "SELECT count(*) FROM run_data WHERE key = 'done' AND value = 'true'")
     assert(good == M and done == M, ("store on: %d success, %d done of %d"):format(good, done, M))
     stop(s)
+    on_flight[r] = flight
+    on_kib[r] = (tonumber(sh(("cat %s %s-wal 2>/dev/null | wc -c"):format(q(s.db), q(s.db)))) or 0) / 1024 / M
     on_secs[r] = (t1 - t0) / 1e9
     on_rate[r], on_ingest[r] = M / on_secs[r], ingest_s
     log("runs on #%d: %.0f runs/s (ingest took %.3f s)", r, on_rate[r], ingest_s)
@@ -519,6 +525,8 @@ local function bench_runs()
   print(("%-58s %12s %12.3f"):format("  of which the POSTs (all acknowledged)", "", median(on_ingest)))
   print(("%-58s %12.0f %12.3f"):format("store ON: per CPU second of the server process", median(on_cpu),
                                        M / median(on_cpu)))
+  print(("%-58s %12.0f"):format("store ON: runs in flight after the POSTs (most polled)", median(on_flight)))
+  print(("%-58s %12.1f"):format("store ON: store size per run, KiB (file + WAL, at the end)", median(on_kib)))
   print(("ratio OFF/ON: %.2f x wall clock, %.2f x CPU (OFF os.clock vs the server's CPU time)")
         :format(off / on, median(off_cpu) / median(on_cpu)))
   print("The ON number includes the HTTP ingest of every container (one keep-alive curl, POSTs one after the other,")
@@ -527,7 +535,9 @@ local function bench_runs()
   print("poll (sqlite3 every 50 ms) sees every run ended; all M ended 'success' with run data done = true.")
   print("OFF: the same playbook, apps and container through require \"luasoar\" (no HTTP, no store, no log).")
   print("ON runs alongside its client (curl) and the poller on the other core; the CPU row counts only the")
-  print("server's own user + system time (/proc/PID/stat) from the first POST to the end.")
+  print("server's own user + system time (/proc/PID/stat) from the first POST to the end.  Runs in flight: once")
+  print("every POST was answered, the most the poller counted 'running' at once; many means the runs fell behind the")
+  print("POSTs (the CPU per run grows with them).  Load average at the end: " .. read("/proc/loadavg"):match("^(%S+ %S+ %S+)"))
 end
 
 ---------------------------------------------------------------------------
