@@ -17,8 +17,8 @@ static int bad_output(lua_State *L, const char *fmt, int i, const char *extra) {
   return luaL_error(L, "app output is not the expected JSON: %s%s", fmt, extra);
 }
 
-/* [-0, +1, e] Decode and check the app output.  Leaves its action_results. */
-static void decode_output(lua_State *L, const char *out, size_t len, int nsent) {
+/* [-0, +1, e] Decode the app output. */
+static void decode_output(lua_State *L, const char *out, size_t len) {
   char err[256];
   if (len == 0) bad_output(L, "the app printed nothing", 0, "");
   if (lsr_json_decode(L, out, len, err, sizeof err) < 0) {
@@ -28,6 +28,10 @@ static void decode_output(lua_State *L, const char *out, size_t len, int nsent) 
     quote[j] = 0;
     luaL_error(L, "app output is not JSON (%s): '%s%s'", err, quote, len > q ? "..." : "");
   }
+}
+
+/* [-1, +1, e] Check the decoded app output on top.  Leaves its action_results. */
+static void check_output(lua_State *L, int nsent) {
   if (!lua_istable(L, -1) || lsr_json_is_array(L, -1)) bad_output(L, "expected an object", 0, "");
   if (lua_getfield(L, -1, "action_results") == LUA_TNIL) bad_output(L, "no 'action_results' field", 0, "");
   if (!lsr_json_is_array(L, -1)) bad_output(L, "'action_results' is not a list", 0, "");
@@ -128,15 +132,17 @@ static int build_element(lua_State *L) {
   lsr_app_run *apr = lua_touserdata(L, 1);
   lsr_action_run *ar = apr->ar;
   int ok = lua_toboolean(L, 2);
-  size_t len;
-  const char *text = lua_tolstring(L, 3, &len);
+  size_t len = 0;
+  const char *text = lua_type(L, 3) == LUA_TSTRING ? lua_tolstring(L, 3, &len) : NULL;
   const char *failure = ok ? NULL : text;
   char msg[160];
   luaL_checkstack(L, 10, "results");
   lua_settop(L, 3);
   lua_pushnil(L);                     /* 4: the app's action_results */
   if (ok && apr->nsent > 0) {
-    decode_output(L, text, len, apr->nsent);
+    if (text) decode_output(L, text, len);
+    else lua_pushvalue(L, 3);         /* a Lua app's output, copied as its JSON decodes */
+    check_output(L, apr->nsent);
     lua_replace(L, 4);
   }
   lua_createtable(L, 0, 12);          /* 5: the element */
@@ -207,8 +213,22 @@ static int encode_top(lua_State *L) {
   return 1;
 }
 
+static void app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out,
+                         size_t len, const char *failure, int out_ref);
+
 void lsr_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out,
                               size_t len, const char *failure) {
+  app_run_done(eng, apr, ok, out, len, failure, LUA_NOREF);
+}
+
+void lsr_app_run_done_ref(lsr_engine *eng, lsr_app_run *apr, int ref) {
+  app_run_done(eng, apr, 1, NULL, 0, NULL, ref);
+}
+
+/* The end of an app run: its output as text (out, len), or as a value of
+ * the engine's state (out_ref), or why it failed. */
+static void app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out,
+                         size_t len, const char *failure, int out_ref) {
   lsr_action_run *ar = apr->ar;
   lua_State *L = eng->L;
   apr->done = 1;
@@ -217,7 +237,8 @@ void lsr_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out
     lua_pushcfunction(L, build_element);
     lua_pushlightuserdata(L, apr);
     lua_pushboolean(L, ok);
-    if (ok) lua_pushlstring(L, out, len);
+    if (out_ref != LUA_NOREF) lsr_getref(L, out_ref);
+    else if (ok) lua_pushlstring(L, out, len);
     else lua_pushstring(L, failure);
     if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
       /* the output was malformed: the app run fails with the reason */
@@ -241,6 +262,7 @@ void lsr_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out
     if (lua_pcall(L, 1, 1, 0) == LUA_OK) eng->obs.on_app_run(apr, lua_tostring(L, -1), eng->obs.ud);
     lua_pop(L, 1);
   }
+  if (out_ref != LUA_NOREF) lsr_unref(L, &out_ref);
   if (++ar->ndone == ar->napp_runs) lsr_results_action_done(eng, ar);
 }
 

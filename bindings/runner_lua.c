@@ -86,9 +86,10 @@ struct lsr_lua_job {
   char **params;
   int nparams;
   int co_ref;           /* the coroutine the action functions run in (the state's registry) */
-  /* the worker's answer */
-  char *out, *failure;
-  size_t len;
+  int wrap_ref;         /* its output, done (the state's registry) */
+  int out_ref;          /* the output copied into the engine's state (its registry) */
+  /* the worker's answer: its output (wrap_ref, out_ref), or why it failed */
+  char *failure;
   lsr_lua_job *next;             /* the app's waiting list */
   lsr_lua_job *pnext, *pprev;    /* the pool's list */
 };
@@ -256,8 +257,8 @@ static int run_prepare(lua_State *AL) {
   return 0;
 }
 
-/* stack in: job, the driver's list.  Out: the JSON output, each set's
- * result checked (an error, a non-table or a bad result: that set failed,
+/* stack in: job, the driver's list.  Out: the output {action_results},
+ * each set's result checked (an error, a non-table or a bad result: that set failed,
  * with the reason). */
 static int run_finish(lua_State *AL) {
   lsr_lua_job *job = lua_touserdata(AL, 1);
@@ -292,7 +293,7 @@ static int run_finish(lua_State *AL) {
     lua_rawseti(AL, list, i + 1);
   }
   lua_setfield(AL, wrapper, "action_results");
-  lsr_json_encode(AL, wrapper, 0);
+  lua_pushvalue(AL, wrapper);
   return 1;
 }
 
@@ -329,8 +330,9 @@ static void state_free(lsr_lua_state *st) {
 
 /* The job's app run from where it is (started or not) to its end, or, with
  * until > 0 (inline on the loop's thread), to its first yield (its slice is
- * over, or it calls something that may block).  1 when it ended: the JSON
- * output in job->out, or why it failed in job->failure. */
+ * over, or it calls something that may block).  1 when it ended: its output
+ * kept in the state's registry (job->wrap_ref), or why it failed in
+ * job->failure. */
 static int app_run_go(lsr_lua_job *job, double until) {
   if (!job->st) job->st = state_new();
   lsr_lua_state *st = job->st;
@@ -380,10 +382,7 @@ static int app_run_go(lsr_lua_job *job, double until) {
       const char *e = lua_tostring(AL, -1);
       job->failure = lsr_strdup(e ? e : "the app raised a non-string error");
     } else {
-      size_t n;
-      const char *s = lua_tolstring(AL, -1, &n);
-      job->out = lsr_strndup(s, n);
-      job->len = n;
+      job->wrap_ref = luaL_ref(AL, LUA_REGISTRYINDEX); /* copied by the loop's thread (take_output) */
     }
     if (job->co_ref != LUA_NOREF) luaL_unref(AL, LUA_REGISTRYINDEX, job->co_ref);
     job->co_ref = LUA_NOREF;
@@ -417,8 +416,8 @@ static void job_free(lsr_lua_job *job) {
   free(job->config_json);
   for (int i = 0; i < job->nparams; i++) free(job->params[i]);
   free(job->params);
-  free(job->out);
   free(job->failure);
+  lsr_unref(job->eng->L, &job->out_ref); /* (a job dropped unreported) */
   free(job);
 }
 
@@ -460,8 +459,47 @@ static lsr_lua_job *job_new(lsr_engine *eng, lsr_app_run *apr) {
   for (int i = 0; i < apr->nsent; i++) job->params[i] = lsr_strdup(ar->params[apr->sent[i]]);
   const lsr_action_def *def = lsr_app_action(app, ar->action);
   job->timeout = def && def->timeout > 0 ? def->timeout : app->timeout;
-  job->co_ref = LUA_NOREF;
+  job->co_ref = job->wrap_ref = job->out_ref = LUA_NOREF;
   return job;
+}
+
+/* Its output crosses from the app's state to the engine's as its JSON would
+ * decode (lsr_json_copy: the same values, the same refusals), on the loop's
+ * thread, while the job still holds the state. */
+static void take_output(lsr_lua_job *job) {
+  if (job->wrap_ref == LUA_NOREF || !job->st) return;
+  lua_State *AL = job->st->AL, *E = job->eng->L;
+  static const char key = 0; /* a thread of the engine's state to copy onto */
+  if (lua_rawgetp(E, LUA_REGISTRYINDEX, &key) != LUA_TTHREAD) {
+    lua_pop(E, 1);
+    lua_newthread(E);
+    lua_pushvalue(E, -1);
+    lua_rawsetp(E, LUA_REGISTRYINDEX, &key);
+  }
+  lua_State *T = lua_tothread(E, -1);
+  lua_pop(E, 1);
+  char err[256];
+  lua_rawgeti(AL, LUA_REGISTRYINDEX, job->wrap_ref);
+  if (lsr_json_copy(AL, -1, T, 0, err, sizeof err) == 0) job->out_ref = lsr_ref(T);
+  else job->failure = lsr_strdup(err);
+  lua_pop(AL, 1);
+  luaL_unref(AL, LUA_REGISTRYINDEX, job->wrap_ref);
+  job->wrap_ref = LUA_NOREF;
+}
+
+static void job_release(lsr_lua_job *job);
+
+/* Report the job's end, the job released first (reporting may close the
+ * app: call it last). */
+static void report(lsr_engine *eng, lsr_app_run *apr, lsr_lua_job *job) {
+  char *failure = job->failure;
+  int ref = job->out_ref;
+  job->failure = NULL;
+  job->out_ref = LUA_NOREF;
+  job_release(job);
+  if (ref != LUA_NOREF) lsr_app_run_done_ref(eng, apr, ref);
+  else lsr_app_run_done(eng, apr, 0, NULL, 0, failure ? failure : "the app returned nothing");
+  free(failure);
 }
 
 static void dispatch(lsr_lua_app *la, lsr_lua_job *job);
@@ -506,6 +544,7 @@ static void work_done(uv_work_t *w, int status) {
   timer_stop(job);
   lsr_lua_app *la = job->la;
   lsr_app_run *apr = job->apr;
+  if (apr) take_output(job); /* before the state goes to the next app run */
   if (la) { /* its state goes back to the app, and the next app run may go */
     la->running = NULL;
     la->idle = job->st;
@@ -515,13 +554,7 @@ static void work_done(uv_work_t *w, int status) {
   }
   job->st = NULL;
   if (apr) {
-    char *out = job->out, *failure = job->failure;
-    size_t len = job->len;
-    job->out = job->failure = NULL;
-    job_release(job);
-    lsr_app_run_done(eng, apr, failure == NULL, out, len, failure);
-    free(out);
-    free(failure);
+    report(eng, apr, job);
     return;
   }
   job_release(job);
@@ -588,15 +621,10 @@ void lsr_lua_app_start(lsr_engine *eng, lsr_app_run *apr) {
     dispatch(la, job);
     return;
   }
+  take_output(job);
   la->idle = job->st;
   job->st = NULL;
-  char *out = job->out, *failure = job->failure;
-  size_t len = job->len;
-  job->out = job->failure = NULL;
-  job_free(job);
-  lsr_app_run_done(eng, apr, failure == NULL, out, len, failure); /* (it may close the app) */
-  free(out);
-  free(failure);
+  report(eng, apr, job);
 }
 
 /* The app goes (config reload or teardown).  A state on a thread is freed

@@ -46,6 +46,9 @@ void lsr_act_release(lsr_engine *eng, lsr_action_run *ar);
 void lsr_results_action_done(lsr_engine *eng, lsr_action_run *ar);
 /* Add ar's entry to its run's get_summary() (outside any block). */
 void lsr_results_summarize(lsr_engine *eng, lsr_action_run *ar);
+/* An app run's output as a value of the engine's state (a registry ref,
+ * released here) instead of JSON text: a Lua app's, copied. */
+void lsr_app_run_done_ref(lsr_engine *eng, lsr_app_run *apr, int ref);
 /* lua runner (runner_lua.c): start an app run of a lua app on a worker
  * thread; it ends with lsr_app_run_done, on the loop's thread, later. */
 void lsr_lua_app_start(lsr_engine *eng, lsr_app_run *apr);
