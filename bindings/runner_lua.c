@@ -360,8 +360,7 @@ static int app_run_go(lsr_lua_job *job, double until) {
   int done = 1;
   if (rc == LUA_OK) {
     lua_rawgeti(AL, LUA_REGISTRYINDEX, job->co_ref);
-    lua_State *co = lua_tothread(AL, -1);
-    lua_sethook(co, app_hook, LUA_MASKCOUNT, APP_HOOK_STEP);
+    lua_State *co = lua_tothread(AL, -1); /* (its hook, the state's, is set once: resetting it would reset its count) */
     int nres = 0;
     rc = lua_resume(co, AL, lua_status(co) == LUA_YIELD ? 0 : 4, &nres);
     if (rc == LUA_YIELD) {
@@ -391,7 +390,11 @@ static int app_run_go(lsr_lua_job *job, double until) {
   return done;
 }
 
-static void work_run(uv_work_t *w) { app_run_go(w->data, 0); }
+/* On a worker: to the end.  (An app that yields by itself is resumed again:
+ * its instruction budget and the timeout still end it.) */
+static void work_run(uv_work_t *w) {
+  while (!app_run_go(w->data, 0)) {}
+}
 
 /* ---- on the loop's thread ---- */
 

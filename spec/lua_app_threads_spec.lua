@@ -121,6 +121,22 @@ describe("lua apps on worker threads (in-process engine)", function()
     end
   end)
 
+  it("resumes an app that yields by itself; one that yields forever ends at its instruction limit", function()
+    local eng = engine()
+    local report = eng:run(H.playbook([[
+      function on_start(c)
+        phantom.act("yields", {parameters = {{}}, assets = {"sl1"}, callback = cb})
+        phantom.act("yield_forever", {parameters = {{}}, assets = {"sl2"}, callback = cb})
+      end
+      function cb(kw) phantom.debug(kw.results[1].action_results[1].message) end
+    ]]), H.container())
+    eng:close()
+    assert.equal("success", report.status, report.error)
+    local d = debugs(report)
+    table.sort(d)
+    assert.same({"after yields", "instruction limit exceeded (100000000 instructions per app run)"}, d)
+  end)
+
   it("fails an app run that blocks past its timeout; a fresh state serves the next app run at once", function()
     local eng = engine()
     local t0 = H.now()
