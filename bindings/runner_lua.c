@@ -151,19 +151,28 @@ static void wrap_blocking(lua_State *AL, const char *lib, const char *const *nam
   lua_pop(AL, 1);
 }
 
-/* stack in: job (light userdata).  Loads the app's main file once. */
-static int load_app(lua_State *AL) {
-  lsr_lua_job *job = lua_touserdata(AL, 1);
-  if (lua_getfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY) == LUA_TTABLE) return 0;
-  lua_pushstring(AL, job->path);
-  /* chunk name "@path", text only */
-  if (luaL_loadfilex(AL, lua_tostring(AL, -1), "t") != LUA_OK) return lua_error(AL);
-  lua_call(AL, 0, 1);
-  if (!lua_istable(AL, -1))
-    return luaL_error(AL, "%s must return a table of action functions, returned %s",
-                      lua_tostring(AL, -2), luaL_typename(AL, -1));
-  lua_setfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY);
-  return 0;
+/* The driver's get_fn (upvalue: the job): the action's function; or, the
+ * first time, nil and the app's main chunk, which the driver runs (its top
+ * level may block: it runs in the coroutine, so it can move to a worker),
+ * and gives back its result to be checked and kept. */
+static int get_fn(lua_State *AL) {
+  lsr_lua_job *job = lua_touserdata(AL, lua_upvalueindex(1));
+  if (lua_gettop(AL) > 0) { /* the main chunk's result */
+    if (!lua_istable(AL, 1))
+      return luaL_error(AL, "%s must return a table of action functions, returned %s", job->path,
+                        luaL_typename(AL, 1));
+    lua_pushvalue(AL, 1);
+    lua_setfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY);
+  } else if (lua_getfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY) != LUA_TTABLE) {
+    lua_pushnil(AL);
+    /* chunk name "@path", text only */
+    if (luaL_loadfilex(AL, job->path, "t") != LUA_OK) return lua_error(AL);
+    return 2;
+  }
+  lua_getfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY);
+  if (lua_getfield(AL, -1, job->action) != LUA_TFUNCTION)
+    return luaL_error(AL, "app '%s' has no function for action '%s'", job->app_name, job->action);
+  return 1;
 }
 
 /* What is wrong with the result table at idx an action function returned
@@ -192,11 +201,14 @@ static const char *bad_result(lua_State *AL, int idx, char *buf, size_t n) {
   return NULL;
 }
 
-/* The app run's driver, in the app's state: each parameter set through the
- * action function, in a coroutine (so it can move to a worker thread at any
- * instruction); returns ok, value pairs for run_finish. */
+/* The app run's driver, in the app's state: the app's main file run the
+ * first time, then each parameter set through the action function, in a
+ * coroutine (so it can move to a worker thread at any instruction);
+ * returns ok, value pairs for run_finish. */
 static const char DRIVER[] =
-  "local fn, asset, params, decode = ...\n"
+  "local get_fn, asset, params, decode = ...\n"
+  "local fn, main = get_fn()\n"
+  "if not fn then fn = get_fn(main()) end\n"
   "local out = {}\n"
   "for i = 1, #params do\n"
   "  out[2 * i - 1], out[2 * i] = pcall(fn, decode(params[i]), asset)\n"
@@ -208,9 +220,8 @@ static const char DRIVER[] =
 static int run_prepare(lua_State *AL) {
   lsr_lua_job *job = lua_touserdata(AL, 1);
   char err[256];
-  lua_getfield(AL, LUA_REGISTRYINDEX, ACTIONS_KEY);
-  if (lua_getfield(AL, -1, job->action) != LUA_TFUNCTION)
-    return luaL_error(AL, "app '%s' has no function for action '%s'", job->app_name, job->action);
+  lua_pushlightuserdata(AL, job);
+  lua_pushcclosure(AL, get_fn, 1);
   int fn = lua_gettop(AL);
   /* the coroutine: the state's, reused while each app run ends cleanly */
   lua_State *co = NULL;
@@ -345,17 +356,12 @@ static int app_run_go(lsr_lua_job *job, double until) {
   st->inline_until = until;
   int top = lua_gettop(AL);
   int rc = LUA_OK;
-  if (job->co_ref == LUA_NOREF) { /* its start: the app loaded, the coroutine made */
+  if (job->co_ref == LUA_NOREF) { /* its start: the coroutine made */
     st->instr = 0;
     lua_sethook(AL, app_hook, LUA_MASKCOUNT, APP_HOOK_STEP);
-    lua_pushcfunction(AL, load_app);
+    lua_pushcfunction(AL, run_prepare);
     lua_pushlightuserdata(AL, job);
     rc = lua_pcall(AL, 1, 0, 0);
-    if (rc == LUA_OK) {
-      lua_pushcfunction(AL, run_prepare);
-      lua_pushlightuserdata(AL, job);
-      rc = lua_pcall(AL, 1, 0, 0);
-    }
   }
   int done = 1;
   if (rc == LUA_OK) {

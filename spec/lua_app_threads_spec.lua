@@ -34,6 +34,7 @@ local function assets_json(dir)
     sl1 = {app = "Sleeper", id = 1, config = {dir = dir}},
     sl1b = {app = "Sleeper", id = 2, config = {dir = dir}},
     sl2 = {app = "Sleeper2", id = 3, config = {dir = dir}},
+    slow = {app = "SlowLoad", id = 4, config = {}},
   }
 end
 
@@ -118,6 +119,39 @@ describe("lua apps on worker threads (in-process engine)", function()
     assert.equal(3, #by[ticker])
     for i, tk in ipairs(by[ticker]) do -- all while the busy app computed
       assert.truthy(tk.t < finish, ("tick %d at %.3f, the busy app finished at %.3f"):format(i, tk.t, finish))
+    end
+  end)
+
+  it("loads an app whose main file blocks off the loop's thread: other runs go on meanwhile", function()
+    local eng = engine()
+    local slow = H.playbook([[
+      function on_start(c) phantom.act("stamp", {parameters = {{}}, assets = {"slow"}, callback = cb}) end
+      function cb(kw) phantom.debug(kw.results[1].action_results[1].data[1]) end
+    ]])
+    local ticker = H.playbook([[
+      local n = 0
+      function on_start(c) tick() end
+      function tick() phantom.act("stamp", {parameters = {{}}, assets = {"sl2"}, callback = cb}) end
+      function cb(kw)
+        phantom.debug(kw.results[1].action_results[1].data[1])
+        n = n + 1
+        if n < 3 then tick() end
+      end
+    ]])
+    eng:start(slow, H.container())
+    eng:start(ticker, H.container())
+    local reports = eng:wait()
+    eng:close()
+    local by = {}
+    for _, r in ipairs(reports) do
+      assert.equal("success", r.status, r.error)
+      by[r.playbook] = debugs(r)
+    end
+    local loading = by[slow][1]
+    assert.truthy(loading.ready - loading.loaded >= 1)
+    assert.equal(3, #by[ticker])
+    for i, tk in ipairs(by[ticker]) do
+      assert.truthy(tk.t < loading.ready, ("tick %d at %.3f, the app finished loading at %.3f"):format(i, tk.t, loading.ready))
     end
   end)
 
@@ -232,7 +266,7 @@ end)
 describe("lua apps on worker threads under luasoar serve", function()
   local function files(dir)
     local t = {["assets.json"] = assets_json(dir)}
-    for _, app in ipairs{"sleeper", "sleeper2"} do
+    for _, app in ipairs{"sleeper", "sleeper2", "slowload"} do
       for _, f in ipairs{"app.json", "app.lua"} do
         t["apps/" .. app .. "/" .. f] = read(APPS .. "/" .. app .. "/" .. f)
       end
