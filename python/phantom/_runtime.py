@@ -111,3 +111,28 @@ def stderr_line(text):
         sys.stderr.flush()
     except Exception:
         pass
+
+
+def exception_text(e):
+    """An exception as SOAR's messages show it: "Type: text" (or "Type")."""
+    text = str(e)
+    name = type(e).__name__
+    return f"{name}: {text}" if text else name
+
+
+def status_text(message, exception=None):
+    """set_status's message: the text, then the exception after ". "."""
+    text = "" if message is None else str(message)
+    if exception is not None:
+        extra = exception_text(exception)
+        text = f"{text}. {extra}" if text else extra
+    return text
+
+
+def joined(old, message):
+    """append_to_message: old and the new text joined by ". "."""
+    text = "" if message is None else str(message)
+    if old and text:
+        return f"{old}. {text}"
+    return text or old
+

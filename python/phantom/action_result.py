@@ -3,13 +3,8 @@
 # data list is the name-mangled self.__data, as some connectors reach for
 # action_result._ActionResult__data.
 
+from phantom import _runtime
 from phantom.app import APP_ERROR, APP_SUCCESS
-
-
-def _exception_text(exception):
-    text = str(exception)
-    name = type(exception).__name__
-    return f"{name}: {text}" if text else name
 
 
 def summary_message(summary):
@@ -62,11 +57,7 @@ class ActionResult:
     # status and message
     def set_status(self, status, message="", exception=None):
         self.__status = status
-        text = "" if message is None else str(message)
-        if exception is not None:
-            extra = _exception_text(exception)
-            text = f"{text}. {extra}" if text else extra
-        self.__message = text
+        self.__message = _runtime.status_text(message, exception)
         return status
 
     def get_status(self):
@@ -84,15 +75,11 @@ class ActionResult:
         return self.__message
 
     def append_to_message(self, message):
-        text = "" if message is None else str(message)
-        if self.__message and text:
-            self.__message = f"{self.__message}. {text}"
-        elif text:
-            self.__message = text
+        self.__message = _runtime.joined(self.__message, message)
         return self.__message
 
     def add_exception(self, exception):
-        return self.append_to_message(_exception_text(exception))
+        return self.append_to_message(_runtime.exception_text(exception))
 
     # parameter
     def set_param(self, param):

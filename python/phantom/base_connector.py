@@ -26,12 +26,6 @@ _FLOAT_RE = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*
 STRING_TYPES_REFUSED = (list, tuple, dict)
 
 
-def _exc_text(e):
-    text = str(e)
-    name = type(e).__name__
-    return f"{name}: {text}" if text else name
-
-
 def _show(value):
     if isinstance(value, str):
         return f"'{value}'"
@@ -174,9 +168,9 @@ class BaseConnector:
                 init_failure = self.get_status_message() or "initialize failed"
         except Exception as e:
             self._log("error", traceback.format_exc().rstrip())
-            init_failure = "initialize raised " + _exc_text(e)
+            init_failure = "initialize raised " + _runtime.exception_text(e)
         except SystemExit as e:
-            init_failure = "initialize raised " + _exc_text(e)
+            init_failure = "initialize raised " + _runtime.exception_text(e)
 
         for i, param in valid:
             if init_failure is not None:
@@ -189,7 +183,7 @@ class BaseConnector:
         except BaseException as e:  # noqa: B036 - a connector's sys.exit too
             if isinstance(e, KeyboardInterrupt):
                 raise
-            self._log("error", "finalize raised " + _exc_text(e) + "\n" + traceback.format_exc().rstrip())
+            self._log("error", "finalize raised " + _runtime.exception_text(e) + "\n" + traceback.format_exc().rstrip())
 
         return json.dumps(_runtime.json_safe(results), ensure_ascii=False)
 
@@ -201,10 +195,10 @@ class BaseConnector:
         try:
             self.handle_action(param)
         except Exception as e:
-            error = _exc_text(e)
+            error = _runtime.exception_text(e)
             self._log("error", traceback.format_exc().rstrip())
         except SystemExit as e:
-            error = _exc_text(e)
+            error = _runtime.exception_text(e)
             self._log("error", traceback.format_exc().rstrip())
         finally:
             self.__current_param = None
@@ -325,11 +319,7 @@ class BaseConnector:
     # ------------------------------------------------------------ status
     def set_status(self, status, message="", exception=None):
         self.__status = status
-        text = "" if message is None else str(message)
-        if exception is not None:
-            extra = _exc_text(exception)
-            text = f"{text}. {extra}" if text else extra
-        self.__status_message = text
+        self.__status_message = _runtime.status_text(message, exception)
         return status
 
     def get_status(self):
@@ -339,11 +329,7 @@ class BaseConnector:
         return self.__status_message
 
     def append_to_message(self, message):
-        text = "" if message is None else str(message)
-        if self.__status_message and text:
-            self.__status_message = f"{self.__status_message}. {text}"
-        elif text:
-            self.__status_message = text
+        self.__status_message = _runtime.joined(self.__status_message, message)
         return self.__status_message
 
     def set_status_save_progress(self, status, message="", *args, **kwargs):
