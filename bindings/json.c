@@ -233,14 +233,11 @@ static void gen_float(lua_State *L, yajl_gen g, lua_Number d, int lenient) {
   yajl_gen_number(g, buf, strlen(buf));
 }
 
-/* Is the table at idx an array?  Marked arrays always are; other tables are
- * when non-empty and their keys are exactly 1..n. */
-static int is_array(lua_State *L, int idx, lua_Integer *n) {
+int lsr_json_array_len(lua_State *L, int idx, int mt, lua_Integer *n) {
   *n = (lua_Integer)lua_rawlen(L, idx);
   if (lua_getmetatable(L, idx)) {
-    luaL_getmetatable(L, ARRAY_MT);
-    int marked = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
+    int marked = lua_rawequal(L, -1, mt);
+    lua_pop(L, 1);
     if (marked) {
       /* rows with missing values carry their length in n (table.pack) */
       lua_getfield(L, idx, "n");
@@ -259,7 +256,8 @@ static int is_array(lua_State *L, int idx, lua_Integer *n) {
   return count == *n;
 }
 
-static void gen_value(lua_State *L, yajl_gen g, int idx, int depth, int lenient) {
+/* mt: the stack index of the array metatable (looked up once per encode) */
+static void gen_value(lua_State *L, yajl_gen g, int idx, int depth, int lenient, int mt) {
   if (depth > LSR_JSON_MAX_DEPTH)
     luaL_error(L, "cannot encode as JSON: nesting deeper than %d levels (a table that contains itself?)",
                LSR_JSON_MAX_DEPTH);
@@ -284,11 +282,11 @@ static void gen_value(lua_State *L, yajl_gen g, int idx, int depth, int lenient)
     break;
   case LUA_TTABLE: {
     lua_Integer n;
-    if (is_array(L, idx, &n)) {
+    if (lsr_json_array_len(L, idx, mt, &n)) {
       yajl_gen_array_open(g);
       for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, idx, i);
-        gen_value(L, g, -1, depth + 1, lenient);
+        gen_value(L, g, -1, depth + 1, lenient, mt);
         lua_pop(L, 1);
       }
       yajl_gen_array_close(g);
@@ -314,7 +312,7 @@ static void gen_value(lua_State *L, yajl_gen g, int idx, int depth, int lenient)
       } else {
         luaL_error(L, "cannot encode a table key of type %s as JSON", luaL_typename(L, -2));
       }
-      gen_value(L, g, -1, depth + 1, lenient);
+      gen_value(L, g, -1, depth + 1, lenient, mt);
       lua_pop(L, 1);
     }
     yajl_gen_map_close(g);
@@ -335,7 +333,9 @@ void lsr_json_encode(lua_State *L, int idx, int lenient) {
   box_metatable(L, ENC_MT, enc_gc);
   b->g = yajl_gen_alloc(NULL);
   yajl_gen_config(b->g, yajl_gen_validate_utf8, 1);
-  gen_value(L, b->g, idx, 0, lenient);
+  luaL_getmetatable(L, ARRAY_MT);
+  gen_value(L, b->g, idx, 0, lenient, lua_gettop(L));
+  lua_pop(L, 1);
   const unsigned char *buf;
   size_t len;
   yajl_gen_get_buf(b->g, &buf, &len);

@@ -24,6 +24,10 @@ int lsr_json_copy(lua_State *from, int idx, lua_State *to, int lenient, char *er
 void lsr_json_push_array_mt(lua_State *L);
 /* [-0, +1, m] A new empty table marked as an array. */
 void lsr_json_new_array(lua_State *L, int narr);
+/* [-0, +0, -] Is the table at idx written as a JSON array (marked arrays
+ * always are; other tables when non-empty with keys exactly 1..n)?  Its
+ * length in n; mt is the stack index of the array metatable. */
+int lsr_json_array_len(lua_State *L, int idx, int mt, lua_Integer *n);
 /* [-0, +0, -] Is the value at idx a table marked as a JSON array? */
 int lsr_json_is_array(lua_State *L, int idx);
 /* [-0, +0, -] Install the array metatable in the registry. */

@@ -52,36 +52,12 @@ static void copy_odd(copier *c, int idx, const char *what, const char *instead) 
   else lua_pushfstring(c->to, "<%s>", luaL_typename(c->from, idx));
 }
 
-/* is_array of json.c, read on the source */
-static int is_array(copier *c, int idx, lua_Integer *n) {
-  lua_State *L = c->from;
-  *n = (lua_Integer)lua_rawlen(L, idx);
-  if (lua_getmetatable(L, idx)) {
-    int marked = lua_rawequal(L, -1, c->from_mt);
-    lua_pop(L, 1);
-    if (marked) {
-      if (lua_getfield(L, idx, "n") == LUA_TNUMBER && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= *n)
-        *n = lua_tointeger(L, -1);
-      lua_pop(L, 1);
-      return 1;
-    }
-  }
-  if (*n == 0) return 0;
-  lua_Integer count = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    if (++count > *n) { lua_pop(L, 1); return 0; }
-  }
-  return count == *n;
-}
-
 static void copy_value(copier *c, int idx, int depth);
 
 static void copy_table(copier *c, int idx, int depth) {
   lua_State *F = c->from, *T = c->to;
   lua_Integer n;
-  if (is_array(c, idx, &n)) {
+  if (lsr_json_array_len(F, idx, c->from_mt, &n)) { /* the encoder's rule, read on the source */
     lua_createtable(T, n > 0 && n < (1 << 24) ? (int)n : 0, 0);
     luaL_setmetatable(T, ARRAY_MT);
     for (lua_Integer i = 1; i <= n; i++) {
