@@ -87,14 +87,14 @@ describe("lua apps on worker threads (in-process engine)", function()
     assert.truthy(took < 1.3 + 0.3 * 2 + 1, "took " .. took .. " s") -- 1 s in parallel, not 2
   end)
 
-  it("moves a lua app that computes past its slice of the loop to a worker thread: other runs go on meanwhile", function()
+  -- A run acting `action` on `asset` once, beside a ticker run that chains
+  -- three stamps of Sleeper2: the first run's data and the ticker's stamps.
+  local function beside_ticker(action, params, asset)
     local eng = engine()
-    local busy = H.playbook([[
-      function on_start(c)
-        phantom.act("busy", {parameters = {{seconds = 0.6}}, assets = {"sl1"}, callback = cb})
-      end
+    local one = H.playbook(([[
+      function on_start(c) phantom.act(%q, {parameters = {%s}, assets = {%q}, callback = cb}) end
       function cb(kw) phantom.debug(kw.results[1].action_results[1].data[1]) end
-    ]])
+    ]]):format(action, params, asset))
     local ticker = H.playbook([[
       local n = 0
       function on_start(c) tick() end
@@ -105,7 +105,7 @@ describe("lua apps on worker threads (in-process engine)", function()
         if n < 3 then tick() end
       end
     ]])
-    eng:start(busy, H.container())
+    eng:start(one, H.container())
     eng:start(ticker, H.container())
     local reports = eng:wait()
     eng:close()
@@ -115,42 +115,21 @@ describe("lua apps on worker threads (in-process engine)", function()
       assert.equal("success", r.status, r.error)
       by[r.playbook] = debugs(r)
     end
-    local finish = by[busy][1].finish
     assert.equal(3, #by[ticker])
-    for i, tk in ipairs(by[ticker]) do -- all while the busy app computed
-      assert.truthy(tk.t < finish, ("tick %d at %.3f, the busy app finished at %.3f"):format(i, tk.t, finish))
+    return by[one][1], by[ticker]
+  end
+
+  it("moves a lua app that computes past its slice of the loop to a worker thread: other runs go on meanwhile", function()
+    local busy, ticks = beside_ticker("busy", "{seconds = 0.6}", "sl1")
+    for i, tk in ipairs(ticks) do -- all while the busy app computed
+      assert.truthy(tk.t < busy.finish, ("tick %d at %.3f, the busy app finished at %.3f"):format(i, tk.t, busy.finish))
     end
   end)
 
   it("loads an app whose main file blocks off the loop's thread: other runs go on meanwhile", function()
-    local eng = engine()
-    local slow = H.playbook([[
-      function on_start(c) phantom.act("stamp", {parameters = {{}}, assets = {"slow"}, callback = cb}) end
-      function cb(kw) phantom.debug(kw.results[1].action_results[1].data[1]) end
-    ]])
-    local ticker = H.playbook([[
-      local n = 0
-      function on_start(c) tick() end
-      function tick() phantom.act("stamp", {parameters = {{}}, assets = {"sl2"}, callback = cb}) end
-      function cb(kw)
-        phantom.debug(kw.results[1].action_results[1].data[1])
-        n = n + 1
-        if n < 3 then tick() end
-      end
-    ]])
-    eng:start(slow, H.container())
-    eng:start(ticker, H.container())
-    local reports = eng:wait()
-    eng:close()
-    local by = {}
-    for _, r in ipairs(reports) do
-      assert.equal("success", r.status, r.error)
-      by[r.playbook] = debugs(r)
-    end
-    local loading = by[slow][1]
+    local loading, ticks = beside_ticker("stamp", "{}", "slow")
     assert.truthy(loading.ready - loading.loaded >= 1)
-    assert.equal(3, #by[ticker])
-    for i, tk in ipairs(by[ticker]) do
+    for i, tk in ipairs(ticks) do
       assert.truthy(tk.t < loading.ready, ("tick %d at %.3f, the app finished loading at %.3f"):format(i, tk.t, loading.ready))
     end
   end)
