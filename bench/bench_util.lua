@@ -1,4 +1,5 @@
--- bench_util.lua: what bench/dispatch_bench.lua and bench/compare share: the
+-- bench_util.lua: what the benchmarks of bench/ share (dispatch_bench and
+-- compare use all of it, soar_bench and serve_bench the statistics): the
 -- fixture (apps, assets, container), the benchmark playbooks, sampling, and
 -- luasoar's side of the act round trip and the whole run, through the Lua
 -- module (require "luasoar").  Loaded with dofile from the bench/ folder.
@@ -11,6 +12,23 @@ function M.write(path, text)
   local f = assert(io.open(path, "w"))
   f:write(text)
   f:close()
+end
+
+-- The median of t, t left as it is (the mean of the middle two when even).
+function M.median_of(t)
+  local c = {}
+  for i, v in ipairs(t) do c[i] = v end
+  table.sort(c)
+  if #c == 0 then return 0 / 0 end
+  if #c % 2 == 1 then return c[(#c + 1) // 2] end
+  return (c[#c // 2] + c[#c // 2 + 1]) / 2
+end
+
+-- The least and greatest of t.
+function M.minmax(t)
+  local lo, hi = math.huge, -math.huge
+  for _, v in ipairs(t) do lo, hi = math.min(lo, v), math.max(hi, v) end
+  return lo, hi
 end
 
 -- The median of t (sorts t).

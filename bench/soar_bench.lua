@@ -79,20 +79,8 @@ local function read(path)
   return t
 end
 
-local function median(t)
-  local c = {}
-  for i, v in ipairs(t) do c[i] = v end
-  table.sort(c)
-  if #c == 0 then return 0 / 0 end
-  if #c % 2 == 1 then return c[(#c + 1) // 2] end
-  return (c[#c // 2] + c[#c // 2 + 1]) / 2
-end
-
-local function minmax(t)
-  local lo, hi = math.huge, -math.huge
-  for _, v in ipairs(t) do lo, hi = math.min(lo, v), math.max(hi, v) end
-  return lo, hi
-end
+local U = dofile((arg[0]:match("^(.*[/\\])") or "") .. "bench_util.lua")
+local median, minmax = U.median_of, U.minmax
 
 local function log(fmt, ...) io.stderr:write(("[soar_bench] " .. fmt .. "\n"):format(...)) end
 
