@@ -104,7 +104,9 @@ static int app_test(int argc, char **argv) {
   int rc = 2;
   lsr_gen *gen = NULL;
   lsr_run *run = NULL;
-  char path[] = "/tmp/luasoar-app-test-XXXXXX";
+  char path[4096];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(path, sizeof path, "%s/luasoar-app-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
   int fd = -1;
   if (lsr_config_load(eng->cfg, apps ? apps : def_apps, assets ? assets : def_assets, 1, err, sizeof err) < 0)
     goto fail;
@@ -126,7 +128,7 @@ static int app_test(int argc, char **argv) {
   }
   free(q_action);
   free(q_asset);
-  if (!f) { snprintf(err, sizeof err, "cannot write %s: %s", path, strerror(errno)); goto fail; }
+  if (!f) { snprintf(err, sizeof err, "cannot write %.1000s: %s", path, strerror(errno)); goto fail; }
   printf("testing asset '%s' (app '%s', action '%s')\n", asset, as->app->name, test->name);
   fflush(stdout);
   static const char container[] = "{\"id\": 1, \"name\": \"luasoar app test\", \"artifacts\": []}";

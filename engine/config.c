@@ -6,7 +6,6 @@
 #include "soar.h"
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +16,6 @@
 #define LSR_MAX_CONFIG_FILE (16u << 20)
 #define LSR_DEFAULT_TIMEOUT 60.0
 
-int lsr_errf(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
 
 yajl_val lsr_json_tree_file(const char *path, char *err, size_t n) {
   char *text;

@@ -167,7 +167,10 @@ int lsr_soar_load(lsr_app *app, const char *manifest, yajl_val over, char *err, 
         return lsr_errf(err, n, "%s: action '%s' is defined twice", f, a->name);
   }
   /* options of app.json */
-  app->python = lsr_strdup(str_or(over, "python", SOAR_DEFAULT_PYTHON));
+  v = lsr_json_field(over, "python");
+  if (v && (!YAJL_IS_STRING(v) || !*v->u.string))
+    return lsr_errf(err, n, "%s: field 'python': expected the interpreter's path", app->manifest);
+  app->python = lsr_strdup(v ? v->u.string : SOAR_DEFAULT_PYTHON);
   app->timeout = SOAR_DEFAULT_TIMEOUT;
   v = lsr_json_field(over, "timeout");
   if (v && (!YAJL_IS_NUMBER(v) || YAJL_GET_DOUBLE(v) <= 0))
