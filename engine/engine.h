@@ -421,11 +421,10 @@ lsr_exec_proc *lsr_exec_start(uv_loop_t *loop, const lsr_exec_req *req);
 void lsr_exec_kill(lsr_exec_proc *p);
 /* Streaming children: write to stdin (-1 once it is closed or the child is
  * gone), close stdin (EOF), and whether it keeps the loop alive (an idle
- * worker must not); its pid (0 once reaped). */
+ * worker must not). */
 int lsr_exec_write(lsr_exec_proc *p, const char *data, size_t len);
 void lsr_exec_close_input(lsr_exec_proc *p);
 void lsr_exec_hold(lsr_exec_proc *p, int busy);
-int lsr_exec_pid(const lsr_exec_proc *p);
 
 /* ---- small helpers (engine/util.c) ---- */
 /* Format a message into err; returns -1 (for `return lsr_errf(...)`). */

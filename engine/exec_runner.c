@@ -446,10 +446,6 @@ void lsr_exec_hold(lsr_exec_proc *p, int busy) {
   }
 }
 
-int lsr_exec_pid(const lsr_exec_proc *p) {
-  return p->spawned ? p->proc.pid : 0;
-}
-
 static void on_timeout(uv_timer_t *t) {
   lsr_exec_proc *p = t->data;
   p->timed_out = 1;
