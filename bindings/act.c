@@ -158,28 +158,33 @@ static lsr_asset **select_assets(lua_State *L, lsr_engine *eng, const char *acti
   return sel;
 }
 
-/* [-0, +1, e] The parameter table at idx copied, with its context completed:
- * {guid, artifact_id, parent_action_run}, then encoded as JSON. */
-static void encode_parameter(lua_State *L, lsr_engine *eng, int idx, int i, int64_t parent) {
+/* [-0, +1, e] The parameter table at idx copied as its JSON would cross (the
+ * action's own snapshot: a value JSON cannot hold is refused here, and what
+ * the playbook changes afterwards is not seen), its context completed:
+ * {guid, artifact_id, parent_action_run}. */
+static void snapshot_parameter(lua_State *L, lsr_engine *eng, int idx, int i, int64_t parent) {
   idx = lua_absindex(L, idx);
-  lua_newtable(L);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -4);
-  }
   int t = lua_getfield(L, idx, "context");
   if (t != LUA_TNIL && t != LUA_TTABLE)
     lsr_argerror(L, "phantom.act", "parameters", "item %d: 'context' must be a table", i);
-  lua_newtable(L); /* the context, keys of the given one first */
-  if (t == LUA_TTABLE) {
-    lua_pushnil(L);
-    while (lua_next(L, -3)) {
-      lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      lua_rawset(L, -4);
+  lua_pop(L, 1);
+  char err[256];
+  if (lsr_json_copy(L, idx, L, 0, err, sizeof err) < 0) luaL_error(L, "%s", err);
+  if (lsr_json_is_array(L, -1)) { /* a list given: with its context it is an object */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    lua_createtable(L, 0, (int)n + 1);
+    for (lua_Integer k = 1; k <= n; k++) {
+      lua_pushfstring(L, "%I", (LUAI_UACINT)k);
+      lua_rawgeti(L, -3, k);
+      lua_rawset(L, -3);
     }
+    lua_remove(L, -2);
+  }
+  if (lua_getfield(L, -1, "context") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "context");
   }
   char guid[37];
   lsr_guid(eng, guid);
@@ -189,17 +194,43 @@ static void encode_parameter(lua_State *L, lsr_engine *eng, int idx, int i, int6
     lua_pushinteger(L, parent);
     lua_setfield(L, -2, "parent_action_run");
   }
-  lua_setfield(L, -3, "context");
   lua_pop(L, 1);
-  /* stack: copy */
-  lsr_json_encode(L, -1, 0);
-  lua_remove(L, -2);
 }
 
-static int encode_protected(lua_State *L) {
+/* [-0, +1, e] stack: the parameter list, item, parent. */
+static int snapshot_protected(lua_State *L) {
   lsr_engine *eng = lsr_engine_of(L);
-  encode_parameter(L, eng, 1, (int)lua_tointeger(L, 2), lua_tointeger(L, 3));
+  int i = (int)lua_tointeger(L, 2);
+  lua_rawgeti(L, 1, i);
+  snapshot_parameter(L, eng, -1, i, lua_tointeger(L, 3));
   return 1;
+}
+
+/* The JSON of parameter set i (from 0) of ar, encoded the first time it is
+ * asked for (by the store, an exec app, a SOAR worker, the test kit). */
+const char *lsr_act_param_json(lsr_action_run *ar, int i) {
+  if (!ar->params[i]) {
+    lua_State *L = ar->eng->L;
+    lsr_getref(L, ar->param_ref);
+    lua_rawgeti(L, -1, i + 1);
+    lsr_json_encode(L, -1, 1); /* lenient: never refuses (the snapshot was checked) */
+    ar->params[i] = lsr_strdup(lua_tostring(L, -1));
+    lua_pop(L, 3);
+  }
+  return ar->params[i];
+}
+
+/* [-0, +1, e] A fresh copy of parameter set i (from 0) of ar, pushed on L (any
+ * state). */
+void lsr_act_push_param(lua_State *L, lsr_action_run *ar, int i) {
+  lua_State *E = ar->eng->L;
+  char err[256];
+  lsr_getref(E, ar->param_ref);
+  lua_rawgeti(E, -1, i + 1);
+  int rc = lsr_json_copy(E, -1, L, 0, err, sizeof err);
+  if (rc == 0 && E == L) lua_replace(L, -3); /* the copy, above the list and the set */
+  lua_pop(E, rc == 0 && E == L ? 1 : 2);
+  if (rc < 0) luaL_error(L, "parameter set %d: %s", i + 1, err);
 }
 
 static const char *missing_required(lua_State *L, int param_idx, const lsr_action_def *def) {
@@ -330,10 +361,11 @@ static int l_act(lua_State *L) {
   int nparams = (int)lua_rawlen(L, 5);
   int nassets;
   lsr_asset **assets = select_assets(L, eng, action, &nassets);
-  /* encode every parameter set; a value JSON cannot hold is an error here */
+  /* snapshot every parameter set; a value JSON cannot hold is an error here */
+  lua_createtable(L, nparams, 0);            /* 6 */
   for (int i = 1; i <= nparams; i++) {
-    lua_pushcfunction(L, encode_protected);
-    lua_rawgeti(L, 5, i);
+    lua_pushcfunction(L, snapshot_protected);
+    lua_pushvalue(L, 5);
     lua_pushinteger(L, i);
     lua_pushinteger(L, parent);
     if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
@@ -342,7 +374,8 @@ static int l_act(lua_State *L) {
       if (e && strncmp(e, "phantom.act", 11) == 0) lua_error(L);
       lsr_argerror(L, "phantom.act", "parameters", "item %d: %s", i, e ? e : "cannot encode");
     }
-  }                                          /* 6 .. 5+nparams: JSON */
+    lua_rawseti(L, 6, i);
+  }
 
   /* what the store keeps of the handle */
   char *handle_json = NULL;
@@ -381,8 +414,9 @@ static int l_act(lua_State *L) {
   ar->handle_json = handle_json;
   ar->reviewer = lsr_strdup(reviewer);
   ar->nparams = nparams;
-  ar->params = lsr_xalloc((nparams + 1) * sizeof *ar->params);
-  for (int i = 0; i < nparams; i++) ar->params[i] = lsr_strdup(lua_tostring(L, 6 + i));
+  ar->params = lsr_xalloc((nparams + 1) * sizeof *ar->params); /* JSON made when asked for */
+  lua_pushvalue(L, 6);
+  ar->param_ref = lsr_ref(L);
   lua_settop(L, 5);
   ar->napp_runs = nparams ? nassets : 0;
   ar->app_runs = lsr_xalloc((ar->napp_runs + 1) * sizeof *ar->app_runs);
@@ -469,12 +503,12 @@ static char *exec_request(lsr_app_run *apr, size_t *len) {
   lsr_action_run *ar = apr->ar;
   char *action = lsr_json_quote(ar->action), *asset = lsr_json_quote(apr->asset->name);
   size_t n = strlen(action) + strlen(asset) + strlen(apr->asset->config_json) + 256;
-  for (int i = 0; i < apr->nsent; i++) n += strlen(ar->params[apr->sent[i]]) + 1;
+  for (int i = 0; i < apr->nsent; i++) n += strlen(lsr_act_param_json(ar, apr->sent[i])) + 1;
   char *buf = lsr_xalloc(n);
   size_t o = (size_t)snprintf(buf, n, "{\"action\":%s,\"asset\":{\"name\":%s,\"id\":%lld,\"config\":%s},\"parameters\":[",
                               action, asset, (long long)apr->asset->id, apr->asset->config_json);
   for (int i = 0; i < apr->nsent; i++)
-    o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? "," : "", ar->params[apr->sent[i]]);
+    o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? "," : "", lsr_act_param_json(ar, apr->sent[i]));
   o += (size_t)snprintf(buf + o, n - o, "],\"action_run_id\":%lld,\"app_run_id\":%lld}\n",
                         (long long)ar->id, (long long)apr->id);
   free(action);
@@ -622,6 +656,7 @@ void lsr_act_free(lsr_engine *eng, lsr_action_run *ar) {
   free(ar->app_runs);
   lsr_unref(L, &ar->callback_ref);
   lsr_unref(L, &ar->handle_ref);
+  lsr_unref(L, &ar->param_ref);
   for (int i = 0; i < ar->nparams; i++) free(ar->params[i]);
   free(ar->params);
   free(ar->name);

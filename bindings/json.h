@@ -17,8 +17,9 @@ int lsr_json_decode(lua_State *L, const char *text, size_t len, char *err, size_
  * JSON cannot hold (functions, NaN...) become strings instead of raising. */
 void lsr_json_encode(lua_State *L, int idx, int lenient);
 /* [-0, +1 on to, -] The value at idx of `from` pushed on `to` (another
- * state) as lsr_json_decode(lsr_json_encode(value, lenient)) would push it;
- * or nothing pushed, -1, and why in err (json_copy.c). */
+ * state, another thread of the same state, or `from` itself) as
+ * lsr_json_decode(lsr_json_encode(value, lenient)) would push it; or
+ * nothing pushed, -1, and why in err (json_copy.c). */
 int lsr_json_copy(lua_State *from, int idx, lua_State *to, int lenient, char *err, size_t errlen);
 /* [-0, +1, -] The metatable that marks a table as a JSON array. */
 void lsr_json_push_array_mt(lua_State *L);

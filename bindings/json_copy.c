@@ -12,6 +12,7 @@
 #include "json.h"
 #include <lauxlib.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,12 +22,19 @@ typedef struct {
   lua_State *from, *to;
   int lenient;
   int from_mt;          /* the source's array metatable, at this index of from */
+  int to_mt;            /* the destination's, at this index of to */
   int src;              /* the value, at this index of from */
 } copier;
 
-/* yajl's check (yajl_string_validate_utf8): the shape of each sequence */
+/* yajl's check (yajl_string_validate_utf8): the shape of each sequence.
+ * ASCII, most of what crosses, is skipped eight bytes at a time. */
 static int utf8_ok(const unsigned char *s, size_t n) {
-  for (size_t i = 0; i < n; i++) {
+  size_t i = 0;
+  for (uint64_t w; i + 8 <= n; i += 8) {
+    memcpy(&w, s + i, 8);
+    if (w & 0x8080808080808080ull) break;
+  }
+  for (; i < n; i++) {
     int more = s[i] <= 0x7f ? 0 : (s[i] >> 5) == 0x6 ? 1 : (s[i] >> 4) == 0xe ? 2 : (s[i] >> 3) == 0x1e ? 3 : -1;
     if (more < 0) return 0;
     for (; more > 0; more--)
@@ -59,7 +67,8 @@ static void copy_table(copier *c, int idx, int depth) {
   lua_Integer n;
   if (lsr_json_array_len(F, idx, c->from_mt, &n)) { /* the encoder's rule, read on the source */
     lua_createtable(T, n > 0 && n < (1 << 24) ? (int)n : 0, 0);
-    luaL_setmetatable(T, ARRAY_MT);
+    lua_pushvalue(T, c->to_mt);
+    lua_setmetatable(T, -2);
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(F, idx, i);
       copy_value(c, -1, depth + 1);
@@ -139,12 +148,42 @@ static void copy_value(copier *c, int idx, int depth) {
 static int copy_protected(lua_State *T) {
   copier *c = lua_touserdata(T, 1);
   lsr_json_init(T); /* the marker of arrays exists there too */
+  luaL_getmetatable(T, ARRAY_MT);
+  c->to_mt = lua_gettop(T);
   copy_value(c, c->src, 0);
   return 1;
 }
 
+/* A thread of L's state kept to copy onto: a copy reads its source's stack
+ * while it builds on its destination's, so the two must differ. */
+static lua_State *spare_thread(lua_State *L) {
+  static const char key = 0;
+  lua_State *T;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key) == LUA_TTHREAD) {
+    T = lua_tothread(L, -1);
+  } else {
+    lua_pop(L, 1);
+    T = lua_newthread(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key);
+  }
+  lua_pop(L, 1);
+  return T;
+}
+
 int lsr_json_copy(lua_State *from, int idx, lua_State *to, int lenient, char *err, size_t errlen) {
-  copier c = {from, to, lenient, 0, lua_absindex(from, idx)};
+  if (from == to) { /* within one state: through its spare thread */
+    idx = lua_absindex(from, idx);
+    if (!lua_checkstack(from, 2)) {
+      snprintf(err, errlen, "JSON copy: out of stack");
+      return -1;
+    }
+    lua_State *T = spare_thread(from);
+    if (lsr_json_copy(from, idx, T, lenient, err, errlen) < 0) return -1;
+    lua_xmove(T, to, 1);
+    return 0;
+  }
+  copier c = {from, to, lenient, 0, 0, lua_absindex(from, idx)};
   if (!lua_checkstack(from, 8)) {
     snprintf(err, errlen, "JSON copy: out of stack");
     return -1;

@@ -49,9 +49,8 @@ static int is_empty(lua_State *L, int idx) {
 }
 
 /* [-0, +1, e] One action result: the app's (at idx, or none) made canonical. */
-static int action_result(lua_State *L, int idx, int i, const char *param_json,
+static int action_result(lua_State *L, int idx, int i, lsr_action_run *ar, int pi,
                          const char *fail_msg, int own_param) {
-  char err[256];
   lua_createtable(L, 0, 5);
   int status_ok = 0;
   if (idx) {
@@ -103,8 +102,7 @@ static int action_result(lua_State *L, int idx, int i, const char *param_json,
     return status_ok;
   }
   if (own_param) lua_pop(L, 1);
-  if (lsr_json_decode(L, param_json, strlen(param_json), err, sizeof err) < 0)
-    luaL_error(L, "internal: parameter JSON: %s", err); /* the engine wrote it */
+  lsr_act_push_param(L, ar, pi);
   lua_setfield(L, -2, "parameter");
   return status_ok;
 }
@@ -151,12 +149,12 @@ static int build_element(lua_State *L) {
   for (int i = 0; i < ar->nparams; i++) {
     if (apr->missing[i]) {
       snprintf(msg, sizeof msg, "missing required parameter '%s'", apr->missing[i]);
-      action_result(L, 0, i + 1, ar->params[i], msg, 0);
+      action_result(L, 0, i + 1, ar, i, msg, 0);
     } else if (failure) {
-      action_result(L, 0, i + 1, ar->params[i], failure, 0);
+      action_result(L, 0, i + 1, ar, i, failure, 0);
     } else {
       lua_rawgeti(L, 4, ++j);
-      successes += action_result(L, lua_gettop(L), j, ar->params[i], NULL,
+      successes += action_result(L, lua_gettop(L), j, ar, i, NULL,
                                  apr->asset->app->runner == LSR_RUNNER_SOAR);
       lua_remove(L, -2);
     }

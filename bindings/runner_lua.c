@@ -13,8 +13,9 @@
  * - a state is used by one thread at a time: the app runs of one app wait
  *   in order (lsr_lua_app.head) while one runs; different apps run at once;
  * - a worker touches only its job (copies of the request: action, asset
- *   name/id/config, parameter JSON, the main file's path, made before
- *   queueing) and the job's state (lsr_lua_state: its memory count and
+ *   name/id/config, the main file's path, made before queueing; the
+ *   parameter sets, copied into its state on the loop's thread before it
+ *   starts: lsr_json_copy, as their JSON would cross) and the job's state (lsr_lua_state: its memory count and
  *   instruction count are the state's, not the app's).  lsr_json_* keep no
  *   process-wide mutable state, and in an app state lsr_engine_if is NULL,
  *   so nothing there reaches an engine;
@@ -37,7 +38,6 @@
 #define ACTIONS_KEY "luasoar.app.actions"
 #define DRIVER_KEY "luasoar.app.driver"
 #define CO_KEY "luasoar.app.coroutine"
-#define DECODE_KEY "luasoar.app.decode"
 #define APP_MEMORY (256u << 20)           /* per app state */
 #define APP_INSTRUCTIONS 100000000LL     /* per app run */
 #define APP_HOOK_STEP 1000
@@ -76,15 +76,15 @@ struct lsr_lua_job {
   lsr_engine *eng;
   lsr_lua_app *la;      /* NULL once detached: timed out, or its app closed */
   lsr_app_run *apr;     /* NULL once it no longer reports (timed out, teardown) */
-  lsr_lua_state *st;    /* the state it runs in (created by the worker if NULL) */
+  lsr_lua_state *st;    /* the state it runs in (made on the loop's thread: job_load) */
   atomic_int cancel;    /* the loop gave up on it: the hook raises */
   int on_thread, timer_open;
   double timeout;
   /* copies of the request, made on the loop's thread */
   char *path, *app_name, *action, *asset_name, *config_json;
   int64_t asset_id;
-  char **params;
   int nparams;
+  int params_ref;       /* the list of its parameter sets (the state's registry) */
   int co_ref;           /* the coroutine the action functions run in (the state's registry) */
   int wrap_ref;         /* its output, done (the state's registry) */
   int out_ref;          /* the output copied into the engine's state (its registry) */
@@ -206,17 +206,17 @@ static const char *bad_result(lua_State *AL, int idx, char *buf, size_t n) {
  * coroutine (so it can move to a worker thread at any instruction);
  * returns ok, value pairs for run_finish. */
 static const char DRIVER[] =
-  "local get_fn, asset, params, decode = ...\n"
+  "local get_fn, asset, params = ...\n"
   "local fn, main = get_fn()\n"
   "if not fn then fn = get_fn(main()) end\n"
   "local out = {}\n"
   "for i = 1, #params do\n"
-  "  out[2 * i - 1], out[2 * i] = pcall(fn, decode(params[i]), asset)\n"
+  "  out[2 * i - 1], out[2 * i] = pcall(fn, params[i], asset)\n"
   "end\n"
   "return out\n";
 
 /* stack in: job (light userdata).  Makes the coroutine of the app run, its
- * arguments pushed: driver, function, asset, parameter JSON list, decode. */
+ * arguments pushed: driver, function, asset, parameter list. */
 static int run_prepare(lua_State *AL) {
   lsr_lua_job *job = lua_touserdata(AL, 1);
   char err[256];
@@ -249,20 +249,8 @@ static int run_prepare(lua_State *AL) {
   if (lsr_json_decode(AL, job->config_json, strlen(job->config_json), err, sizeof err) < 0)
     return luaL_error(AL, "asset config: %s", err);
   lua_setfield(AL, -2, "config");
-  lua_createtable(AL, job->nparams, 0);
-  for (int i = 0; i < job->nparams; i++) {
-    lua_pushstring(AL, job->params[i]);
-    lua_rawseti(AL, -2, i + 1);
-  }
-  if (lua_getfield(AL, LUA_REGISTRYINDEX, DECODE_KEY) != LUA_TFUNCTION) {
-    lua_pop(AL, 1);
-    lsr_json_open(AL);
-    lua_getfield(AL, -1, "decode");
-    lua_remove(AL, -2);
-    lua_pushvalue(AL, -1);
-    lua_setfield(AL, LUA_REGISTRYINDEX, DECODE_KEY);
-  }
-  lua_xmove(AL, co, 4);
+  lua_rawgeti(AL, LUA_REGISTRYINDEX, job->params_ref);
+  lua_xmove(AL, co, 3);
   lua_pushvalue(AL, fn + 1); /* the coroutine, kept in the registry while it runs */
   job->co_ref = luaL_ref(AL, LUA_REGISTRYINDEX);
   return 0;
@@ -345,12 +333,8 @@ static void state_free(lsr_lua_state *st) {
  * kept in the state's registry (job->wrap_ref), or why it failed in
  * job->failure. */
 static int app_run_go(lsr_lua_job *job, double until) {
-  if (!job->st) job->st = state_new();
+  if (job->failure) return 1; /* job_load failed */
   lsr_lua_state *st = job->st;
-  if (!st) {
-    job->failure = lsr_strdup("cannot create the app's Lua state (out of memory)");
-    return 1;
-  }
   lua_State *AL = st->AL;
   st->job = job;
   st->inline_until = until;
@@ -368,7 +352,7 @@ static int app_run_go(lsr_lua_job *job, double until) {
     lua_rawgeti(AL, LUA_REGISTRYINDEX, job->co_ref);
     lua_State *co = lua_tothread(AL, -1); /* (its hook, the state's, is set once: resetting it would reset its count) */
     int nres = 0;
-    rc = lua_resume(co, AL, lua_status(co) == LUA_YIELD ? 0 : 4, &nres);
+    rc = lua_resume(co, AL, lua_status(co) == LUA_YIELD ? 0 : 3, &nres);
     if (rc == LUA_YIELD) {
       lua_pop(co, nres);
       done = 0;
@@ -391,6 +375,8 @@ static int app_run_go(lsr_lua_job *job, double until) {
     }
     if (job->co_ref != LUA_NOREF) luaL_unref(AL, LUA_REGISTRYINDEX, job->co_ref);
     job->co_ref = LUA_NOREF;
+    luaL_unref(AL, LUA_REGISTRYINDEX, job->params_ref);
+    job->params_ref = LUA_NOREF;
   }
   lua_settop(AL, top);
   return done;
@@ -423,8 +409,6 @@ static void job_free(lsr_lua_job *job) {
   free(job->action);
   free(job->asset_name);
   free(job->config_json);
-  for (int i = 0; i < job->nparams; i++) free(job->params[i]);
-  free(job->params);
   free(job->failure);
   lsr_unref(job->eng->L, &job->out_ref); /* (a job dropped unreported) */
   free(job);
@@ -464,12 +448,44 @@ static lsr_lua_job *job_new(lsr_engine *eng, lsr_app_run *apr) {
   job->asset_id = asset->id;
   job->config_json = lsr_strdup(asset->config_json);
   job->nparams = apr->nsent;
-  job->params = lsr_xalloc((size_t)apr->nsent * sizeof *job->params);
-  for (int i = 0; i < apr->nsent; i++) job->params[i] = lsr_strdup(ar->params[apr->sent[i]]);
   const lsr_action_def *def = lsr_app_action(app, ar->action);
   job->timeout = def && def->timeout > 0 ? def->timeout : app->timeout;
-  job->co_ref = job->wrap_ref = job->out_ref = LUA_NOREF;
+  job->co_ref = job->wrap_ref = job->out_ref = job->params_ref = LUA_NOREF;
   return job;
+}
+
+/* stack in: job.  Its parameter sets copied from the engine's state into the
+ * list job->params_ref of its state. */
+static int load_params(lua_State *AL) {
+  lsr_lua_job *job = lua_touserdata(AL, 1);
+  lsr_app_run *apr = job->apr;
+  lua_createtable(AL, apr->nsent, 0);
+  for (int i = 0; i < apr->nsent; i++) {
+    lsr_act_push_param(AL, apr->ar, apr->sent[i]);
+    lua_rawseti(AL, -2, i + 1);
+  }
+  job->params_ref = luaL_ref(AL, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* On the loop's thread, before the job first runs: its state (the app's
+ * idle one, or a new one) and its parameter sets in it; or why not in
+ * job->failure. */
+static void job_load(lsr_lua_job *job) {
+  if (job->params_ref != LUA_NOREF || job->failure) return;
+  if (!job->st) job->st = state_new();
+  if (!job->st) {
+    job->failure = lsr_strdup("cannot create the app's Lua state (out of memory)");
+    return;
+  }
+  lua_State *AL = job->st->AL;
+  lua_pushcfunction(AL, load_params);
+  lua_pushlightuserdata(AL, job);
+  if (lua_pcall(AL, 1, 0, 0) != LUA_OK) {
+    const char *e = lua_tostring(AL, -1);
+    job->failure = lsr_strdup(e ? e : "cannot copy the parameters into the app's state");
+    lua_pop(AL, 1);
+  }
 }
 
 /* Its output crosses from the app's state to the engine's as its JSON would
@@ -591,8 +607,9 @@ static void dispatch(lsr_lua_app *la, lsr_lua_job *job) {
   lsr_engine *eng = la->eng;
   lsr_lua_pool *pool = pool_of(eng);
   job->la = la;
-  job->st = la->idle;
+  if (!job->st) job->st = la->idle;
   la->idle = NULL;
+  job_load(job);
   la->running = job;
   job->work.data = job;
   job->on_thread = 1;
@@ -625,6 +642,7 @@ void lsr_lua_app_start(lsr_engine *eng, lsr_app_run *apr) {
    * goes on on a worker thread from where it is */
   job->st = la->idle;
   la->idle = NULL;
+  job_load(job);
   if (!app_run_go(job, lsr_now() + LSR_LUA_SLICE)) {
     la->idle = job->st;
     dispatch(la, job);

@@ -40,6 +40,8 @@ void lsr_run_settle(lsr_run *run);
 
 /* ---- actions (act.c, results.c) ---- */
 void lsr_act_free(lsr_engine *eng, lsr_action_run *ar);
+/* [-0, +1, e] A fresh copy of parameter set i (from 0) of ar on L (any state). */
+void lsr_act_push_param(lua_State *L, lsr_action_run *ar, int i);
 /* Let an action's app runs go (now, or at its start_time). */
 void lsr_act_release(lsr_engine *eng, lsr_action_run *ar);
 /* Every app run of ar is done: queue its delivery. */

@@ -204,7 +204,8 @@ struct lsr_action_run {
   char *reviewer;
   int callback_ref, handle_ref;
   int64_t parent_id;
-  char **params;        /* JSON of each parameter set, context included */
+  int param_ref;        /* Lua: the list of its parameter sets, context included */
+  char **params;        /* their JSON, made when asked for: lsr_act_param_json */
   int nparams;
   lsr_app_run *app_runs;
   int napp_runs, ndone;
@@ -318,6 +319,8 @@ double lsr_clock(lsr_engine *eng);
 /* Call cb at time `at` (engine clock).  Returns a handle for cancelling. */
 lsr_timer *lsr_timer_at(lsr_engine *eng, double at, lsr_timer_cb cb, void *ud);
 void lsr_timer_cancel(lsr_engine *eng, lsr_timer *t);
+/* The JSON of parameter set i (from 0) of ar (act.c). */
+const char *lsr_act_param_json(lsr_action_run *ar, int i);
 /* An app run is over: its output (ok) or why it failed.  Ends in bindings. */
 void lsr_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out, size_t len,
                       const char *failure);

@@ -123,12 +123,12 @@ static void on_action(lsr_action_run *ar, void *ud) {
   lsr_store_touch(s->store, ar->run->id, ar->run->container_id); /* a lost turn fails it */
   /* parameters as one JSON list, assets as names */
   size_t n = 3;
-  for (int i = 0; i < ar->nparams; i++) n += strlen(ar->params[i]) + 1;
+  for (int i = 0; i < ar->nparams; i++) n += strlen(lsr_act_param_json(ar, i)) + 1;
   char *params = lsr_xalloc(n);
   strcpy(params, "[");
   for (int i = 0; i < ar->nparams; i++) {
     if (i) strcat(params, ",");
-    strcat(params, ar->params[i]);
+    strcat(params, lsr_act_param_json(ar, i));
   }
   strcat(params, "]");
   size_t an = 3;

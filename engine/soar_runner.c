@@ -268,7 +268,7 @@ static char *request(struct lsr_soar_pool *pool, lsr_app_run *apr) {
   size_t cl = strlen(as->config_json);
   size_t n = cl + strlen(state) + 1024 + strlen(q_ident) * 2 + strlen(q_action) + strlen(q_asset) +
              strlen(q_app) + strlen(q_dir) * 2 + strlen(q_vault) + strlen(q_main) + strlen(q_version);
-  for (int i = 0; i < apr->nsent; i++) n += strlen(ar->params[apr->sent[i]]) + 1;
+  for (int i = 0; i < apr->nsent; i++) n += strlen(lsr_act_param_json(ar, apr->sent[i])) + 1;
   char *buf = lsr_xalloc(n);
   /* config: the asset's keys, then what SOAR adds */
   size_t o = (size_t)snprintf(buf, n, "{\"in\":{\"action\":%s,\"identifier\":%s,\"action_name\":%s,"
@@ -277,7 +277,7 @@ static char *request(struct lsr_soar_pool *pool, lsr_app_run *apr) {
                               q_ident, q_ident, q_action, (long long)as->id, (int)(cl - 1), as->config_json,
                               cl > 2 ? "," : "", q_version, q_dir, q_main);
   for (int i = 0; i < apr->nsent; i++)
-    o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? "," : "", ar->params[apr->sent[i]]);
+    o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? "," : "", lsr_act_param_json(ar, apr->sent[i]));
   int64_t cid = ar->run ? ar->run->container_id : 0;
   snprintf(buf + o, n - o, "],\"container_id\":%lld,\"environment_variables\":{},\"user_session_token\":\"\","
            "\"dec_key\":\"\",\"action_run_id\":%lld,\"connector_run_id\":%lld,\"app_run_id\":%lld},"

@@ -117,8 +117,7 @@ static void run_stub(void *ud, lsr_app_run *apr, int stub) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, m->stubs[stub - 1].fn_ref);
   lsr_json_new_array(L, apr->nsent);
   for (int i = 0; i < apr->nsent; i++) {
-    const char *pj = ar->params[apr->sent[i]];
-    lsr_json_decode(L, pj, strlen(pj), err, sizeof err);
+    lsr_act_push_param(L, ar, apr->sent[i]);
     lua_rawseti(L, -2, i + 1);
   }
   lua_createtable(L, 0, 3);
@@ -236,7 +235,6 @@ static void append(lua_State *L, int list) {
 static void on_action(void *ud, lsr_action_run *ar) {
   mod_engine *m = ud;
   lua_State *L = m->L;
-  char err[256];
   push_record(m, L, ar->run->id);
   lua_getfield(L, -1, "actions");
   lua_createtable(L, 0, 6);
@@ -252,7 +250,7 @@ static void on_action(void *ud, lsr_action_run *ar) {
   }
   lsr_json_new_array(L, ar->nparams);
   for (int i = 0; i < ar->nparams; i++) {
-    lsr_json_decode(L, ar->params[i], strlen(ar->params[i]), err, sizeof err);
+    lsr_act_push_param(L, ar, i);
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "parameters");

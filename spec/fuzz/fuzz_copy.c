@@ -5,7 +5,8 @@
  * strings that are not UTF-8, functions).  Then, strict and lenient:
  *   expected = decode(encode(v)) in A        (or the encoder refuses)
  *   copied   = copy(v) into B, and back: decode(encode(copy)) in A
- * Both refuse, or both give the same value. */
+ *   here     = copy(v) within A
+ * All refuse, or all give the same value. */
 #include "fuzz_common.h"
 #include "json.h"
 #include <math.h>
@@ -146,6 +147,10 @@ static void check(int value, int lenient) {
     if (lua_pcall(A, 1, 1, 0) != LUA_OK) fuzz_fail(__FILE__, __LINE__, "the copy's text does not decode: %s", lua_tostring(A, -1));
     FUZZ_CHECK(fuzz_same(A, top + 1, -1, 0), "lenient %d: the copy differs from the round trip", lenient);
   }
+  /* within one state (through its spare thread): the same answer, the same value */
+  int here = lsr_json_copy(A, value, A, lenient, err, sizeof err) == 0;
+  FUZZ_CHECK(here == expected, "lenient %d: within A the copy %s", lenient, here ? "accepts" : "refuses");
+  if (here) FUZZ_CHECK(fuzz_same(A, top + 1, -1, 0), "lenient %d: the copy within A differs", lenient);
   lua_settop(A, top);
   lua_settop(B, 0);
 }
