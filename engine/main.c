@@ -484,9 +484,6 @@ static const char usage_runs[] =
   "with RUN_ID that run and its log.  --json prints the same as JSON, with times\n"
   "in ISO 8601 UTC (2026-01-31T12:00:00.250Z), as the REST API gives them.\n";
 
-/* times as the REST API gives them: ISO 8601, UTC, milliseconds */
-#define ISO(col) "strftime('%Y-%m-%dT%H:%M:%fZ', " col ", 'unixepoch')"
-
 static void print_row(void *ud, int n, const char **c) {
   int *count = ud;
   if ((*count)++ == 0)
@@ -524,30 +521,20 @@ static int cmd_runs(int argc, char **argv) {
   int rc = 0;
   if (json) {
     char *out = run ? lsr_store_text(st,
-        "SELECT json_object('run', json_object('id', id, 'container', container_id, 'playbook', playbook, 'generation',"
-        " generation, 'status', status, 'message', message, 'start_time', " ISO("start_time") ", 'update_time', "
-        ISO("update_time") "), 'log', (SELECT json_group_array(json_object('level', level, 'message', message, 'time', "
-        ISO("time") "))"
-        " FROM (SELECT * FROM run_log WHERE run_id = r.id ORDER BY id))) FROM playbook_runs r WHERE id = ?", "i",
+        LSR_Q_CLI_RUN, "i",
         (int64_t)run)
-      : lsr_store_text(st, "SELECT json_group_array(json_object('id', id, 'container', container_id, 'playbook',"
-        " playbook, 'generation', generation, 'status', status, 'message', message, 'start_time', " ISO("start_time") ","
-        " 'update_time', " ISO("update_time") ")) FROM (SELECT * FROM playbook_runs WHERE ?1 = 0 OR container_id = ?1 ORDER BY id)",
-        "i", (int64_t)container);
+      : lsr_store_text(st, LSR_Q_CLI_RUNS, "i", (int64_t)container);
     if (out) printf("%s\n", out);
     else { fprintf(stderr, "luasoar runs: no run %lld\n", run); rc = 1; }
     free(out);
   } else {
     int count = 0;
-    lsr_store_each(st, print_row, &count, "SELECT id, container_id, status, playbook, generation,"
-                   " strftime('%Y-%m-%d %H:%M:%S', start_time, 'unixepoch'), message FROM playbook_runs"
-                   " WHERE (?1 = 0 OR id = ?1) AND (?2 = 0 OR container_id = ?2) ORDER BY id", "ii",
+    lsr_store_each(st, print_row, &count, LSR_Q_CLI_RUN_ROWS, "ii",
                    (int64_t)run, (int64_t)container);
     if (run && count == 0) { fprintf(stderr, "luasoar runs: no run %lld\n", run); rc = 1; }
     else if (run) {
       printf("log:\n");
-      lsr_store_each(st, print_log, NULL, "SELECT strftime('%H:%M:%f', time, 'unixepoch'), level, message"
-                     " FROM run_log WHERE run_id = ? ORDER BY id", "i", (int64_t)run);
+      lsr_store_each(st, print_log, NULL, LSR_Q_CLI_LOG_ROWS, "i", (int64_t)run);
     } else if (count == 0) {
       printf("no runs\n");
     }

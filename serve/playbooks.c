@@ -1,7 +1,7 @@
-/* serve_playbooks.c: the playbook registry of `luasoar serve`: loading each
+/* playbooks.c: the playbook registry of `luasoar serve`: loading each
  * playbook as a generation, retiring old ones, and reloading what changes in
  * the watched scripts folder (inotify, debounced). */
-#include "serve_internal.h"
+#include "internal.h"
 
 /* ---- playbooks ---- */
 

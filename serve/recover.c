@@ -1,29 +1,10 @@
-/* serve_recover.c: what `luasoar serve` does at start for the runs that were
+/* recover.c: what `luasoar serve` does at start for the runs that were
  * in flight when it stopped or died (the rules are in the README's
  * "Durability"), the watchdog's marker among them. */
-#include "serve_internal.h"
+#include "internal.h"
 
 /* ---- recovery after a restart ---- */
 
-#define RECOVERY_JSON \
-  "SELECT json_object('started', started, 'discontinued', discontinued," \
-  " 'run_data', json((SELECT json_group_object(key, json(value)) FROM run_data WHERE run_id = r.id))," \
-  " 'actions', json((SELECT json_group_array(json_object('id', a.id, 'name', a.name, 'action', a.action," \
-  "   'callback', a.callback, 'handle', json(coalesce(a.handle, 'null')), 'parameters', json(a.parameters)," \
-  "   'assets', json(coalesce(a.assets, '[]')), 'delivered', a.delivered, 'start_after', a.start_after," \
-  "   'reviewer', a.reviewer, 'loop_state', a.loop_state, 'released', a.released," \
-  "   'results', json((SELECT json_group_array(json_object('asset', p.asset, 'result', json(p.result)))" \
-  "                    FROM app_runs p WHERE p.action_run_id = a.id))))" \
-  "   FROM (SELECT * FROM action_runs WHERE run_id = r.id AND NOT (delivered = 1 AND status = 'superseded')" \
-  "         ORDER BY id) a))," \
-  " 'prompts', json((SELECT json_group_array(json(prompt)) FROM prompts WHERE run_id = r.id AND status = 'pending'))," \
-  " 'calls', json((SELECT json_group_array(json_set(call, '$.id', c.id," \
-  "   '$.child_status', (SELECT status FROM playbook_runs WHERE id = json_extract(c.call, '$.child_run_id'))," \
-  "   '$.child_outputs', json((SELECT coalesce(outputs, '{}') FROM playbook_runs" \
-  "                            WHERE id = json_extract(c.call, '$.child_run_id')))," \
-  "   '$.child_message', (SELECT message FROM playbook_runs WHERE id = json_extract(c.call, '$.child_run_id'))))" \
-  "   FROM calls c WHERE run_id = r.id AND status = 'running')))" \
-  " FROM playbook_runs r WHERE id = ?"
 
 /* A run that was in flight, as its row says. */
 typedef struct {
@@ -41,9 +22,8 @@ static void collect_run(void *ud, int ncols, const char **cols) {
 }
 
 static void fail_recovery(server *s, int64_t id, const char *why) {
-  lsr_store_exec(s->store, "UPDATE playbook_runs SET status = 'failed', message = ?, update_time = ? WHERE id = ?",
-                 "sdi", why, lsr_now(), id);
-  lsr_store_exec(s->store, "INSERT INTO run_log(run_id, level, message, time) VALUES(?, 'error', ?, ?)", "isd",
+  lsr_store_exec(s->store, LSR_Q_RUN_FAILED, "sdi", why, lsr_now(), id);
+  lsr_store_exec(s->store, LSR_Q_LOG_ERROR, "isd",
                  id, why, lsr_now());
   srv_say("recover run %lld: failed: %s", (long long)id, why);
 }
@@ -51,11 +31,10 @@ static void fail_recovery(server *s, int64_t id, const char *why) {
 int64_t srv_max_id(const char *kind, void *ud) {
   server *s = ud;
   if (strcmp(kind, "pin") == 0 || strcmp(kind, "note") == 0) /* kept in their containers */
-    return lsr_store_int(s->store, 0, "SELECT max(json_extract(p.value, '$.id')) FROM containers c,"
-                         " json_each(c.data, '$.' || ?1) p WHERE instr(c.data, '\"' || ?1 || '\"')", "s",
+    return lsr_store_int(s->store, 0, LSR_Q_PINNED_MAX_ID, "s",
                          strcmp(kind, "pin") == 0 ? "pins" : "notes");
   if (strcmp(kind, "artifact") != 0) return 0;
-  return lsr_store_int(s->store, 0, "SELECT max(id) FROM artifacts", "");
+  return lsr_store_int(s->store, 0, LSR_Q_ARTIFACT_MAX_ID, "");
 }
 
 /* A custom list or object the store kept, back into the engine (a row
@@ -75,10 +54,7 @@ void srv_restore_row(void *ud, int ncols, const char **cols) {
  * with it, as at a run's end. */
 static void fail_killed(server *s, int64_t id, const char *why) {
   fail_recovery(s, id, why);
-  lsr_store_exec(s->store, "UPDATE action_runs SET status = 'cancelled', update_time = ? WHERE run_id = ?"
-                 " AND status = 'running'", "di", lsr_now(), id);
-  lsr_store_exec(s->store, "UPDATE prompts SET status = 'cancelled' WHERE run_id = ? AND status = 'pending'", "i", id);
-  lsr_store_exec(s->store, "UPDATE calls SET status = 'done' WHERE run_id = ? AND status = 'running'", "i", id);
+  srv_end_open_rows(s, id, lsr_now());
 }
 
 /* What the marker says of the engine's last death.  The run the watchdog
@@ -95,19 +71,17 @@ static void step_death(server *s) {
   if (!d) return;
   int64_t id = d->killed_run ? d->killed_run : d->in_step_run;
   if (!id) return;
-  int stored = lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ?", "i", id) > 0;
-  if (stored && !lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ? AND status = 'running'",
-                               "i", id))
+  int stored = lsr_store_int(s->store, 0, LSR_Q_RUN_EXISTS, "i", id) > 0;
+  if (stored && !lsr_store_int(s->store, 0, LSR_Q_RUN_IS_RUNNING, "i", id))
     return; /* it had ended */
-  if (!stored && !lsr_store_int(s->store, 0, "SELECT count(*) FROM calls WHERE kind = 'playbook'"
-                                " AND status = 'running' AND json_extract(call, '$.child_run_id') = ?", "i", id))
+  if (!stored && !lsr_store_int(s->store, 0, LSR_Q_CHILD_CALL_RUNNING, "i", id))
     return; /* nothing the store knows */
-  int again = lsr_store_int(s->store, 0, "SELECT count(*) FROM run_log WHERE run_id = ? AND substr(message, 1, ?) = ?",
+  int again = lsr_store_int(s->store, 0, LSR_Q_LOG_STARTS_WITH,
                             "iis", id, (int64_t)strlen(IN_STEP_NOTE), IN_STEP_NOTE) > 0;
   if (!d->killed_run && !again) {
     snprintf(why, sizeof why, IN_STEP_NOTE " (%g s into it): it resumes once; if the engine stops inside one of its"
              " steps again, it fails", d->in_step_seconds);
-    lsr_store_exec(s->store, "INSERT INTO run_log(run_id, level, message, time) VALUES(?, 'error', ?, ?)", "isd", id,
+    lsr_store_exec(s->store, LSR_Q_LOG_ERROR, "isd", id,
                    why, lsr_now());
     srv_say("recover run %lld: %s", (long long)id, why);
     return;
@@ -121,11 +95,7 @@ static void step_death(server *s) {
              " this time)", d->in_step_seconds);
   }
   if (!stored)
-    lsr_store_exec(s->store, "INSERT INTO playbook_runs(id, container_id, playbook, generation, status, message, scope,"
-                   " start_time, update_time, parent_run_id) SELECT ?1, json_extract(call, '$.container_id'),"
-                   " json_extract(call, '$.ref'), 0, 'running', '', 'new', ?2, ?2, run_id FROM calls"
-                   " WHERE kind = 'playbook' AND status = 'running' AND json_extract(call, '$.child_run_id') = ?1"
-                   " LIMIT 1", "id", id, lsr_now());
+    lsr_store_exec(s->store, LSR_Q_RUN_INSERT_RECOVERED, "id", id, lsr_now());
   fail_killed(s, id, why);
 }
 
@@ -134,8 +104,7 @@ static void step_death(server *s) {
 int srv_recover(server *s) {
   step_death(s); /* before the runs in flight are read: a killed run is not one */
   in_flight_list l = {0};
-  lsr_store_each(s->store, collect_run, &l, "SELECT id, container_id, parent_run_id, playbook, scope"
-                 " FROM playbook_runs WHERE status = 'running' ORDER BY id", "");
+  lsr_store_each(s->store, collect_run, &l, LSR_Q_RUNS_RUNNING, "");
   int resumed = 0, failed = 0;
   char err[1024];
   for (int i = 0; i < l.n; i++) {
@@ -143,7 +112,7 @@ int srv_recover(server *s) {
     char *pbid = l.runs[i].pb;
     pb_entry *p = pbid ? srv_find_pb(s, pbid) : NULL;
     char *json = srv_container_json(s, cid);
-    char *rec = lsr_store_text(s->store, RECOVERY_JSON, "i", id);
+    char *rec = lsr_store_text(s->store, LSR_Q_RUN_RECOVERY, "i", id);
     lsr_run *run = NULL;
     if (!p || !p->gen) {
       snprintf(err, sizeof err, "%s: playbook '%s' is gone or does not load", INTERRUPTED_BY_RESTART, pbid ? pbid : "?");
@@ -175,11 +144,9 @@ int srv_recover(server *s) {
     free(rec);
   }
   free(l.runs);
-  lsr_store_exec(s->store, "UPDATE prompts SET status = 'timed out' WHERE status = 'pending' AND run_id IN"
-                 " (SELECT id FROM playbook_runs WHERE status != 'running')", "");
+  lsr_store_exec(s->store, LSR_Q_PROMPTS_TIME_OUT, "");
   /* an approval is asked again when its action starts again */
-  lsr_store_exec(s->store, "UPDATE prompts SET status = 'cancelled' WHERE status = 'pending'"
-                 " AND json_extract(prompt, '$.type') = 'approval'", "");
+  lsr_store_exec(s->store, LSR_Q_APPROVALS_CANCEL, "");
   lsr_store_commit(s->store);
   srv_say("recovery: %d runs were in flight: %d resumed, %d failed", l.n, resumed, failed);
   return resumed;

@@ -1,4 +1,5 @@
-/* store.c: SQLite, in WAL mode, with the schema of luasoar serve.  A file
+/* sqlite.c: the store on SQLite, in WAL mode, with the schema of luasoar
+ * serve (the statements' SQL is in sqlite_sql.c).  A file
  * that is not ours is refused at open and never written; one the engine
  * cannot write is refused at open, with the reason.  No Lua here.
  *
@@ -24,8 +25,7 @@
 
 #define SCHEMA_VERSION "luasoar store 2"
 
-#define STMT_CACHE 256 /* a power of two */
-#define STMT_PROBES 8
+extern const char *const lsr_sqlite_sql[LSR_Q_COUNT];
 
 struct lsr_store {
   sqlite3 *db;
@@ -34,10 +34,9 @@ struct lsr_store {
   char error[512];
   lsr_store_run *touched, *lost; /* runs written in this turn; in failed turns */
   size_t ntouched, captouched, nlost, caplost;
-  /* prepared statements, by the address of their SQL text: every caller
-   * passes a literal, so compiling once is enough (open addressing: a
-   * slot keeps its text while its statement is taken) */
-  struct { const char *sql; sqlite3_stmt *q; } cache[STMT_CACHE];
+  /* prepared statements, compiled once (NULL while one is taken: a
+   * nested use of the same statement prepares its own) */
+  sqlite3_stmt *cache[LSR_Q_COUNT];
   sqlite3_stmt *begin_q, *commit_q; /* BEGIN IMMEDIATE, COMMIT: once per turn */
 };
 
@@ -73,6 +72,12 @@ static const char schema[] =
   "CREATE TABLE seen(playbook TEXT, container_id INTEGER, last_artifact_id INTEGER,"
   " PRIMARY KEY(playbook, container_id));"
   "INSERT INTO meta VALUES('schema', '" SCHEMA_VERSION "');";
+
+/* tables added after the version's first schema (made when missing) */
+static const char schema_added[] =
+  "CREATE TABLE IF NOT EXISTS shared_owners(kind TEXT, container_key TEXT, key TEXT,"
+  " playbook TEXT, PRIMARY KEY(kind, container_key, key));"
+  "CREATE TABLE IF NOT EXISTS app_state(asset TEXT PRIMARY KEY, state TEXT);";
 
 static void set_error(lsr_store *st, const char *what) {
   snprintf(st->error, sizeof st->error, "%s: %s", what, sqlite3_errmsg(st->db));
@@ -213,7 +218,8 @@ lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
   }
   char *msg = NULL;
   if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &msg) != SQLITE_OK ||
-      (!existed && sqlite3_exec(st->db, schema, NULL, NULL, &msg) != SQLITE_OK)) {
+      (!existed && sqlite3_exec(st->db, schema, NULL, NULL, &msg) != SQLITE_OK) ||
+      sqlite3_exec(st->db, schema_added, NULL, NULL, &msg) != SQLITE_OK) {
     snprintf(err, errlen, "%s: cannot set up the store: %s", path, msg ? msg : sqlite3_errmsg(st->db));
     sqlite3_free(msg);
     lsr_store_close(st);
@@ -252,8 +258,7 @@ lsr_store *lsr_store_open_read(const char *path, char *err, size_t errlen) {
 void lsr_store_close(lsr_store *st) {
   if (!st) return;
   if (st->in_tx) lsr_store_commit(st);
-  for (int i = 0; i < STMT_CACHE; i++)
-    if (st->cache[i].q) sqlite3_finalize(st->cache[i].q);
+  for (int i = 0; i < LSR_Q_COUNT; i++) sqlite3_finalize(st->cache[i]);
   sqlite3_finalize(st->begin_q);
   sqlite3_finalize(st->commit_q);
   sqlite3_close_v2(st->db);
@@ -312,27 +317,12 @@ void lsr_store_rollback(lsr_store *st) {
 
 int lsr_store_in_transaction(lsr_store *st) { return st->in_tx || st->failed; }
 
-static size_t slot_of(const char *sql) {
-  uintptr_t a = (uintptr_t)sql;
-  return (size_t)((a ^ (a >> 9)) >> 3) % STMT_CACHE;
-}
-
-/* A prepared statement for sql with its arguments bound; give it back with
+/* A prepared statement q with its arguments bound; give it back with
  * done(). */
-static sqlite3_stmt *prepare(lsr_store *st, const char *sql, const char *fmt, va_list ap) {
-  sqlite3_stmt *q = NULL;
-  size_t h = slot_of(sql);
-  for (int i = 0; i < STMT_PROBES && st->cache[(h + i) % STMT_CACHE].sql; i++) {
-    size_t k = (h + i) % STMT_CACHE;
-    if (st->cache[k].sql == sql && st->cache[k].q) {
-      if (strcmp(sqlite3_sql(st->cache[k].q), sql) == 0) {
-        q = st->cache[k].q;
-        st->cache[k].q = NULL; /* taken (the slot keeps its text): a nested use prepares its own */
-      }
-      break;
-    }
-  }
-  if (!q && sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+static sqlite3_stmt *prepare(lsr_store *st, lsr_q q, const char *fmt, va_list ap) {
+  sqlite3_stmt *stmt = st->cache[q];
+  st->cache[q] = NULL;
+  if (!stmt && sqlite3_prepare_v2(st->db, lsr_sqlite_sql[q], -1, &stmt, NULL) != SQLITE_OK) {
     set_error(st, "prepare");
     return NULL;
   }
@@ -341,44 +331,37 @@ static sqlite3_stmt *prepare(lsr_store *st, const char *sql, const char *fmt, va
     switch (fmt[i]) {
     case 's': {
       const char *s = va_arg(ap, const char *);
-      rc = s ? sqlite3_bind_text(q, i + 1, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(q, i + 1);
+      rc = s ? sqlite3_bind_text(stmt, i + 1, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(stmt, i + 1);
       break;
     }
-    case 'i': rc = sqlite3_bind_int64(q, i + 1, va_arg(ap, int64_t)); break;
-    case 'd': rc = sqlite3_bind_double(q, i + 1, va_arg(ap, double)); break;
-    case 'n': rc = sqlite3_bind_null(q, i + 1); break;
+    case 'i': rc = sqlite3_bind_int64(stmt, i + 1, va_arg(ap, int64_t)); break;
+    case 'd': rc = sqlite3_bind_double(stmt, i + 1, va_arg(ap, double)); break;
+    case 'n': rc = sqlite3_bind_null(stmt, i + 1); break;
     }
     if (rc != SQLITE_OK) {
       set_error(st, "bind");
-      sqlite3_finalize(q);
+      sqlite3_finalize(stmt);
       return NULL;
     }
   }
-  return q;
+  return stmt;
 }
 
 /* Back to the cache (reset, bindings cleared), or finalized. */
-static void done(lsr_store *st, const char *sql, sqlite3_stmt *q) {
-  sqlite3_reset(q);
-  sqlite3_clear_bindings(q);
-  size_t h = slot_of(sql), k = h;
-  for (int i = 0; i < STMT_PROBES; i++) {
-    k = (h + i) % STMT_CACHE;
-    if (!st->cache[k].sql || st->cache[k].sql == sql) break;
-    k = h; /* every probe taken by other texts: the first one is replaced */
-  }
-  if (st->cache[k].q) sqlite3_finalize(st->cache[k].q);
-  st->cache[k].sql = sql;
-  st->cache[k].q = q;
+static void done(lsr_store *st, lsr_q q, sqlite3_stmt *stmt) {
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  if (st->cache[q]) sqlite3_finalize(stmt);
+  else st->cache[q] = stmt;
 }
 
-int lsr_store_exec(lsr_store *st, const char *sql, const char *fmt, ...) {
+int lsr_store_exec(lsr_store *st, lsr_q qid, const char *fmt, ...) {
   /* writes go into the turn's transaction */
-  int write = strncmp(sql, "SELECT", 6) != 0;
+  int write = strncmp(lsr_sqlite_sql[qid], "SELECT", 6) != 0;
   if (write && lsr_store_begin(st) < 0) return -1;
   va_list ap;
   va_start(ap, fmt);
-  sqlite3_stmt *q = prepare(st, sql, fmt, ap);
+  sqlite3_stmt *q = prepare(st, qid, fmt, ap);
   va_end(ap);
   if (!q) {
     if (write && st->in_tx) fail_turn(st);
@@ -386,7 +369,7 @@ int lsr_store_exec(lsr_store *st, const char *sql, const char *fmt, ...) {
   }
   int rc = sqlite3_step(q);
   if (rc != SQLITE_DONE && rc != SQLITE_ROW) set_error(st, write ? "write" : "read");
-  done(st, sql, q);
+  done(st, qid, q);
   if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
     if (write && st->in_tx) fail_turn(st);
     return -1;
@@ -396,36 +379,36 @@ int lsr_store_exec(lsr_store *st, const char *sql, const char *fmt, ...) {
 
 int lsr_store_changes(lsr_store *st) { return sqlite3_changes(st->db); }
 
-char *lsr_store_text(lsr_store *st, const char *sql, const char *fmt, ...) {
+char *lsr_store_text(lsr_store *st, lsr_q qid, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  sqlite3_stmt *q = prepare(st, sql, fmt, ap);
+  sqlite3_stmt *q = prepare(st, qid, fmt, ap);
   va_end(ap);
   if (!q) return NULL;
   char *out = NULL;
   if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
     out = lsr_strdup((const char *)sqlite3_column_text(q, 0));
-  done(st, sql, q);
+  done(st, qid, q);
   return out;
 }
 
-int64_t lsr_store_int(lsr_store *st, int64_t dflt, const char *sql, const char *fmt, ...) {
+int64_t lsr_store_int(lsr_store *st, int64_t dflt, lsr_q qid, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  sqlite3_stmt *q = prepare(st, sql, fmt, ap);
+  sqlite3_stmt *q = prepare(st, qid, fmt, ap);
   va_end(ap);
   if (!q) return dflt;
   int64_t v = dflt;
   if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) v = sqlite3_column_int64(q, 0);
-  done(st, sql, q);
+  done(st, qid, q);
   return v;
 }
 
 int lsr_store_each(lsr_store *st, void (*row)(void *ud, int ncols, const char **cols), void *ud,
-                   const char *sql, const char *fmt, ...) {
+                   lsr_q qid, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  sqlite3_stmt *q = prepare(st, sql, fmt, ap);
+  sqlite3_stmt *q = prepare(st, qid, fmt, ap);
   va_end(ap);
   if (!q) return -1;
   int n = sqlite3_column_count(q), rc;
@@ -436,8 +419,12 @@ int lsr_store_each(lsr_store *st, void (*row)(void *ud, int ncols, const char **
     row(ud, n, cols);
   }
   if (rc != SQLITE_DONE) set_error(st, "read");
-  done(st, sql, q);
+  done(st, qid, q);
   return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int64_t lsr_store_last_id(lsr_store *st) { return sqlite3_last_insert_rowid(st->db); }
+int lsr_store_cap_pages(lsr_store *st, long long pages) {
+  char pragma[64];
+  snprintf(pragma, sizeof pragma, "PRAGMA max_page_count = %lld", pages);
+  return sqlite3_exec(st->db, pragma, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}

@@ -1,10 +1,12 @@
-/* store.h: the SQLite store of `luasoar serve`: containers, artifacts,
- * playbook runs, action runs, app runs with their results, run data, run
- * logs, prompts.  WAL mode; writes are grouped into one transaction per turn
- * of the loop (lsr_store_commit), and an acknowledgement to a client waits
- * for its commit.  No Lua here. */
+/* store.h: the store of `luasoar serve`: containers, artifacts, playbook
+ * runs, action runs, app runs with their results, run data, run logs,
+ * prompts.  Writes are grouped into one transaction per turn of the loop
+ * (lsr_store_commit), and an acknowledgement to a client waits for its
+ * commit.  Statements are named (queries.h); each backend has their SQL in
+ * one place.  The backend: SQLite (sqlite.c, WAL mode).  No Lua here. */
 #ifndef LSR_STORE_H
 #define LSR_STORE_H
+#include "queries.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,17 +45,18 @@ lsr_store_run *lsr_store_take_lost(lsr_store *st, size_t *n);
 /* Rows changed by the last write. */
 int lsr_store_changes(lsr_store *st);
 
-/* Run one statement with text/integer/real/null arguments given by a format:
+/* Run statement q with text/integer/real/null arguments given by a format:
  * 's' string, 'i' int64, 'd' double, 'n' null.  -1 on error. */
-int lsr_store_exec(lsr_store *st, const char *sql, const char *fmt, ...);
+int lsr_store_exec(lsr_store *st, lsr_q q, const char *fmt, ...);
 /* The first column of the first row as a malloc'd string (NULL: no row or
  * NULL value), same arguments. */
-char *lsr_store_text(lsr_store *st, const char *sql, const char *fmt, ...);
+char *lsr_store_text(lsr_store *st, lsr_q q, const char *fmt, ...);
 /* The first column of the first row as an integer (dflt when none). */
-int64_t lsr_store_int(lsr_store *st, int64_t dflt, const char *sql, const char *fmt, ...);
+int64_t lsr_store_int(lsr_store *st, int64_t dflt, lsr_q q, const char *fmt, ...);
 /* Rows, one callback per row with its columns as text (NULL for null). */
 int lsr_store_each(lsr_store *st, void (*row)(void *ud, int ncols, const char **cols), void *ud,
-                   const char *sql, const char *fmt, ...);
-int64_t lsr_store_last_id(lsr_store *st);
+                   lsr_q q, const char *fmt, ...);
+/* Cap the store at pages of 4 KiB (to test a full disk); committed. */
+int lsr_store_cap_pages(lsr_store *st, long long pages);
 
 #endif

@@ -1,8 +1,9 @@
-/* serve_internal.h: what the files of `luasoar serve` share: the server,
- * its playbook entries, and the calls between them: serve.c (the run
- * journal's store observers, starting runs, start-up), serve_playbooks.c
- * (the registry and reload), serve_recover.c (recovery after a restart) and
- * serve_rest.c (REST routes and libmicrohttpd). */
+/* internal.h: what the files of `luasoar serve` share: the server, its
+ * playbook entries, and the calls between them: main.c (start-up and stop),
+ * journal.c (the run journal: the store observers and the commit of each
+ * turn), runs.c (starting runs), playbooks.c (the registry and reload),
+ * recover.c (recovery after a restart), rest.c (the REST routes) and
+ * http.c (libmicrohttpd: connections, the token, the header deadline). */
 #ifndef LSR_SERVE_INTERNAL_H
 #define LSR_SERVE_INTERNAL_H
 #include "engine.h"
@@ -76,23 +77,54 @@ typedef struct {
 } server;
 
 
-/* serve.c, for the HTTP side */
+/* main.c */
 void srv_say(const char *fmt, ...);
+/* journal.c */
+void srv_journal_attach(server *s);
+/* the run's row, in the transaction of the request that started it */
+void srv_record_run(server *s, lsr_run *run, const char *pb, const char *scope, double now);
 void srv_commit_now(server *s);
-pb_entry *srv_find_pb(server *s, const char *id);
+void srv_commit_turn(uv_handle_t *h);
+void srv_end_open_rows(server *s, int64_t run_id, double now);
+void srv_free_gen_if_done(server *s, lsr_gen *g);
+/* runs.c */
 int64_t srv_start_run(server *s, pb_entry *p, int64_t cid, const char *scope, char *err, size_t errlen);
 int srv_run_active(server *s, int64_t cid, int *matched);
 char *srv_container_json(server *s, int64_t id);
-void srv_free_gen_if_done(server *s, lsr_gen *g);
-/* serve_playbooks.c: the registry, loaded and reloaded */
+char *srv_load_stored(const char *kind, const char *key, void *ud);
+/* playbooks.c: the registry, loaded and reloaded */
+pb_entry *srv_find_pb(server *s, const char *id);
 void srv_scan(server *s);
 void srv_watch_dir(server *s, const char *dir);
-/* serve_recover.c, for start-up */
+/* recover.c, for start-up */
 int64_t srv_max_id(const char *kind, void *ud);
 void srv_restore_row(void *ud, int ncols, const char **cols);
 int srv_recover(server *s);
-/* serve_rest.c, for start-up */
+/* A request's body, as it arrives. */
+typedef struct {
+  char *body;
+  size_t len, cap;
+  int too_big;
+} request;
+
+/* A request's answer, filled by the router; the HTTP side sends it.  The
+ * router never sees libmicrohttpd, so a fuzz harness can drive it. */
+typedef struct {
+  void *conn;
+  const char *(*arg)(void *conn, const char *name); /* query arguments */
+  unsigned status;
+  char *body;
+  const char *allow;
+} http;
+
+/* rest.c */
 int srv_parse_id(const char *s, size_t n, int64_t *out);
+int srv_fail(http *c, unsigned status, const char *fmt, ...);
+/* 400, 404, 405 on the request line alone (1: answered) */
+int srv_refuse(http *c, const char *url, const char *method);
+/* every request after its token was checked */
+int srv_route(server *s, http *c, const char *url, const char *method, request *rq);
+/* http.c, for start-up */
 int srv_http_start(server *s, struct sockaddr *addr, unsigned conn_limit, unsigned per_ip);
 void srv_mhd_run(server *s);
 

@@ -1,26 +1,9 @@
-/* serve_rest.c: the REST routes of `luasoar serve` and the libmicrohttpd
- * side that feeds them (token on the headers, header deadline, per-address
- * caps).  The engine side is serve.c. */
-#include "serve_internal.h"
+/* rest.c: the REST routes of `luasoar serve`: containers, artifacts, runs
+ * asked for, prompts' answers, and what GET reads.  The router never sees
+ * libmicrohttpd (http.c feeds it), so a fuzz harness can drive it
+ * (lsr_serve_test_request). */
+#include "internal.h"
 #include "soar.h"
-
-/* ---- HTTP ---- */
-
-typedef struct {
-  char *body;
-  size_t len, cap;
-  int too_big;
-} request;
-
-/* A request's answer, filled by the router; the HTTP side sends it.  The
- * router never sees libmicrohttpd, so a fuzz harness can drive it. */
-typedef struct {
-  void *conn;
-  const char *(*arg)(void *conn, const char *name); /* query arguments */
-  unsigned status;
-  char *body;
-  const char *allow;
-} http;
 
 static int reply(http *c, unsigned status, const char *json) {
   c->status = status;
@@ -29,7 +12,7 @@ static int reply(http *c, unsigned status, const char *json) {
   return 1;
 }
 
-static int fail(http *c, unsigned status, const char *fmt, ...) {
+int srv_fail(http *c, unsigned status, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -45,7 +28,7 @@ static int fail(http *c, unsigned status, const char *fmt, ...) {
 }
 
 static int reply_owned(http *c, unsigned status, char *json) {
-  int rc = json ? reply(c, status, json) : fail(c, 404, "not found");
+  int rc = json ? reply(c, status, json) : srv_fail(c, 404, "not found");
   free(json);
   return rc;
 }
@@ -62,13 +45,13 @@ static int reply_masked(server *s, http *c, char *json) {
 static yajl_val body_object(http *c, request *rq, int *rc) {
   char why[256];
   if (lsr_json_check(rq->body ? rq->body : "", rq->len, why, sizeof why) < 0) {
-    *rc = fail(c, 400, "malformed JSON in the request body at %s", why);
+    *rc = srv_fail(c, 400, "malformed JSON in the request body at %s", why);
     return NULL;
   }
   yajl_val v = yajl_tree_parse(rq->body, why, sizeof why);
   if (!v || !YAJL_IS_OBJECT(v)) {
     yajl_tree_free(v);
-    *rc = fail(c, 400, "the request body must be a JSON object");
+    *rc = srv_fail(c, 400, "the request body must be a JSON object");
     return NULL;
   }
   return v;
@@ -99,7 +82,7 @@ static int num_arg(http *c, const char *name, int64_t *v, int *rc) {
   const char *a = c->arg ? c->arg(c->conn, name) : NULL;
   if (!a) return 0;
   if (srv_parse_id(a, strlen(a), v)) return 1;
-  *rc = fail(c, 400, "query argument '%s': expected a whole number (digits only), got '%.40s'", name, a);
+  *rc = srv_fail(c, 400, "query argument '%s': expected a whole number (digits only), got '%.40s'", name, a);
   return -1;
 }
 
@@ -119,7 +102,7 @@ static int url_id(const char *url, const char *prefix, int64_t *id, const char *
 static int durable(server *s, http *c, int *rc) {
   if (lsr_store_commit(s->store) == 0) return 1;
   srv_say("error: refused a request, the store cannot keep it: %s", lsr_store_error(s->store));
-  *rc = fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
+  *rc = srv_fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
   return 0;
 }
 
@@ -128,10 +111,8 @@ static int insert_artifact(server *s, int64_t cid, const char *json, int64_t *id
   /* the id SQLite would give (the largest plus one), chosen before the
    * insert so that the data carries it without a second write of the row;
    * the caller may pass the next one (*id > 0: nothing else writes between) */
-  if (*id <= 0) *id = lsr_store_int(s->store, 0, "SELECT max(id) FROM artifacts", "") + 1;
-  return lsr_store_exec(s->store, "INSERT INTO artifacts(id, container_id, data, create_time)"
-                        " VALUES(?1, ?2, json_set(json_remove(?3, '$.id'), '$.container', ?2, '$.id', ?1), ?4)",
-                        "iisd", *id, cid, json, now);
+  if (*id <= 0) *id = lsr_store_int(s->store, 0, LSR_Q_ARTIFACT_MAX_ID, "") + 1;
+  return lsr_store_exec(s->store, LSR_Q_ARTIFACT_INSERT, "iisd", *id, cid, json, now);
 }
 
 /* {"id": N, "success": true}: what was stored, once it is on disk; a
@@ -150,25 +131,23 @@ static int post_container(server *s, http *c, request *rq) {
   yajl_val arts = field(v, "artifacts");
   if (arts && !YAJL_IS_ARRAY(arts)) {
     yajl_tree_free(v);
-    return fail(c, 400, "field 'artifacts': expected a list");
+    return srv_fail(c, 400, "field 'artifacts': expected a list");
   }
   for (size_t i = 0; arts && i < arts->u.array.len; i++)
     if (!YAJL_IS_OBJECT(arts->u.array.values[i])) {
       yajl_tree_free(v);
-      return fail(c, 400, "artifacts[%zu]: expected an object", i + 1);
+      return srv_fail(c, 400, "artifacts[%zu]: expected an object", i + 1);
     }
   yajl_val label = field(v, "label"), status = field(v, "status");
   if ((label && !YAJL_IS_STRING(label)) || (status && !YAJL_IS_STRING(status))) {
     yajl_tree_free(v);
-    return fail(c, 400, "fields 'label' and 'status' must be strings");
+    return srv_fail(c, 400, "fields 'label' and 'status' must be strings");
   }
   char *lab = lsr_strdup(label ? label->u.string : "events"), *sta = lsr_strdup(status ? status->u.string : "new");
   double now = lsr_now();
   /* the id as in insert_artifact: in the data from the first write */
-  int64_t cid = lsr_store_int(s->store, 0, "SELECT max(id) FROM containers", "") + 1;
-  int ok = lsr_store_exec(s->store, "INSERT INTO containers(id, label, status, data, create_time, update_time)"
-                          " VALUES(?1, ?2, ?3, json_set(json_remove(?4, '$.artifacts', '$.id'), '$.label', ?2,"
-                          " '$.status', ?3, '$.id', ?1), ?5, ?5)", "isssd", cid, lab, sta, rq->body, now) == 0;
+  int64_t cid = lsr_store_int(s->store, 0, LSR_Q_CONTAINER_MAX_ID, "") + 1;
+  int ok = lsr_store_exec(s->store, LSR_Q_CONTAINER_INSERT, "isssd", cid, lab, sta, rq->body, now) == 0;
   int64_t aid = 0; /* the artifacts' ids: the first from the store, then one by one */
   for (size_t i = 0; ok && arts && i < arts->u.array.len; i++) {
     char *a = lsr_tree_to_json(arts->u.array.values[i]);
@@ -183,7 +162,7 @@ static int post_container(server *s, http *c, request *rq) {
     free(sta);
     lsr_store_rollback(s->store);
     srv_say("error: refused a container, the store cannot keep it: %s", lsr_store_error(s->store));
-    return fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
+    return srv_fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
   }
   int matched, runs = srv_run_active(s, cid, &matched); /* their rows go into the same commit */
   if (!durable(s, c, &rc)) {
@@ -209,21 +188,20 @@ static int post_artifact(server *s, http *c, request *rq) {
   if (!cidv) cidv = field(v, "container");
   if (!cidv || !YAJL_IS_INTEGER(cidv)) {
     yajl_tree_free(v);
-    return fail(c, 400, "field 'container_id': expected the id of a container");
+    return srv_fail(c, 400, "field 'container_id': expected the id of a container");
   }
   int64_t cid = YAJL_GET_INTEGER(cidv);
   yajl_val ra = field(v, "run_automation");
   int automation = !(ra && YAJL_IS_FALSE(ra));
   yajl_tree_free(v);
-  if (!lsr_store_int(s->store, 0, "SELECT count(*) FROM containers WHERE id = ?", "i", cid))
-    return fail(c, 404, "no container %lld", (long long)cid);
+  if (!lsr_store_int(s->store, 0, LSR_Q_CONTAINER_EXISTS, "i", cid))
+    return srv_fail(c, 404, "no container %lld", (long long)cid);
   int64_t aid = 0;
   if (insert_artifact(s, cid, rq->body, &aid) < 0) {
     lsr_store_rollback(s->store);
-    return fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
+    return srv_fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
   }
-  lsr_store_exec(s->store, "UPDATE artifacts SET data = json_remove(data, '$.container_id', '$.run_automation')"
-                 " WHERE id = ?", "i", aid);
+  lsr_store_exec(s->store, LSR_Q_ARTIFACT_CLEAN, "i", aid);
   if (automation) srv_run_active(s, cid, NULL);
   if (!durable(s, c, &rc)) return rc;
   srv_say("ingest artifact %lld into container %lld", (long long)aid, (long long)cid);
@@ -238,18 +216,18 @@ static int post_playbook_run(server *s, http *c, request *rq) {
   char err[1024], out[128];
   if (!cidv || !YAJL_IS_INTEGER(cidv) || !pbv || !YAJL_IS_STRING(pbv)) {
     yajl_tree_free(v);
-    return fail(c, 400, "expected {\"container_id\": N, \"playbook_id\": \"repo/name\", \"scope\": \"new\"}");
+    return srv_fail(c, 400, "expected {\"container_id\": N, \"playbook_id\": \"repo/name\", \"scope\": \"new\"}");
   }
   char *scope = scv ? (YAJL_IS_STRING(scv) ? lsr_strdup(scv->u.string) : lsr_tree_to_json(scv)) : lsr_strdup("new");
   pb_entry *p = srv_find_pb(s, pbv->u.string);
   int64_t cid = YAJL_GET_INTEGER(cidv);
   if (!p || !p->gen) {
-    rc = fail(c, 404, "no playbook '%s'%s%s", pbv->u.string, p && p->error ? ": " : "", p && p->error ? p->error : "");
+    rc = srv_fail(c, 404, "no playbook '%s'%s%s", pbv->u.string, p && p->error ? ": " : "", p && p->error ? p->error : "");
   } else if (scv && !YAJL_IS_STRING(scv) && !YAJL_IS_ARRAY(scv)) {
-    rc = fail(c, 400, "field 'scope': expected \"new\", \"all\" or a list of artifact ids");
+    rc = srv_fail(c, 400, "field 'scope': expected \"new\", \"all\" or a list of artifact ids");
   } else {
     int64_t id = srv_start_run(s, p, cid, scope, err, sizeof err);
-    if (!id) rc = fail(c, strstr(err, "no container") ? 404 : 400, "%s", err);
+    if (!id) rc = srv_fail(c, strstr(err, "no container") ? 404 : 400, "%s", err);
     else if (durable(s, c, &rc)) {
       snprintf(out, sizeof out, "{\"playbook_run_id\": %lld, \"received\": true}", (long long)id);
       rc = reply(c, 200, out);
@@ -268,18 +246,18 @@ static int post_answer(server *s, http *c, request *rq, int64_t id) {
   if (!r) r = field(v, "response");
   if (!r) {
     yajl_tree_free(v);
-    return fail(c, 400, "expected {\"responses\": [...]}");
+    return srv_fail(c, 400, "expected {\"responses\": [...]}");
   }
   char *responses = lsr_tree_to_json(r);
   yajl_tree_free(v);
-  int64_t run = lsr_store_int(s->store, 0, "SELECT run_id FROM prompts WHERE id = ? AND status = 'pending'", "i", id);
+  int64_t run = lsr_store_int(s->store, 0, LSR_Q_PROMPT_PENDING_RUN, "i", id);
   char *args = lsr_xalloc(strlen(responses) + 64);
   sprintf(args, "[%lld, %s]", (long long)id, responses);
   free(responses);
   if (!run || lsr_sched_call(s->eng, run, "prompt_answer", args) < 0) {
-    rc = fail(c, 404, "no pending prompt %lld", (long long)id);
+    rc = srv_fail(c, 404, "no pending prompt %lld", (long long)id);
   } else { /* the first answer wins: the prompt is no longer pending */
-    lsr_store_exec(s->store, "UPDATE prompts SET status = 'answered' WHERE id = ?", "i", id);
+    lsr_store_exec(s->store, LSR_Q_PROMPT_ANSWERED, "i", id);
     rc = reply(c, 200, "{\"success\": true}");
   }
   free(args);
@@ -324,12 +302,6 @@ static char *playbooks_json(server *s) {
   return out;
 }
 
-#define RUN_JSON \
-  "json_object('id', id, 'playbook', playbook, 'container', container_id, 'generation', generation," \
-  " 'status', status, 'message', message, 'misc', json_object('scope', scope)," \
-  " 'start_time', strftime('%Y-%m-%dT%H:%M:%fZ', start_time, 'unixepoch')," \
-  " 'update_time', strftime('%Y-%m-%dT%H:%M:%fZ', update_time, 'unixepoch')," \
-  " 'parent_playbook_run', parent_run_id, 'outputs', json(coalesce(outputs, '{}')))"
 
 /* ---- the run log, a page at a time ---- */
 
@@ -416,9 +388,9 @@ static int get_log(server *s, http *c, int64_t id) {
   int rc;
   if (num_arg(c, "page", &page, &rc) < 0 || num_arg(c, "page_size", &size, &rc) < 0) return rc;
   if (size == 0 || size > LOG_PAGE_MAX) size = LOG_PAGE_MAX;
-  if (!lsr_store_int(s->store, 0, "SELECT count(*) FROM playbook_runs WHERE id = ?", "i", id))
-    return fail(c, 404, "no playbook run %lld", (long long)id);
-  int64_t count = lsr_store_int(s->store, 0, "SELECT count(*) FROM run_log WHERE run_id = ?", "i", id);
+  if (!lsr_store_int(s->store, 0, LSR_Q_RUN_EXISTS, "i", id))
+    return srv_fail(c, 404, "no playbook run %lld", (long long)id);
+  int64_t count = lsr_store_int(s->store, 0, LSR_Q_LOG_COUNT, "i", id);
   int64_t pages = (count + size - 1) / size;
   log_page p = {.budget = LOG_PAGE_BYTES};
   char head[160];
@@ -426,8 +398,7 @@ static int get_log(server *s, http *c, int64_t id) {
                    " \"data\": [", (long long)count, (long long)pages, (long long)page, (long long)size);
   page_put(&p, head, (size_t)n);
   if (page < pages) /* so page * size does not overflow */
-    lsr_store_each(s->store, log_row, &p, "SELECT level, strftime('%Y-%m-%dT%H:%M:%fZ', time, 'unixepoch'), message"
-                   " FROM run_log WHERE run_id = ? ORDER BY id LIMIT ? OFFSET ?", "iii", id, size, page * size);
+    lsr_store_each(s->store, log_row, &p, LSR_Q_LOG_PAGE, "iii", id, size, page * size);
   page_put(&p, "]}", 2);
   return reply_owned(c, 200, p.out);
 }
@@ -439,54 +410,42 @@ static int get(server *s, http *c, const char *url) {
   /* route() checked the path with allowed_methods: its id parses */
   if (url_id(url, "/rest/container/", &id, &rest) == 1 && !*rest)
     return reply_owned(c, 200, lsr_store_text(s->store,
-        "SELECT json_set(data, '$.id', id, '$.artifact_count', (SELECT count(*) FROM artifacts WHERE container_id = c.id))"
-        " FROM containers c WHERE id = ?", "i", id));
+        LSR_Q_CONTAINER_GET, "i", id));
   if (strcmp(url, "/rest/container") == 0)
     return reply_owned(c, 200, lsr_store_text(s->store,
-        "SELECT json_object('count', count(*), 'data', json_group_array(json(data)))"
-        " FROM (SELECT json_set(data, '$.id', id) AS data FROM containers ORDER BY id)", ""));
+        LSR_Q_CONTAINERS_LIST, ""));
   if (strcmp(url, "/rest/artifact") == 0) {
     if ((given = num_arg(c, "_filter_container", &cid, &rc)) < 0) return rc;
     return reply_owned(c, 200, lsr_store_text(s->store,
-        "SELECT json_object('count', count(*), 'data', json_group_array(json(data)))"
-        " FROM (SELECT data FROM artifacts WHERE ?1 = 0 OR container_id = ?2 ORDER BY id)", "ii", (int64_t)given, cid));
+        LSR_Q_ARTIFACTS_LIST, "ii", (int64_t)given, cid));
   }
   if (url_id(url, "/rest/artifact/", &id, &rest) == 1 && !*rest)
-    return reply_owned(c, 200, lsr_store_text(s->store, "SELECT data FROM artifacts WHERE id = ?", "i", id));
+    return reply_owned(c, 200, lsr_store_text(s->store, LSR_Q_ARTIFACT_GET, "i", id));
   if (url_id(url, "/rest/playbook_run/", &id, &rest) == 1) {
     if (!*rest)
-      return reply_owned(c, 200, lsr_store_text(s->store, "SELECT " RUN_JSON " FROM playbook_runs WHERE id = ?", "i", id));
+      return reply_owned(c, 200, lsr_store_text(s->store, LSR_Q_RUN_GET, "i", id));
     if (strcmp(rest, "/log") == 0) return get_log(s, c, id);
   }
   if (strcmp(url, "/rest/playbook_run") == 0) {
     if ((given = num_arg(c, "_filter_container", &cid, &rc)) < 0) return rc;
     return reply_owned(c, 200, lsr_store_text(s->store,
-        "SELECT json_object('count', count(*), 'data', json_group_array(json(r)))"
-        " FROM (SELECT " RUN_JSON " AS r FROM playbook_runs WHERE ?1 = 0 OR container_id = ?2 ORDER BY id)", "ii",
+        LSR_Q_RUNS_LIST, "ii",
         (int64_t)given, cid));
   }
   if (strcmp(url, "/rest/action_run") == 0) {
     int64_t rid = 0;
     if ((given = num_arg(c, "_filter_playbook_run", &rid, &rc)) < 0) return rc;
     return reply_masked(s, c, lsr_store_text(s->store,
-        "SELECT json_object('count', count(*), 'data', json_group_array(json(r))) FROM (SELECT json_object('id', id,"
-        " 'playbook_run', run_id, 'name', name, 'action', action, 'status', status, 'callback', callback,"
-        " 'parameters', json(coalesce(parameters, '[]')), 'app_runs', (SELECT json_group_array(id) FROM app_runs"
-        " WHERE action_run_id = a.id), 'start_time', strftime('%Y-%m-%dT%H:%M:%fZ', start_time, 'unixepoch'),"
-        " 'update_time', strftime('%Y-%m-%dT%H:%M:%fZ', update_time, 'unixepoch')) AS r FROM action_runs a"
-        " WHERE ?1 = 0 OR run_id = ?2 ORDER BY id)", "ii", (int64_t)given, rid));
+        LSR_Q_ACTION_RUNS_LIST, "ii", (int64_t)given, rid));
   }
   if (url_id(url, "/rest/app_run/", &id, &rest) == 1 && !*rest)
     return reply_owned(c, 200, lsr_store_text(s->store,
-        "SELECT json_object('id', id, 'action_run', action_run_id, 'playbook_run', run_id, 'asset', asset,"
-        " 'app_name', app, 'status', status, 'message', message, 'result_data', json(result),"
-        " 'end_time', strftime('%Y-%m-%dT%H:%M:%fZ', end_time, 'unixepoch')) FROM app_runs WHERE id = ?", "i", id));
+        LSR_Q_APP_RUN_GET, "i", id));
   if (strcmp(url, "/rest/prompt") == 0)
     return reply_owned(c, 200, lsr_store_text(s->store,
-        "SELECT json_object('count', count(*), 'data', json_group_array(json_object('id', id, 'playbook_run', run_id,"
-        " 'name', name, 'status', status, 'prompt', json(prompt), 'responses', json(responses)))) FROM prompts", ""));
+        LSR_Q_PROMPTS_LIST, ""));
   if (strcmp(url, "/rest/playbook") == 0) return reply_owned(c, 200, playbooks_json(s));
-  return fail(c, 404, "no such resource: %s", url);
+  return srv_fail(c, 404, "no such resource: %s", url);
 }
 
 /* The paths with an id, and what follows the id. */
@@ -530,25 +489,25 @@ static int method_in(const char *allowed, const char *method) {
 
 /* What the request line alone refuses: 400 (a malformed id), 404, 405.
  * 1 after replying. */
-static int refuse(http *c, const char *url, const char *method) {
+int srv_refuse(http *c, const char *url, const char *method) {
   int bad;
   const char *allowed = allowed_methods(url, &bad);
-  if (!allowed && bad) return fail(c, 400, "malformed id in %s: an id is digits only", url);
-  if (!allowed) return fail(c, 404, "no such resource: %s", url);
+  if (!allowed && bad) return srv_fail(c, 400, "malformed id in %s: an id is digits only", url);
+  if (!allowed) return srv_fail(c, 404, "no such resource: %s", url);
   if (!method_in(allowed, method)) {
     c->allow = allowed;
-    return fail(c, 405, "method %s not allowed on %s (allowed: %s)", method, url, allowed);
+    return srv_fail(c, 405, "method %s not allowed on %s (allowed: %s)", method, url, allowed);
   }
   return 0;
 }
 
 /* Every request after its token was checked. */
-static int route(server *s, http *c, const char *url, const char *method, request *rq) {
-  if (s->stopping) return fail(c, 503, "shutting down");
+int srv_route(server *s, http *c, const char *url, const char *method, request *rq) {
+  if (s->stopping) return srv_fail(c, 503, "shutting down");
   srv_commit_now(s); /* what a request sees is on disk: a crash after it keeps it */
-  if (refuse(c, url, method)) return 1;
+  if (srv_refuse(c, url, method)) return 1;
   if (strcmp(method, "POST") == 0) {
-    if (rq->too_big) return fail(c, 413, "the request body is larger than %u bytes", MAX_BODY);
+    if (rq->too_big) return srv_fail(c, 413, "the request body is larger than %u bytes", MAX_BODY);
     int64_t id;
     const char *rest;
     if (strcmp(url, "/rest/container") == 0) return post_container(s, c, rq);
@@ -557,223 +516,6 @@ static int route(server *s, http *c, const char *url, const char *method, reques
     if (url_id(url, "/rest/prompt/", &id, &rest) == 1) return post_answer(s, c, rq, id);
   }
   return get(s, c, url);
-}
-
-static const char *mhd_arg(void *conn, const char *name) {
-  return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-static int token_ok(server *s, struct MHD_Connection *c) {
-  const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "ph-auth-token");
-  if (!t) return 0;
-  size_t a = strlen(t), b = strlen(s->token);
-  unsigned diff = (unsigned)(a ^ b);
-  for (size_t i = 0; i < a && i < b; i++) diff |= (unsigned char)t[i] ^ (unsigned char)s->token[i];
-  return diff == 0; /* the same time whatever the first difference */
-}
-
-/* An open connection, for the header deadline: since when it waits for a
- * request's headers (its accept, or the end of its last request). */
-struct conn {
-  struct conn *prev, *next;
-  double since;
-  int fd;
-  int in_request; /* the headers are in: the deadline no longer applies */
-  int cut;        /* shut down by the sweep; libmicrohttpd closes it */
-};
-
-static double mono_now(void) { return (double)uv_hrtime() / 1e9; }
-
-static struct conn *conn_of(struct MHD_Connection *c) {
-  const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-  return i ? i->socket_context : NULL;
-}
-
-
-/* Connections whose headers are not in by their deadline are shut down
- * (libmicrohttpd then reads the end and closes them).  A trickle of header
- * lines does not extend it: the deadline counts from the accept, not from
- * the last byte (libmicrohttpd's own timeout is an idle one). */
-static void sweep_headers(uv_timer_t *t) {
-  server *s = t->data;
-  double now = mono_now();
-  int cut = 0, late = 0;
-  for (struct conn *k = s->conns; k && !late; k = k->next)
-    late = !k->in_request && !k->cut && now - k->since > s->header_deadline;
-  /* headers that came while the loop was busy (a long step) are read
-   * first: only those still incomplete are late */
-  if (late) srv_mhd_run(s);
-  for (struct conn *k = s->conns; k; k = k->next)
-    if (!k->in_request && !k->cut && now - k->since > s->header_deadline && k->fd >= 0) {
-      shutdown(k->fd, SHUT_RDWR);
-      k->cut = 1;
-      cut++;
-    }
-  if (cut) {
-    srv_say("http: closed %d connection%s whose request headers took more than %g s", cut, cut == 1 ? "" : "s",
-        s->header_deadline);
-    srv_mhd_run(s);
-  }
-  if (!s->conns) uv_timer_stop(t);
-}
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_ConnectionNotificationCode what) {
-  server *s = cls;
-  struct conn *k = *ctx;
-  if (what == MHD_CONNECTION_NOTIFY_STARTED) {
-    const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    k = lsr_xalloc(sizeof *k);
-    k->fd = i ? (int)i->connect_fd : -1;
-    k->since = mono_now();
-    k->next = s->conns;
-    if (s->conns) s->conns->prev = k;
-    s->conns = k;
-    *ctx = k;
-    if (!uv_is_active((uv_handle_t *)&s->sweep)) uv_timer_start(&s->sweep, sweep_headers, 250, 250);
-  } else if (k) { /* closed: the fd is closed right after, never shut down again */
-    if (k->prev) k->prev->next = k->next;
-    else s->conns = k->next;
-    if (k->next) k->next->prev = k->prev;
-    free(k);
-    *ctx = NULL;
-  }
-}
-
-/* The answer, queued; an answer given on the headers closes the connection
- * (the body, if any, is never read). */
-static enum MHD_Result send_answer(struct MHD_Connection *c, http *h, int close) {
-  const char *body = h->body ? h->body : "";
-  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-  MHD_add_response_header(r, "Content-Type", "application/json");
-  if (h->allow) MHD_add_response_header(r, "Allow", h->allow);
-  if (close) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-  enum MHD_Result rc = MHD_queue_response(c, h->status, r);
-  MHD_destroy_response(r);
-  free(h->body);
-  return rc;
-}
-
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                              const char *version, const char *upload, size_t *upload_size, void **con) {
-  server *s = cls;
-  request *rq = *con;
-  if (!rq) { /* the headers are in; no byte of the body was read */
-    struct conn *k = conn_of(c);
-    if (k) k->in_request = 1;
-    http h = {.conn = c, .arg = mhd_arg};
-    const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    int64_t n = 0;
-    if (!token_ok(s, c)) fail(&h, 401, "a valid ph-auth-token header is required");
-    else if (s->stopping) fail(&h, 503, "shutting down");
-    else if (len && (!srv_parse_id(len, strlen(len), &n) || n > (int64_t)MAX_BODY))
-      fail(&h, 413, "the request body is larger than %u bytes", MAX_BODY);
-    else if (!refuse(&h, url, method)) { /* 400, 404, 405 on the request line alone */
-      *con = lsr_xalloc(sizeof *rq);
-      return MHD_YES; /* now the body, if any */
-    }
-    return send_answer(c, &h, 1);
-  }
-  if (*upload_size) {
-    if (rq->len + *upload_size > MAX_BODY) rq->too_big = 1;
-    else {
-      if (rq->len + *upload_size + 1 > rq->cap) rq->body = lsr_xrealloc(rq->body, rq->cap = (rq->len + *upload_size) * 2 + 1);
-      memcpy(rq->body + rq->len, upload, *upload_size);
-      rq->len += *upload_size;
-      rq->body[rq->len] = 0;
-    }
-    *upload_size = 0;
-    return MHD_YES;
-  }
-  http h = {.conn = c, .arg = mhd_arg};
-  route(s, &h, url, method, rq);
-  return send_answer(c, &h, 0);
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **con, enum MHD_RequestTerminationCode why) {
-  request *rq = *con;
-  struct conn *k = conn_of(c);
-  if (k) { /* the next request's headers have their own deadline */
-    k->in_request = 0;
-    k->since = mono_now();
-  }
-  if (rq) free(rq->body);
-  free(rq);
-  *con = NULL;
-}
-
-/* libmicrohttpd's messages, through srv_say() and at most 20 per 10 s (a flood
- * of bad connections must not flood the log). */
-static void mhd_log(void *cls, const char *fmt, va_list ap) {
-  server *s = cls;
-  double now = mono_now();
-  if (now - s->mhd_log_since >= 10) {
-    if (s->mhd_dropped) srv_say("http: %u more messages of libmicrohttpd not logged", s->mhd_dropped);
-    s->mhd_log_since = now;
-    s->mhd_logged = s->mhd_dropped = 0;
-  }
-  if (s->mhd_logged++ >= 20) {
-    s->mhd_dropped++;
-    return;
-  }
-  char msg[512];
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  size_t n = strlen(msg);
-  while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
-  srv_say("http: %s", msg);
-}
-
-static int hex_digit(char ch) {
-  return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
-
-/* %HH in paths and query arguments, decoded; but %00 stays as it is: a NUL
- * would cut the text short ("/rest/container/1%00x" read as container 1). */
-static size_t unescape(void *cls, struct MHD_Connection *c, char *text) {
-  char *w = text;
-  for (const char *r = text; *r;) {
-    int hi, lo;
-    if (r[0] == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0 && (hi | lo)) {
-      *w++ = (char)(hi * 16 + lo);
-      r += 3;
-    } else
-      *w++ = *r++;
-  }
-  *w = 0;
-  return (size_t)(w - text);
-}
-
-/* MHD runs on our loop: its epoll fd is polled, its timeouts are timers. */
-static void mhd_timeout(uv_timer_t *t) { srv_mhd_run(t->data); }
-
-static void mhd_ready(uv_poll_t *p, int status, int events) { srv_mhd_run(p->data); }
-
-void srv_mhd_run(server *s) {
-  MHD_run(s->mhd);
-  MHD_UNSIGNED_LONG_LONG ms;
-  if (MHD_get_timeout(s->mhd, &ms) == MHD_YES) uv_timer_start(&s->mhd_timer, mhd_timeout, ms, 0);
-  else uv_timer_stop(&s->mhd_timer);
-  /* what the requests wrote is committed before the next turn */
-}
-
-/* Listen on addr: libmicrohttpd's daemon, its epoll descriptor polled by the
- * loop, its timer.  -1 (errno set) if it cannot. */
-int srv_http_start(server *s, struct sockaddr *addr, unsigned conn_limit, unsigned per_ip) {
-  s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
-                           MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, /* first: it logs what the others say */
-                           MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                           MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                           MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
-                           MHD_OPTION_CONNECTION_LIMIT, conn_limit,
-                           MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
-                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
-  if (!s->mhd) return -1;
-  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-  uv_poll_init(s->eng->loop, &s->mhd_poll, info->epoll_fd);
-  s->mhd_poll.data = s;
-  uv_poll_start(&s->mhd_poll, UV_READABLE, mhd_ready);
-  uv_timer_init(s->eng->loop, &s->mhd_timer);
-  s->mhd_timer.data = s;
-  return 0;
 }
 
 /* For the fuzz harness of request bodies (lsr_serve_test_open): a request
@@ -786,7 +528,7 @@ unsigned lsr_serve_test_request(void *srv, const char *method, const char *url, 
   rq.len = len;
   rq.too_big = len > MAX_BODY;
   http h = {0};
-  route(s, &h, url, method, &rq);
+  srv_route(s, &h, url, method, &rq);
   lsr_engine_drain(s->eng);
   if (lsr_store_in_transaction(s->store)) lsr_store_commit(s->store);
   free(rq.body);

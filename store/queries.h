@@ -1,0 +1,101 @@
+/* queries.h: every statement of the store, by name.  Each backend has the
+ * SQL of each name in one place (sqlite_sql.c); callers give the name and
+ * the arguments ('s' string, 'i' int64, 'd' double, 'n' null), in the
+ * order the statement's comment in that file says. */
+#ifndef LSR_QUERIES_H
+#define LSR_QUERIES_H
+
+#define LSR_QUERIES(X) \
+  X(RUN_INSERT) \
+  X(RUN_GENERATION) \
+  X(RUN_STATUS) \
+  X(RUN_CANCEL_ACTIONS) \
+  X(RUN_CANCEL_PROMPTS) \
+  X(RUN_CLOSE_CALLS) \
+  X(LOG_INSERT) \
+  X(ACTION_INSERT) \
+  X(APP_RUN_PUT) \
+  X(ACTION_DELIVERED) \
+  X(RUN_DATA_PUT) \
+  X(CONTAINER_UPDATE) \
+  X(ARTIFACT_ADDED) \
+  X(OBJECT_DELETE) \
+  X(OBJECT_PUT) \
+  X(OWNER_DELETE) \
+  X(OWNER_PUT) \
+  X(LIST_DELETE) \
+  X(LIST_PUT) \
+  X(PROMPT_PUT) \
+  X(PROMPT_ANSWERED_BY_RUN) \
+  X(CALL_PUT) \
+  X(CALL_DONE) \
+  X(ACTION_RECOVERED_DELIVERED) \
+  X(ACTION_SUPERSEDED) \
+  X(ACTION_RELEASED) \
+  X(RUN_DISCONTINUED) \
+  X(RUN_STARTED) \
+  X(APP_STATE_PUT) \
+  X(APP_KEY_PUT) \
+  X(RUN_OUTPUTS) \
+  X(RUN_FAILED) \
+  X(RUN_INSERT_FAILED) \
+  X(LOG_ERROR) \
+  X(CONTAINER_WITH_ARTIFACTS) \
+  X(CONTAINER_BY_PIN) \
+  X(APP_STATE_GET) \
+  X(APP_KEY_GET) \
+  X(IS_ID_LIST) \
+  X(SEEN_GET) \
+  X(ARTIFACT_MAX_IN_CONTAINER) \
+  X(ARTIFACTS_AFTER) \
+  X(SEEN_PUT) \
+  X(CONTAINER_LABEL) \
+  X(CONTAINER_STATUS) \
+  X(LISTS_RESTORE) \
+  X(OBJECTS_RESTORE) \
+  X(RUN_MAX_ID) \
+  X(ACTION_MAX_ID) \
+  X(APP_RUN_MAX_ID) \
+  X(PINNED_MAX_ID) \
+  X(ARTIFACT_MAX_ID) \
+  X(RUN_EXISTS) \
+  X(RUN_IS_RUNNING) \
+  X(CHILD_CALL_RUNNING) \
+  X(LOG_STARTS_WITH) \
+  X(RUN_INSERT_RECOVERED) \
+  X(RUNS_RUNNING) \
+  X(RUN_RECOVERY) \
+  X(PROMPTS_TIME_OUT) \
+  X(APPROVALS_CANCEL) \
+  X(ARTIFACT_INSERT) \
+  X(CONTAINER_MAX_ID) \
+  X(CONTAINER_INSERT) \
+  X(CONTAINER_EXISTS) \
+  X(ARTIFACT_CLEAN) \
+  X(PROMPT_PENDING_RUN) \
+  X(PROMPT_ANSWERED) \
+  X(LOG_COUNT) \
+  X(LOG_PAGE) \
+  X(CONTAINER_GET) \
+  X(CONTAINERS_LIST) \
+  X(ARTIFACTS_LIST) \
+  X(ARTIFACT_GET) \
+  X(RUN_GET) \
+  X(RUNS_LIST) \
+  X(ACTION_RUNS_LIST) \
+  X(APP_RUN_GET) \
+  X(PROMPTS_LIST) \
+  X(CLI_RUN) \
+  X(CLI_RUNS) \
+  X(CLI_RUN_ROWS) \
+  X(CLI_LOG_ROWS) \
+  X(PAGE_COUNT)
+
+typedef enum {
+#define LSR_Q_ENUM(name) LSR_Q_##name,
+  LSR_QUERIES(LSR_Q_ENUM)
+#undef LSR_Q_ENUM
+  LSR_Q_COUNT
+} lsr_q;
+
+#endif
