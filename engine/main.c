@@ -478,9 +478,10 @@ static int cmd_check(int argc, char **argv) {
 }
 
 static const char usage_runs[] =
-  "usage: luasoar runs [--db FILE] [--container N] [RUN_ID] [--json]\n"
+  "usage: luasoar runs [--db FILE|URI] [--container N] [RUN_ID] [--json]\n"
   "\n"
-  "Shows the runs in a luasoar serve store (default ./luasoar.db), newest last, or\n"
+  "Shows the runs in a luasoar serve store (default ./luasoar.db; or a PostgreSQL\n"
+  "URI, postgresql://USER@HOST:PORT/DBNAME), newest last, or\n"
   "with RUN_ID that run and its log.  --json prints the same as JSON, with times\n"
   "in ISO 8601 UTC (2026-01-31T12:00:00.250Z), as the REST API gives them.\n";
 
@@ -511,7 +512,7 @@ static int cmd_runs(int argc, char **argv) {
       return 2;
     }
   }
-  if (access(db, F_OK) != 0) {
+  if (!lsr_store_is_postgres(db) && access(db, F_OK) != 0) {
     fprintf(stderr, "luasoar runs: %s: no such store\n", db);
     return 2;
   }
@@ -520,10 +521,8 @@ static int cmd_runs(int argc, char **argv) {
   if (!st) { fprintf(stderr, "luasoar runs: %s\n", err); return 2; }
   int rc = 0;
   if (json) {
-    char *out = run ? lsr_store_text(st,
-        LSR_Q_CLI_RUN, "i",
-        (int64_t)run)
-      : lsr_store_text(st, LSR_Q_CLI_RUNS, "i", (int64_t)container);
+    char *out = run ? lsr_store_text(st, LSR_Q_CLI_RUN, "i", (int64_t)run)
+                    : lsr_store_text(st, LSR_Q_CLI_RUNS, "i", (int64_t)container);
     if (out) printf("%s\n", out);
     else { fprintf(stderr, "luasoar runs: no run %lld\n", run); rc = 1; }
     free(out);

@@ -200,7 +200,7 @@ void srv_commit_now(server *s) {
 
 
 /* A turn SQLite rolled back (full disk, I/O error) fails as a whole
- * (store.c), and so does every run that wrote in it: nothing half-written
+ * (store/sqlite.c), and so does every run that wrote in it: nothing half-written
  * may be marked done.  A live run fails now, with the reason in its log; a
  * run that had already ended (its end was in the lost turn) gets its row
  * marked failed.  Those writes are a turn of their own: if it is lost too,

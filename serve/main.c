@@ -69,14 +69,20 @@ static void on_signal(uv_signal_t *h, int sig) {
 }
 
 static const char usage_serve[] =
-  "usage: luasoar serve --scripts DIR [--db FILE] [--listen HOST:PORT] [--token-file FILE]\n"
+  "usage: luasoar serve --scripts DIR [--db FILE|URI] [--listen HOST:PORT] [--token-file FILE]\n"
   "\n"
   "Runs the engine as a service: containers arrive over REST, active playbooks\n"
-  "run on them, everything is kept in SQLite, and the scripts folder is watched\n"
-  "(a changed playbook is a new generation; runs in flight keep theirs).\n"
+  "run on them, everything is kept in the store (SQLite or PostgreSQL), and the\n"
+  "scripts folder is watched (a changed playbook is a new generation; runs in\n"
+  "flight keep theirs).\n"
   "\n"
   "  --scripts DIR      playbooks/, custom_functions/, apps/, assets.json, custom_lists/\n"
-  "  --db FILE          the store (default ./luasoar.db)\n"
+  "  --db FILE|URI      the store: a SQLite file (default ./luasoar.db), or a PostgreSQL\n"
+  "                     database as a URI, postgresql://USER@HOST:PORT/DBNAME (libpq's;\n"
+  "                     the PG* variables fill in what it leaves out)\n"
+  "  --node-dir DIR     with PostgreSQL, where this server keeps its own files: the token\n"
+  "                     (DIR/luasoar.token), SOAR connectors' files, the watchdog's marker\n"
+  "                     (default: the current folder); with SQLite they are beside the store\n"
   "  --listen HOST:PORT (default 127.0.0.1:8420)\n"
   "  --max-db-pages N   cap the store at N pages of 4 KiB (to test a full disk)\n"
   "  --limit NAME=N     an engine limit, as for luasoar run (repeatable)\n"
@@ -89,7 +95,14 @@ static const char usage_serve[] =
 
 /* The store, the token, the engine over the scripts, the playbooks, and
  * the runs recovered; everything but HTTP, watchers and signals. */
-static int server_open(server *sp, const char *scripts, const char *db, const char *max_pages,
+/* The path this server's own files begin with: beside a SQLite store,
+ * DIR/luasoar in the node's folder with PostgreSQL. */
+static void local_base(const char *db, const char *node_dir, char *out, size_t n) {
+  if (lsr_store_is_postgres(db)) snprintf(out, n, "%s/luasoar", node_dir ? node_dir : ".");
+  else snprintf(out, n, "%s", db);
+}
+
+static int server_open(server *sp, const char *scripts, const char *db, const char *local, const char *max_pages,
                        const char *token_file, int with_token, const char **limits, int nlimits,
                        char *err, size_t errlen) {
   server s;
@@ -98,13 +111,13 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   s.store = lsr_store_open(db, err, errlen);
   if (!s.store) return -1;
   if (max_pages) lsr_store_cap_pages(s.store, atoll(max_pages)); /* a store that fills up (tests of a full disk) */
-  snprintf(path, sizeof path, "%s.token", db);
+  snprintf(path, sizeof path, "%s.token", local);
   s.token = with_token ? read_or_make_token(token_file ? token_file : path, err, errlen) : lsr_strdup("");
   if (!s.token) { lsr_store_close(s.store); return -1; }
   s.eng = lsr_engine_new(NULL, err, errlen);
   if (!s.eng) return -1;
   lsr_engine *eng = s.eng;
-  snprintf(path, sizeof path, "%s.vault", db); /* SOAR connectors' files, beside the store */
+  snprintf(path, sizeof path, "%s.vault", local); /* SOAR connectors' files */
   eng->vault_dir = lsr_strdup(path);
   for (int i = 0; i < nlimits; i++) /* before recovery: recovered runs get them too */
     if (lsr_limit_set(eng, limits[i], err, errlen) < 0) return -1;
@@ -135,7 +148,9 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
  * go straight to the router, and the engine runs what they start. */
 void *lsr_serve_test_open(const char *scripts, const char *db, char *err, size_t errlen) {
   server *s = lsr_xalloc(sizeof *s);
-  if (server_open(s, scripts, db, NULL, NULL, 0, NULL, 0, err, errlen) < 0) {
+  char local[4096];
+  local_base(db, NULL, local, sizeof local);
+  if (server_open(s, scripts, db, local, NULL, NULL, 0, NULL, 0, err, errlen) < 0) {
     free(s);
     return NULL;
   }
@@ -144,7 +159,8 @@ void *lsr_serve_test_open(const char *scripts, const char *db, char *err, size_t
 
 
 int lsr_serve_main(int argc, char **argv) {
-  const char *scripts = NULL, *db = "luasoar.db", *listen = "127.0.0.1:8420", *token_file = NULL, *max_pages = NULL;
+  const char *scripts = NULL, *db = "luasoar.db", *listen = "127.0.0.1:8420", *token_file = NULL, *max_pages = NULL,
+             *node_dir = NULL;
   const char *deadline = NULL, *per_address = NULL;
   const char *limits[16];
   int nlimits = 0;
@@ -153,6 +169,7 @@ int lsr_serve_main(int argc, char **argv) {
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { fputs(usage_serve, stdout); return 0; }
     if (strcmp(argv[i], "--scripts") == 0) dst = &scripts;
     else if (strcmp(argv[i], "--db") == 0) dst = &db;
+    else if (strcmp(argv[i], "--node-dir") == 0) dst = &node_dir;
     else if (strcmp(argv[i], "--listen") == 0) dst = &listen;
     else if (strcmp(argv[i], "--token-file") == 0) dst = &token_file;
     else if (strcmp(argv[i], "--max-db-pages") == 0) dst = &max_pages;
@@ -203,13 +220,19 @@ int lsr_serve_main(int argc, char **argv) {
     return 2;
   }
 
-  char err[2048], marker[4096], marker_err[2048] = "";
+  char err[2048], marker[4200], marker_err[2048] = "", local[4096], shown[512];
   server s;
-  /* the watchdog's step marker, beside the store: recovery reads the last
-   * death from it (its error is said after the store's own checks) */
-  snprintf(marker, sizeof marker, "%s-step", db);
+  if (node_dir && (stat(node_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
+    fprintf(stderr, "luasoar serve: --node-dir %s: not a folder\n", node_dir);
+    return 2;
+  }
+  local_base(db, node_dir, local, sizeof local);
+  lsr_store_name(db, shown, sizeof shown);
+  /* the watchdog's step marker, among the server's own files: recovery reads
+   * the last death from it (its error is said after the store's own checks) */
+  snprintf(marker, sizeof marker, "%s-step", local);
   lsr_watchdog_open(marker, marker_err, sizeof marker_err);
-  if (server_open(&s, scripts, db, max_pages, token_file, 1, limits, nlimits, err, sizeof err) < 0) {
+  if (server_open(&s, scripts, db, local, max_pages, token_file, 1, limits, nlimits, err, sizeof err) < 0) {
     fprintf(stderr, "luasoar serve: %s\n", err);
     return 2;
   }
@@ -252,7 +275,7 @@ int lsr_serve_main(int argc, char **argv) {
   s.sig_int.data = s.sig_term.data = &s;
   uv_signal_start(&s.sig_int, on_signal, SIGINT);
   uv_signal_start(&s.sig_term, on_signal, SIGTERM);
-  srv_say("listening on %s:%d, store %s, scripts %s, %d playbooks", host, port, db, scripts, s.npbs);
+  srv_say("listening on %s:%d, store %s, scripts %s, %d playbooks", host, port, shown, scripts, s.npbs);
   /* recovery is committed: the marker starts clean and the watchdog watches */
   if (lsr_watchdog_start(eng->step_seconds, LSR_WATCHDOG_SERVE, NULL, 0, err, sizeof err) < 0) {
     fprintf(stderr, "luasoar serve: %s\n", err);

@@ -1,4 +1,4 @@
-/* serve.h: `luasoar serve` (engine/serve.c). */
+/* serve.h: `luasoar serve` (serve/). */
 #ifndef LSR_SERVE_H
 #define LSR_SERVE_H
 #include <stddef.h>

@@ -27,10 +27,16 @@ end
 
 S.free_port = free_port
 
+--- The store's backend of the servers the specs start: SQLite, or with
+-- LUASOAR_TEST_DB=postgresql a fresh database of a real PostgreSQL for each
+-- (spec/pg_helper.lua).
+S.backend = os.getenv("LUASOAR_TEST_DB") == "postgresql" and "postgresql" or "sqlite"
+
 --- Start a server over a fresh folder; files = {["playbooks/x.lua"] = text, ...};
 -- extra: more command-line arguments.
 function S.start(files, dir, db, extra)
   dir = dir or (H.tmp() .. "/serve" .. math.random(1, 1e9))
+  if not db and S.backend == "postgresql" then db = require("spec.pg_helper").new_db() end
   local srv = {dir = dir, db = db or (dir .. "/luasoar.db"), port = free_port()}
   sh("mkdir -p " .. q(dir .. "/scripts/playbooks") .. " " .. q(dir .. "/scripts/apps"))
   sh("cp -r " .. q(H.fixtures .. "/serve/apps") .. "/. " .. q(dir .. "/scripts/apps/") .. " 2>/dev/null")
@@ -60,17 +66,26 @@ end
 
 S.count = count
 
---- A query on srv's store through sqlite3 (waits up to 5 s for its lock).
+--- A query on srv's store through sqlite3 (waits up to 5 s for its lock),
+-- or psql.
 function S.sql(srv, query)
+  if srv.db:match("^postgres") then return require("spec.pg_helper").sql(srv.db, query) end
   return (sh(("sqlite3 -cmd '.timeout 5000' %s %s"):format(q(srv.db), q(query))):gsub("\n$", ""))
+end
+
+--- Where srv keeps its own files (the token ...): beside a SQLite store, in
+-- its folder with PostgreSQL (--node-dir).
+function S.local_base(srv)
+  return srv.db:match("^postgres") and (srv.dir .. "/luasoar") or srv.db
 end
 
 --- Start (again) the server of srv; extra: more command-line arguments.
 function S.launch(srv, extra)
   srv.log = srv.dir .. "/serve.log"
   local before = count(S.log_text(srv), "listening on")
-  srv.pid = tonumber(sh(("cd %s && %s serve --scripts scripts --db %s --listen 127.0.0.1:%d %s 2>>%s >/dev/null & echo $!")
-    :format(q(srv.dir), q(H.bin), q(srv.db), srv.port, extra or "", q(srv.log))))
+  local node = srv.db:match("^postgres") and ("--node-dir " .. q(srv.dir)) or ""
+  srv.pid = tonumber(sh(("cd %s && %s serve --scripts scripts --db %s %s --listen 127.0.0.1:%d %s 2>>%s >/dev/null & echo $!")
+    :format(q(srv.dir), q(H.bin), q(srv.db), node, srv.port, extra or "", q(srv.log))))
   local up = false
   for _ = 1, 200 do
     up = count(S.log_text(srv), "listening on") > before
@@ -78,7 +93,7 @@ function S.launch(srv, extra)
     sh("sleep 0.05")
   end
   assert(up, "the server did not start:\n" .. S.log_text(srv))
-  local f = io.open(srv.db .. ".token")
+  local f = io.open(S.local_base(srv) .. ".token")
   srv.token = f and f:read("l")
   if f then f:close() end
   return srv

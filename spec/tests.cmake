@@ -15,6 +15,16 @@ foreach(spec ${SPEC_FILES})
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "${SPEC_ENV}" TIMEOUT 300)
 endforeach()
 
+# The server's specs again with the store on PostgreSQL (a real server each
+# spec starts: spec/pg_helper.lua).
+foreach(name serve_spec crash_spec)
+  add_test(NAME ${name}_postgresql
+    COMMAND ${LUA54} ${BUSTED} --cpath=${CMAKE_BINARY_DIR}/?.so --output=plainTerminal
+            ${CMAKE_SOURCE_DIR}/spec/${name}.lua
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(${name}_postgresql PROPERTIES ENVIRONMENT "${SPEC_ENV};LUASOAR_TEST_DB=postgresql" TIMEOUT 300)
+endforeach()
+
 # C unit tests for units with tricky state.
 file(GLOB C_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/c/test_*.c)
 foreach(src ${C_TESTS})

@@ -1,18 +1,12 @@
-/* sqlite.c: the store on SQLite, in WAL mode, with the schema of luasoar
- * serve (the statements' SQL is in sqlite_sql.c).  A file
- * that is not ours is refused at open and never written; one the engine
- * cannot write is refused at open, with the reason.  No Lua here.
- *
- * A turn fails as a whole.  On a full disk or an I/O error SQLite may roll
- * back the whole transaction (sqlite3_get_autocommit turns true again) or
- * only the statement; either way the turn's transaction is rolled back
- * here, and every later write of the turn is refused until it ends
- * (lsr_store_commit or lsr_store_rollback: -1, with the first error).
- * Without that, the statements after a rollback would auto-commit one by
- * one: a run stored `success` with 11 of its 10,001 log lines.  The runs
- * whose writes were in a failed turn are handed to the caller
- * (lsr_store_take_lost), which fails them. */
-#include "store.h"
+/* sqlite.c: the store on SQLite (the default backend), in WAL mode, with
+ * the schema of luasoar serve (the statements' SQL is in sqlite_sql.c).  A
+ * file that is not ours is refused at open and never written; one the
+ * engine cannot write is refused at open, with the reason.  On a full disk
+ * or an I/O error SQLite may roll back the whole transaction
+ * (sqlite3_get_autocommit turns true again) or only the statement; either
+ * way what is left of it is rolled back (the turn fails as a whole:
+ * store.c). */
+#include "backend.h"
 #include "engine.h"
 #include <errno.h>
 #include <sqlite3.h>
@@ -23,22 +17,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION "luasoar store 2"
-
-extern const char *const lsr_sqlite_sql[LSR_Q_COUNT];
-
-struct lsr_store {
+typedef struct {
+  lsr_store base;
   sqlite3 *db;
-  int in_tx;
-  int failed;           /* the turn's transaction was lost: writes refused until it ends */
-  char error[512];
-  lsr_store_run *touched, *lost; /* runs written in this turn; in failed turns */
-  size_t ntouched, captouched, nlost, caplost;
   /* prepared statements, compiled once (NULL while one is taken: a
    * nested use of the same statement prepares its own) */
   sqlite3_stmt *cache[LSR_Q_COUNT];
   sqlite3_stmt *begin_q, *commit_q; /* BEGIN IMMEDIATE, COMMIT: once per turn */
-};
+} sqlite_store;
 
 static const char schema[] =
   "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
@@ -71,7 +57,7 @@ static const char schema[] =
   "CREATE TABLE custom_lists(name TEXT PRIMARY KEY, rows TEXT);"
   "CREATE TABLE seen(playbook TEXT, container_id INTEGER, last_artifact_id INTEGER,"
   " PRIMARY KEY(playbook, container_id));"
-  "INSERT INTO meta VALUES('schema', '" SCHEMA_VERSION "');";
+  "INSERT INTO meta VALUES('schema', '" LSR_STORE_SCHEMA "');";
 
 /* tables added after the version's first schema (made when missing) */
 static const char schema_added[] =
@@ -79,48 +65,8 @@ static const char schema_added[] =
   " playbook TEXT, PRIMARY KEY(kind, container_key, key));"
   "CREATE TABLE IF NOT EXISTS app_state(asset TEXT PRIMARY KEY, state TEXT);";
 
-static void set_error(lsr_store *st, const char *what) {
-  snprintf(st->error, sizeof st->error, "%s: %s", what, sqlite3_errmsg(st->db));
-}
-
-const char *lsr_store_error(lsr_store *st) { return st->error; }
-
-static void push_run(lsr_store_run **v, size_t *n, size_t *cap, lsr_store_run r) {
-  if (*n && (*v)[*n - 1].run_id == r.run_id) return; /* the common case: the same run again */
-  if (*n == *cap) {
-    *cap = *cap ? *cap * 2 : 16;
-    *v = lsr_xrealloc(*v, *cap * sizeof **v);
-  }
-  (*v)[(*n)++] = r;
-}
-
-void lsr_store_touch(lsr_store *st, int64_t run_id, int64_t container_id) {
-  if (run_id > 0) push_run(&st->touched, &st->ntouched, &st->captouched, (lsr_store_run){run_id, container_id});
-}
-
-/* the runs of the turn's transaction: lost with it */
-static void lose_turn(lsr_store *st) {
-  for (size_t i = 0; i < st->ntouched; i++) push_run(&st->lost, &st->nlost, &st->caplost, st->touched[i]);
-  st->ntouched = 0;
-}
-
-lsr_store_run *lsr_store_take_lost(lsr_store *st, size_t *n) {
-  *n = st->nlost;
-  if (!st->nlost) return NULL;
-  lsr_store_run *v = st->lost;
-  st->lost = NULL;
-  st->nlost = st->caplost = 0;
-  return v;
-}
-
-/* A write failed: the whole turn fails.  SQLite may already have rolled the
- * transaction back (disk full, I/O error: autocommit is on again); if not,
- * roll it back here, so that nothing of the turn is kept. */
-static void fail_turn(lsr_store *st) {
-  if (st->in_tx && !sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-  st->in_tx = 0;
-  st->failed = 1;
-  lose_turn(st);
+static void set_error(sqlite_store *st, const char *what) {
+  lsr_store_errorf(&st->base, "%s: %s", what, sqlite3_errmsg(st->db));
 }
 
 /* Why path cannot be written, as far as the file system says ("" if it
@@ -150,7 +96,7 @@ static void why_unwritable(const char *path, char *why, size_t n) {
 }
 
 /* A store the engine cannot write is refused now, not at the first run. */
-static int refuse_unwritable(lsr_store *st, const char *path, const char *sqlite_why, char *err, size_t errlen) {
+static int refuse_unwritable(const char *path, const char *sqlite_why, char *err, size_t errlen) {
   char why[4600];
   why_unwritable(path, why, sizeof why);
   snprintf(err, errlen, "%s: the store cannot be written: %s", path,
@@ -160,7 +106,7 @@ static int refuse_unwritable(lsr_store *st, const char *path, const char *sqlite
 
 /* 0 if the open store is ours and of this version; else -1 with why in err
  * (the file is left untouched). */
-static int check_schema(lsr_store *st, const char *path, char *err, size_t errlen) {
+static int check_schema(sqlite_store *st, const char *path, char *err, size_t errlen) {
   sqlite3_stmt *q;
   int rc = sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &q, NULL);
   if (rc != SQLITE_OK) {
@@ -173,7 +119,7 @@ static int check_schema(lsr_store *st, const char *path, char *err, size_t errle
   }
   rc = sqlite3_step(q);
   int ok = rc == SQLITE_ROW && sqlite3_column_text(q, 0) &&
-           strcmp((const char *)sqlite3_column_text(q, 0), SCHEMA_VERSION) == 0;
+           strcmp((const char *)sqlite3_column_text(q, 0), LSR_STORE_SCHEMA) == 0;
   if (!ok) {
     snprintf(err, errlen, "%s: %s; it is left untouched", path,
              rc == SQLITE_ROW ? "a luasoar store of another version" : "not a luasoar store (no schema version)");
@@ -184,23 +130,52 @@ static int check_schema(lsr_store *st, const char *path, char *err, size_t errle
   return 0;
 }
 
-lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
+static const lsr_store_ops sqlite_ops;
+
+static void sqlite_close(lsr_store *base) {
+  sqlite_store *st = (sqlite_store *)base;
+  for (int i = 0; i < LSR_Q_COUNT; i++) sqlite3_finalize(st->cache[i]);
+  sqlite3_finalize(st->begin_q);
+  sqlite3_finalize(st->commit_q);
+  sqlite3_close_v2(st->db);
+  free(st);
+}
+
+/* The store, to read only: never created nor written; refused if it is not
+ * a luasoar store of this version. */
+static lsr_store *open_read(sqlite_store *st, const char *path, char *err, size_t errlen) {
+  if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "%s: cannot open the store: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
+    lsr_store_close(&st->base);
+    return NULL;
+  }
+  sqlite3_busy_timeout(st->db, 5000);
+  if (check_schema(st, path, err, errlen) != 0) {
+    lsr_store_close(&st->base);
+    return NULL;
+  }
+  return &st->base;
+}
+
+lsr_store *lsr_sqlite_open(const char *path, int read_only, char *err, size_t errlen) {
+  sqlite_store *st = lsr_xalloc(sizeof *st);
+  st->base.ops = &sqlite_ops;
+  if (read_only) return open_read(st, path, err, errlen);
   struct stat sb;
   int existed = stat(path, &sb) == 0 && sb.st_size > 0;
-  lsr_store *st = lsr_xalloc(sizeof *st);
   if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
     char why[4600] = "";
     if (st->db) why_unwritable(path, why, sizeof why);
     snprintf(err, errlen, "%s: cannot open the store: %s", path,
              why[0] ? why : st->db ? sqlite3_errmsg(st->db) : "out of memory");
-    lsr_store_close(st);
+    lsr_store_close(&st->base);
     return NULL;
   }
   sqlite3_busy_timeout(st->db, 5000);
   /* SQLite opens a file it cannot write read-only, silently */
   if (sqlite3_db_readonly(st->db, "main") == 1) {
-    refuse_unwritable(st, path, "SQLite opened it read-only", err, errlen);
-    lsr_store_close(st);
+    refuse_unwritable(path, "SQLite opened it read-only", err, errlen);
+    lsr_store_close(&st->base);
     return NULL;
   }
   if (existed) {
@@ -208,11 +183,11 @@ lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
     why_unwritable(path, why, sizeof why); /* before a read: WAL mode fails it without saying why */
     if (why[0]) {
       snprintf(err, errlen, "%s: the store cannot be written: %s", path, why);
-      lsr_store_close(st);
+      lsr_store_close(&st->base);
       return NULL;
     }
     if (check_schema(st, path, err, errlen) != 0) {
-      lsr_store_close(st);
+      lsr_store_close(&st->base);
       return NULL;
     }
   }
@@ -222,7 +197,7 @@ lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
       sqlite3_exec(st->db, schema_added, NULL, NULL, &msg) != SQLITE_OK) {
     snprintf(err, errlen, "%s: cannot set up the store: %s", path, msg ? msg : sqlite3_errmsg(st->db));
     sqlite3_free(msg);
-    lsr_store_close(st);
+    lsr_store_close(&st->base);
     return NULL;
   }
   /* one real write, committed: the WAL and its index are created and
@@ -233,93 +208,49 @@ lsr_store *lsr_store_open(const char *path, char *err, size_t errlen) {
     char sqlite_why[600];
     snprintf(sqlite_why, sizeof sqlite_why, "%s", msg ? msg : sqlite3_errmsg(st->db));
     sqlite3_free(msg);
-    refuse_unwritable(st, path, sqlite_why, err, errlen);
-    lsr_store_close(st);
+    refuse_unwritable(path, sqlite_why, err, errlen);
+    lsr_store_close(&st->base);
     return NULL;
   }
-  return st;
-}
-
-lsr_store *lsr_store_open_read(const char *path, char *err, size_t errlen) {
-  lsr_store *st = lsr_xalloc(sizeof *st);
-  if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-    snprintf(err, errlen, "%s: cannot open the store: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
-    lsr_store_close(st);
-    return NULL;
-  }
-  sqlite3_busy_timeout(st->db, 5000);
-  if (check_schema(st, path, err, errlen) != 0) {
-    lsr_store_close(st);
-    return NULL;
-  }
-  return st;
-}
-
-void lsr_store_close(lsr_store *st) {
-  if (!st) return;
-  if (st->in_tx) lsr_store_commit(st);
-  for (int i = 0; i < LSR_Q_COUNT; i++) sqlite3_finalize(st->cache[i]);
-  sqlite3_finalize(st->begin_q);
-  sqlite3_finalize(st->commit_q);
-  sqlite3_close_v2(st->db);
-  free(st->touched);
-  free(st->lost);
-  free(st);
+  return &st->base;
 }
 
 /* BEGIN and COMMIT, prepared once: SQLITE_OK or the error (the statement
  * is reset, so that a ROLLBACK after a failed COMMIT can run). */
-static int run_once(lsr_store *st, sqlite3_stmt **q, const char *sql) {
+static int run_once(sqlite_store *st, sqlite3_stmt **q, const char *sql) {
   if (!*q && sqlite3_prepare_v2(st->db, sql, -1, q, NULL) != SQLITE_OK) return SQLITE_ERROR;
   int rc = sqlite3_step(*q);
   sqlite3_reset(*q);
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-int lsr_store_begin(lsr_store *st) {
-  if (st->failed) return -1; /* the turn is lost: nothing more of it is written */
-  if (st->in_tx) return 0;
-  if (run_once(st, &st->begin_q, "BEGIN IMMEDIATE") != SQLITE_OK) {
-    set_error(st, "begin");
-    st->failed = 1;
-    lose_turn(st);
-    return -1;
-  }
-  st->in_tx = 1;
-  return 0;
+static int sqlite_begin(lsr_store *base) {
+  sqlite_store *st = (sqlite_store *)base;
+  if (run_once(st, &st->begin_q, "BEGIN IMMEDIATE") == SQLITE_OK) return 0;
+  set_error(st, "begin");
+  return -1;
 }
 
-int lsr_store_commit(lsr_store *st) {
-  if (st->failed) { /* the turn is over; its error stays in st->error */
-    st->failed = 0;
-    lose_turn(st);  /* runs whose writes were refused after the failure too */
-    return -1;
-  }
-  if (!st->in_tx) return 0;
-  if (run_once(st, &st->commit_q, "COMMIT") != SQLITE_OK) {
-    set_error(st, "commit");
-    if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-    st->in_tx = 0;
-    lose_turn(st);
-    return -1;
-  }
-  st->in_tx = 0;
-  st->ntouched = 0;
-  return 0;
+static int sqlite_commit(lsr_store *base) {
+  sqlite_store *st = (sqlite_store *)base;
+  if (run_once(st, &st->commit_q, "COMMIT") == SQLITE_OK) return 0;
+  set_error(st, "commit");
+  return -1;
 }
 
-void lsr_store_rollback(lsr_store *st) {
-  if (st->in_tx && !sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-  st->in_tx = 0;
-  st->failed = 0;
-  lose_turn(st);
+/* SQLite may already have rolled the transaction back (disk full, I/O
+ * error: autocommit is on again) */
+static void sqlite_rollback(lsr_store *base) {
+  sqlite_store *st = (sqlite_store *)base;
+  if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-int lsr_store_in_transaction(lsr_store *st) { return st->in_tx || st->failed; }
+/* Writes: the statements that are not a SELECT. */
+static int sqlite_is_write(lsr_q q) { return strncmp(lsr_sqlite_sql[q], "SELECT", 6) != 0; }
 
 /* A prepared statement q with its arguments bound; give it back with
  * done(). */
-static sqlite3_stmt *prepare(lsr_store *st, lsr_q q, const char *fmt, va_list ap) {
+static sqlite3_stmt *prepare(sqlite_store *st, lsr_q q, const char *fmt, va_list ap) {
   sqlite3_stmt *stmt = st->cache[q];
   st->cache[q] = NULL;
   if (!stmt && sqlite3_prepare_v2(st->db, lsr_sqlite_sql[q], -1, &stmt, NULL) != SQLITE_OK) {
@@ -348,83 +279,39 @@ static sqlite3_stmt *prepare(lsr_store *st, lsr_q q, const char *fmt, va_list ap
 }
 
 /* Back to the cache (reset, bindings cleared), or finalized. */
-static void done(lsr_store *st, lsr_q q, sqlite3_stmt *stmt) {
+static void done(sqlite_store *st, lsr_q q, sqlite3_stmt *stmt) {
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   if (st->cache[q]) sqlite3_finalize(stmt);
   else st->cache[q] = stmt;
 }
 
-int lsr_store_exec(lsr_store *st, lsr_q qid, const char *fmt, ...) {
-  /* writes go into the turn's transaction */
-  int write = strncmp(lsr_sqlite_sql[qid], "SELECT", 6) != 0;
-  if (write && lsr_store_begin(st) < 0) return -1;
-  va_list ap;
-  va_start(ap, fmt);
-  sqlite3_stmt *q = prepare(st, qid, fmt, ap);
-  va_end(ap);
-  if (!q) {
-    if (write && st->in_tx) fail_turn(st);
-    return -1;
-  }
-  int rc = sqlite3_step(q);
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW) set_error(st, write ? "write" : "read");
-  done(st, qid, q);
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-    if (write && st->in_tx) fail_turn(st);
-    return -1;
-  }
-  return 0;
-}
-
-int lsr_store_changes(lsr_store *st) { return sqlite3_changes(st->db); }
-
-char *lsr_store_text(lsr_store *st, lsr_q qid, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  sqlite3_stmt *q = prepare(st, qid, fmt, ap);
-  va_end(ap);
-  if (!q) return NULL;
-  char *out = NULL;
-  if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
-    out = lsr_strdup((const char *)sqlite3_column_text(q, 0));
-  done(st, qid, q);
-  return out;
-}
-
-int64_t lsr_store_int(lsr_store *st, int64_t dflt, lsr_q qid, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  sqlite3_stmt *q = prepare(st, qid, fmt, ap);
-  va_end(ap);
-  if (!q) return dflt;
-  int64_t v = dflt;
-  if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) v = sqlite3_column_int64(q, 0);
-  done(st, qid, q);
-  return v;
-}
-
-int lsr_store_each(lsr_store *st, void (*row)(void *ud, int ncols, const char **cols), void *ud,
-                   lsr_q qid, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  sqlite3_stmt *q = prepare(st, qid, fmt, ap);
-  va_end(ap);
-  if (!q) return -1;
-  int n = sqlite3_column_count(q), rc;
+static int sqlite_run(lsr_store *base, lsr_q q, const char *fmt, va_list ap, lsr_store_row row, void *ud) {
+  sqlite_store *st = (sqlite_store *)base;
+  sqlite3_stmt *stmt = prepare(st, q, fmt, ap);
+  if (!stmt) return -1;
+  int n = sqlite3_column_count(stmt), rc;
   const char *cols[32];
   if (n > 32) n = 32;
-  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-    for (int i = 0; i < n; i++) cols[i] = (const char *)sqlite3_column_text(q, i);
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (!row) continue;
+    for (int i = 0; i < n; i++) cols[i] = (const char *)sqlite3_column_text(stmt, i);
     row(ud, n, cols);
   }
-  if (rc != SQLITE_DONE) set_error(st, "read");
-  done(st, qid, q);
+  if (rc != SQLITE_DONE) set_error(st, sqlite_is_write(q) ? "write" : "read");
+  done(st, q, stmt);
   return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int lsr_store_cap_pages(lsr_store *st, long long pages) {
+static int sqlite_changes(lsr_store *base) { return sqlite3_changes(((sqlite_store *)base)->db); }
+
+static int sqlite_cap_pages(lsr_store *base, long long pages) {
   char pragma[64];
   snprintf(pragma, sizeof pragma, "PRAGMA max_page_count = %lld", pages);
-  return sqlite3_exec(st->db, pragma, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+  return sqlite3_exec(((sqlite_store *)base)->db, pragma, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
+
+static const lsr_store_ops sqlite_ops = {
+  .begin = sqlite_begin, .commit = sqlite_commit, .rollback = sqlite_rollback, .run = sqlite_run,
+  .changes = sqlite_changes, .is_write = sqlite_is_write, .cap_pages = sqlite_cap_pages, .close = sqlite_close,
+};

@@ -1,7 +1,7 @@
 /* sqlite_sql.c: the SQL of every statement of the store, for SQLite (JSON1
  * builds the REST answers).  Writes are the statements that do not begin
  * with SELECT: they go into the turn's transaction. */
-#include "queries.h"
+#include "backend.h"
 
 /* a time column (seconds since the epoch) as ISO 8601 text */
 #define ISO(col) "strftime('%Y-%m-%dT%H:%M:%fZ', " col ", 'unixepoch')"
@@ -129,9 +129,6 @@ const char *const lsr_sqlite_sql[LSR_Q_COUNT] = {
     "SELECT state FROM app_state WHERE asset = ?",
   [LSR_Q_APP_KEY_GET] =
     "SELECT value FROM meta WHERE key = 'app_key'",
-  [LSR_Q_IS_ID_LIST] =
-    "SELECT json_valid(?1) AND json_type(?1) = 'array' AND NOT EXISTS"
-    " (SELECT 1 FROM json_each(?1) WHERE type != 'integer')",
   [LSR_Q_SEEN_GET] =
     "SELECT last_artifact_id FROM seen WHERE playbook = ? AND container_id = ?",
   [LSR_Q_ARTIFACT_MAX_IN_CONTAINER] =

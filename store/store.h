@@ -3,7 +3,8 @@
  * prompts.  Writes are grouped into one transaction per turn of the loop
  * (lsr_store_commit), and an acknowledgement to a client waits for its
  * commit.  Statements are named (queries.h); each backend has their SQL in
- * one place.  The backend: SQLite (sqlite.c, WAL mode).  No Lua here. */
+ * one place.  The backends: SQLite (sqlite.c, WAL mode, the default) and
+ * PostgreSQL (postgres.c).  No Lua here. */
 #ifndef LSR_STORE_H
 #define LSR_STORE_H
 #include "queries.h"
@@ -12,14 +13,21 @@
 
 typedef struct lsr_store lsr_store;
 
-/* Open or create; a file that is not a luasoar store is refused, never
- * overwritten; one that cannot be written (read-only file, a folder where
- * the -wal and -shm files cannot be made, a full disk) is refused with the
- * reason.  NULL with the reason in err, which names the file. */
-lsr_store *lsr_store_open(const char *path, char *err, size_t errlen);
+/* Open or create the store db names: a PostgreSQL URI (postgresql://...
+ * or postgres://..., libpq's; PG* variables fill in what it leaves out),
+ * else a SQLite file.  A file or database that is not a luasoar store is
+ * refused, never changed; one that cannot be written (a read-only file, a
+ * folder where the -wal and -shm files cannot be made, a full disk) is
+ * refused with the reason.  NULL with the reason in err, which names the
+ * store (never a password). */
+lsr_store *lsr_store_open(const char *db, char *err, size_t errlen);
 /* The same store, to read only (luasoar runs): never created nor written;
  * refused if it is not a luasoar store of this version. */
-lsr_store *lsr_store_open_read(const char *path, char *err, size_t errlen);
+lsr_store *lsr_store_open_read(const char *db, char *err, size_t errlen);
+/* db names a PostgreSQL database. */
+int lsr_store_is_postgres(const char *db);
+/* db as messages show it: a URI's password hidden. */
+void lsr_store_name(const char *db, char *out, size_t n);
 void lsr_store_close(lsr_store *st);
 /* The last error, for messages ("database or disk is full" ...). */
 const char *lsr_store_error(lsr_store *st);
@@ -56,7 +64,8 @@ int64_t lsr_store_int(lsr_store *st, int64_t dflt, lsr_q q, const char *fmt, ...
 /* Rows, one callback per row with its columns as text (NULL for null). */
 int lsr_store_each(lsr_store *st, void (*row)(void *ud, int ncols, const char **cols), void *ud,
                    lsr_q q, const char *fmt, ...);
-/* Cap the store at pages of 4 KiB (to test a full disk); committed. */
+/* Cap the store at pages of 4 KiB (to test a full disk; SQLite only: -1
+ * elsewhere). */
 int lsr_store_cap_pages(lsr_store *st, long long pages);
 
 #endif

@@ -1,4 +1,4 @@
-/* fuzz_rest.c: the bodies of the REST API's POST requests (engine/serve.c),
+/* fuzz_rest.c: the bodies of the REST API's POST requests (serve/rest.c),
  * through the server's router with no HTTP in front (lsr_serve_test_open):
  * the first byte picks the endpoint, the rest is the body (or, first byte
  * 4-7 mod 8, the rest is a path below /rest/ for a GET).  Whatever the

@@ -1,0 +1,276 @@
+/* postgres.c: the store on PostgreSQL (libpq), chosen by a --db that is a
+ * postgresql:// URI; libpq reads the URI and the PG* variables.  The schema
+ * is made in an empty database on first start, under an advisory lock
+ * (4208111: two servers may start at once); one server uses a database at a
+ * time (the session's advisory lock 4208112); a database that holds other tables, or a
+ * luasoar store of another version, is refused untouched.  Statements are
+ * prepared once per connection (their SQL is in postgres_sql.c) and sent
+ * with text arguments.  Any statement that fails inside the turn's
+ * transaction ends it (PostgreSQL refuses everything after it until the
+ * rollback): the turn fails as a whole (store.c). */
+#include "backend.h"
+#include "engine.h"
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  lsr_store base;
+  PGconn *conn;
+  char prepared[LSR_Q_COUNT];
+  int changes;
+} pg_store;
+
+static const char schema[] =
+  "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+  "CREATE TABLE containers(id BIGINT PRIMARY KEY, label TEXT, status TEXT, data TEXT NOT NULL,"
+  " create_time DOUBLE PRECISION, update_time DOUBLE PRECISION);"
+  "CREATE TABLE artifacts(id BIGINT PRIMARY KEY, container_id BIGINT NOT NULL, data TEXT NOT NULL,"
+  " create_time DOUBLE PRECISION);"
+  "CREATE INDEX artifacts_container ON artifacts(container_id);"
+  "CREATE TABLE playbook_runs(id BIGINT PRIMARY KEY, container_id BIGINT, playbook TEXT,"
+  " generation BIGINT, status TEXT, message TEXT, scope TEXT, start_time DOUBLE PRECISION,"
+  " update_time DOUBLE PRECISION, parent_run_id BIGINT, inputs TEXT, outputs TEXT, started INTEGER DEFAULT 0,"
+  " discontinued INTEGER DEFAULT 0);"
+  "CREATE INDEX runs_container ON playbook_runs(container_id);"
+  "CREATE INDEX runs_status ON playbook_runs(status);"
+  "CREATE TABLE run_log(id BIGSERIAL PRIMARY KEY, run_id BIGINT, level TEXT, message TEXT, time DOUBLE PRECISION);"
+  "CREATE INDEX log_run ON run_log(run_id);"
+  "CREATE TABLE action_runs(id BIGINT PRIMARY KEY, run_id BIGINT, name TEXT, action TEXT,"
+  " callback TEXT, handle TEXT, parameters TEXT, assets TEXT, status TEXT, start_time DOUBLE PRECISION,"
+  " update_time DOUBLE PRECISION, delivered INTEGER DEFAULT 0, start_after DOUBLE PRECISION, reviewer TEXT,"
+  " loop_state TEXT, released INTEGER DEFAULT 0);"
+  "CREATE INDEX action_runs_run ON action_runs(run_id);"
+  "CREATE TABLE app_runs(id BIGINT PRIMARY KEY, action_run_id BIGINT, run_id BIGINT, asset TEXT,"
+  " app TEXT, status TEXT, message TEXT, result TEXT, start_time DOUBLE PRECISION, end_time DOUBLE PRECISION);"
+  "CREATE INDEX app_runs_action ON app_runs(action_run_id);"
+  "CREATE TABLE run_data(run_id BIGINT, key TEXT, value TEXT, PRIMARY KEY(run_id, key));"
+  "CREATE TABLE prompts(id BIGINT PRIMARY KEY, run_id BIGINT, name TEXT, prompt TEXT, status TEXT,"
+  " deadline DOUBLE PRECISION, responses TEXT);"
+  "CREATE TABLE calls(id BIGINT, run_id BIGINT, kind TEXT, call TEXT, status TEXT, PRIMARY KEY(kind, id));"
+  "CREATE INDEX calls_run ON calls(run_id);"
+  "CREATE TABLE objects(container_key TEXT, key TEXT, value TEXT, PRIMARY KEY(container_key, key));"
+  "CREATE TABLE custom_lists(name TEXT PRIMARY KEY, rows TEXT);"
+  "CREATE TABLE seen(playbook TEXT, container_id BIGINT, last_artifact_id BIGINT,"
+  " PRIMARY KEY(playbook, container_id));"
+  "CREATE TABLE shared_owners(kind TEXT, container_key TEXT, key TEXT,"
+  " playbook TEXT, PRIMARY KEY(kind, container_key, key));"
+  "CREATE TABLE app_state(asset TEXT PRIMARY KEY, state TEXT);"
+  "INSERT INTO meta VALUES('schema', '" LSR_STORE_SCHEMA "');";
+
+/* The URI for messages: its password, if any, hidden. */
+void lsr_store_name(const char *uri, char *out, size_t n) {
+  const char *auth = strstr(uri, "://");
+  const char *at = auth ? strchr(auth + 3, '@') : NULL;
+  const char *colon = auth ? memchr(auth + 3, ':', at ? (size_t)(at - auth - 3) : 0) : NULL;
+  if (colon) snprintf(out, n, "%.*s:***%s", (int)(colon - uri), uri, at);
+  else snprintf(out, n, "%s", uri);
+}
+
+/* libpq's message, on one line */
+static const char *pg_message(const char *m) {
+  static char line[400];
+  snprintf(line, sizeof line, "%s", m && *m ? m : "unknown error");
+  for (char *p = line; *p; p++)
+    if (*p == '\n') *p = (p[1] ? ' ' : '\0');
+  return line;
+}
+
+static void set_error(pg_store *st, const char *what, const PGresult *r) {
+  lsr_store_errorf(&st->base, "%s: %s", what,
+                   pg_message(r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(st->conn)));
+}
+
+/* A command with no arguments and no rows: 0, or -1 with the error set. */
+static int command(pg_store *st, const char *what, const char *sql) {
+  PGresult *r = PQexec(st->conn, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+  if (!ok) set_error(st, what, r);
+  PQclear(r);
+  return ok ? 0 : -1;
+}
+
+/* The first column of the first row of sql (malloc'd), or NULL. */
+static char *scalar(pg_store *st, const char *sql) {
+  PGresult *r = PQexec(st->conn, sql);
+  char *v = NULL;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+    v = lsr_strdup(PQgetvalue(r, 0, 0));
+  else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    set_error(st, "read", r);
+  PQclear(r);
+  return v;
+}
+
+/* A connection that broke (the server restarted, the network): one try to
+ * get it back before the next statement, which is prepared again. */
+static void reconnect(pg_store *st) {
+  if (PQstatus(st->conn) == CONNECTION_OK) return;
+  PQreset(st->conn);
+  memset(st->prepared, 0, sizeof st->prepared);
+}
+
+static int pg_begin(lsr_store *base) {
+  pg_store *st = (pg_store *)base;
+  reconnect(st);
+  return command(st, "begin", "BEGIN");
+}
+
+static int pg_commit(lsr_store *base) { return command((pg_store *)base, "commit", "COMMIT"); }
+
+static void pg_rollback(lsr_store *base) {
+  pg_store *st = (pg_store *)base;
+  if (PQtransactionStatus(st->conn) != PQTRANS_IDLE) PQclear(PQexec(st->conn, "ROLLBACK"));
+}
+
+static int pg_is_write(lsr_q q) { return strncmp(lsr_pg_sql[q], "SELECT", 6) != 0; }
+
+static int pg_run(lsr_store *base, lsr_q q, const char *fmt, va_list ap, lsr_store_row row, void *ud) {
+  pg_store *st = (pg_store *)base;
+  const char *what = pg_is_write(q) ? "write" : "read";
+  char name[16];
+  snprintf(name, sizeof name, "q%d", (int)q);
+  PGTransactionStatusType ts = PQtransactionStatus(st->conn);
+  if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR) reconnect(st); /* (in a transaction it would lose it) */
+  if (!st->prepared[q]) {
+    PGresult *r = PQprepare(st->conn, name, lsr_pg_sql[q], 0, NULL);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) set_error(st, "prepare", r);
+    PQclear(r);
+    if (!ok) return -1;
+    st->prepared[q] = 1;
+  }
+  int n = fmt ? (int)strlen(fmt) : 0;
+  const char *values[16];
+  char nums[16][32];
+  if (n > 16) {
+    lsr_store_errorf(base, "%s: more than 16 arguments", what);
+    return -1;
+  }
+  for (int i = 0; i < n; i++) {
+    switch (fmt[i]) {
+    case 's': values[i] = va_arg(ap, const char *); break;
+    case 'i': snprintf(nums[i], sizeof nums[i], "%lld", (long long)va_arg(ap, int64_t)); values[i] = nums[i]; break;
+    case 'd': snprintf(nums[i], sizeof nums[i], "%.17g", va_arg(ap, double)); values[i] = nums[i]; break;
+    default: values[i] = NULL; break;
+    }
+  }
+  PGresult *r = PQexecPrepared(st->conn, name, n, values, NULL, NULL, 0);
+  ExecStatusType rs = PQresultStatus(r);
+  if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+    set_error(st, what, r);
+    PQclear(r);
+    if (PQstatus(st->conn) != CONNECTION_OK) memset(st->prepared, 0, sizeof st->prepared);
+    return -1;
+  }
+  st->changes = atoi(PQcmdTuples(r));
+  if (row && rs == PGRES_TUPLES_OK) {
+    int ncols = PQnfields(r) < 32 ? PQnfields(r) : 32;
+    const char *cols[32];
+    for (int t = 0; t < PQntuples(r); t++) {
+      for (int c = 0; c < ncols; c++) cols[c] = PQgetisnull(r, t, c) ? NULL : PQgetvalue(r, t, c);
+      row(ud, ncols, cols);
+    }
+  }
+  PQclear(r);
+  return 0;
+}
+
+static int pg_changes(lsr_store *base) { return ((pg_store *)base)->changes; }
+
+static int pg_cap_pages(lsr_store *base, long long pages) {
+  lsr_store_errorf(base, "a page cap exists on SQLite only");
+  return -1;
+}
+
+static void pg_close(lsr_store *base) {
+  pg_store *st = (pg_store *)base;
+  PQfinish(st->conn);
+  free(st);
+}
+
+static const lsr_store_ops pg_ops = {
+  .begin = pg_begin, .commit = pg_commit, .rollback = pg_rollback, .run = pg_run, .changes = pg_changes,
+  .is_write = pg_is_write, .read_fails_turn = 1, .cap_pages = pg_cap_pages, .close = pg_close,
+};
+
+static void quiet(void *arg, const char *message) {} /* NOTICEs (IF NOT EXISTS ...) are not errors */
+
+/* The schema: made in an empty database, checked in any other.  0, or -1
+ * with why in err (the database left untouched). */
+static int check_schema(pg_store *st, const char *shown, int read_only, char *err, size_t errlen) {
+  if (!read_only && (command(st, "schema", "BEGIN") < 0 ||
+                     command(st, "schema", "SELECT pg_advisory_xact_lock(4208111)") < 0)) {
+    snprintf(err, errlen, "%s: cannot check the store's schema: %s", shown, st->base.error);
+    return -1;
+  }
+  char *has_meta = scalar(st, "SELECT to_regclass('meta') IS NOT NULL");
+  char *tables = scalar(st, "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()");
+  char *version = has_meta && strcmp(has_meta, "t") == 0 ? scalar(st, "SELECT value FROM meta WHERE key = 'schema'") : NULL;
+  int rc = 0;
+  if (!has_meta || !tables) {
+    snprintf(err, errlen, "%s: cannot read the database's tables: %s", shown, st->base.error);
+    rc = -1;
+  } else if (version) {
+    if (strcmp(version, LSR_STORE_SCHEMA) != 0) {
+      snprintf(err, errlen, "%s: a luasoar store of another version (%s); it is left untouched", shown, version);
+      rc = -1;
+    }
+  } else if (strcmp(tables, "0") != 0 || read_only) {
+    snprintf(err, errlen, "%s: %s, but not a luasoar store (no schema version); it is left untouched", shown,
+             strcmp(tables, "0") != 0 ? "a database with tables" : "an empty database");
+    rc = -1;
+  } else if (command(st, "schema", schema) < 0) {
+    snprintf(err, errlen, "%s: cannot make the store's schema: %s", shown, st->base.error);
+    rc = -1;
+  }
+  free(has_meta);
+  free(tables);
+  free(version);
+  if (!read_only) {
+    if (rc == 0 && command(st, "schema", "COMMIT") < 0) {
+      snprintf(err, errlen, "%s: cannot make the store's schema: %s", shown, st->base.error);
+      rc = -1;
+    }
+    if (rc < 0) pg_rollback(&st->base);
+  }
+  return rc;
+}
+
+lsr_store *lsr_pg_open(const char *uri, int read_only, char *err, size_t errlen) {
+  char shown[512];
+  lsr_store_name(uri, shown, sizeof shown);
+  pg_store *st = lsr_xalloc(sizeof *st);
+  st->base.ops = &pg_ops;
+  st->conn = PQconnectdb(uri);
+  if (!st->conn || PQstatus(st->conn) != CONNECTION_OK) {
+    snprintf(err, errlen, "%s: cannot connect to PostgreSQL: %s", shown,
+             st->conn ? pg_message(PQerrorMessage(st->conn)) : "out of memory");
+    lsr_store_close(&st->base);
+    return NULL;
+  }
+  PQsetNoticeProcessor(st->conn, quiet, NULL);
+  if (check_schema(st, shown, read_only, err, errlen) < 0) {
+    lsr_store_close(&st->base);
+    return NULL;
+  }
+  if (read_only && command(st, "open", "SET default_transaction_read_only = on") < 0) {
+    snprintf(err, errlen, "%s: %s", shown, st->base.error);
+    lsr_store_close(&st->base);
+    return NULL;
+  }
+  /* one server per database (until servers share one as a cluster): its
+   * recovery takes every run the store says is running as its own.  The
+   * lock is the connection's: it goes when the server dies. */
+  char *mine = read_only ? NULL : scalar(st, "SELECT pg_try_advisory_lock(4208112)");
+  if (!read_only && (!mine || strcmp(mine, "t") != 0)) {
+    snprintf(err, errlen, "%s: %s", shown, mine ? "another luasoar serve uses this database" : st->base.error);
+    free(mine);
+    lsr_store_close(&st->base);
+    return NULL;
+  }
+  free(mine);
+  st->base.error[0] = 0;
+  return &st->base;
+}
