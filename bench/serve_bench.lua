@@ -14,6 +14,8 @@
 --   LUA_CPATH="build/?.so;;" lua5.4 bench/serve_bench.lua
 --   LUA_CPATH="build/?.so;;" lua5.4 bench/serve_bench.lua ingest reload reps=5
 --   LUA_CPATH="build/?.so;;" lua5.4 bench/serve_bench.lua recovery recovery=1000,3000
+--   LUA_CPATH="build/?.so;;" lua5.4 bench/serve_bench.lua ingest runs pg=postgresql://luasoar@127.0.0.1:5432
+-- (with pg=, the store is PostgreSQL: ingest, runs and recovery; reload reads SQLite)
 -- Every server it starts listens on 127.0.0.1 only and is killed at the end,
 -- also on errors; temp folders are under /tmp (keep=1 keeps them).
 local luasoar = require "luasoar"
@@ -28,6 +30,7 @@ local DEFAULTS = {
   recovery_setup_max = 600,     -- seconds allowed to get N runs in flight
   bin = "build/luasoar",
   keep = 0,
+  pg = "",               -- a PostgreSQL server (postgresql://USER@HOST:PORT): each site gets a fresh database there
 }
 local CASES = {"ingest", "reload", "runs", "recovery"}
 
@@ -108,7 +111,18 @@ local function new_site(name)
   local dir = ("%s/%02d-%s"):format(TMP, dir_seq, name)
   sh("mkdir -p " .. q(dir .. "/scripts/playbooks") .. " " .. q(dir .. "/scripts/apps"))
   write(dir .. "/scripts/assets.json", "{}")
-  return {dir = dir, scripts = dir .. "/scripts", db = dir .. "/luasoar.db", nlog = 0}
+  local db, files = dir .. "/luasoar.db", dir .. "/luasoar.db"
+  if opt.pg ~= "" then -- a fresh database; the server's own files in its folder
+    local name = ("bench_%d_%d"):format(os.time(), dir_seq)
+    sh(("psql -q %s -c %s"):format(q(opt.pg .. "/postgres"), q("CREATE DATABASE " .. name)))
+    db, files = opt.pg .. "/" .. name, dir .. "/luasoar"
+  end
+  return {dir = dir, scripts = dir .. "/scripts", db = db, files = files, nlog = 0}
+end
+
+--- serve's arguments for site's store
+local function store_args(site)
+  return ("--db %s%s"):format(q(site.db), opt.pg ~= "" and (" --node-dir " .. q(site.dir)) or "")
 end
 
 local LOOKUP_APP = [[
@@ -145,8 +159,8 @@ local function launch(site)
     site.nlog = site.nlog + 1
     site.log = ("%s/serve-%d.log"):format(site.dir, site.nlog)
     site.port = math.random(20000, 59999)
-    local pid = math.tointeger(tonumber(sh(("%s serve --scripts %s --db %s --listen 127.0.0.1:%d 2>%s >/dev/null & echo $!")
-      :format(q(BIN), q(site.scripts), q(site.db), site.port, q(site.log)))))
+    local pid = math.tointeger(tonumber(sh(("%s serve --scripts %s %s --listen 127.0.0.1:%d 2>%s >/dev/null & echo $!")
+      :format(q(BIN), q(site.scripts), store_args(site), site.port, q(site.log)))))
     site.pid = pid
     live[pid] = site
     local t = read(site.log)
@@ -156,7 +170,7 @@ local function launch(site)
       sh("sleep 0.02")
     end
     if t:find("listening on", 1, true) then
-      site.token = read(site.db .. ".token"):match("[^\r\n]+")
+      site.token = read(site.files .. ".token"):match("[^\r\n]+")
       return site
     end
     if alive(pid) then sh(("kill -9 %d"):format(pid)) end
@@ -198,6 +212,7 @@ local function cleanup()
 end
 
 local function sql(site, query)
+  if opt.pg ~= "" then return (sh(("psql -At -q %s -c %s 2>&1"):format(q(site.db), q(query))):gsub("\n$", "")) end
   return (sh(("sqlite3 -cmd '.timeout 5000' %s %s 2>&1"):format(q(site.db), q(query))):gsub("\n$", ""))
 end
 local function sql_int(site, query) return math.tointeger(tonumber(sql(site, query))) or error(sql(site, query)) end
@@ -483,7 +498,7 @@ local function bench_runs()
     assert(n == M, ("store on: %d of %d containers acknowledged"):format(n, M))
     local flight = 0 -- the most runs the poller saw running at once (after the POSTs)
     local ended = wait_until(function()
-      local e, running = sql(s, "SELECT sum(status != 'running'), sum(status = 'running') FROM playbook_runs")
+      local e, running = sql(s, "SELECT sum(CASE WHEN status != 'running' THEN 1 ELSE 0 END), sum(CASE WHEN status = 'running' THEN 1 ELSE 0 END) FROM playbook_runs")
         :match("(%d+)|(%d+)")
       flight = math.max(flight, tonumber(running or "") or 0)
       return (tonumber(e or "") or 0) >= M
@@ -613,7 +628,7 @@ local function bench_recovery_one(n)
   local script = ([[
 log=%s
 t0=$(date +%%s%%N)
-%s serve --scripts %s --db %s --listen 127.0.0.1:%d 2>$log >/dev/null &
+%s serve --scripts %s %s --listen 127.0.0.1:%d 2>$log >/dev/null &
 pid=$!
 t1=; t2=; why=ok; dl=$(( $(date +%%s) + 900 ))
 while [ -z "$t2" ]; do
@@ -624,7 +639,7 @@ while [ -z "$t2" ]; do
   sleep 0.002
 done
 echo "$pid $why $t0 ${t1:-0} ${t2:-0}"
-]]):format(q(site.log), q(BIN), q(site.scripts), q(site.db), site.port)
+]]):format(q(site.log), q(BIN), q(site.scripts), store_args(site), site.port)
   write(site.dir .. "/restart.sh", script)
   local out = sh("sh " .. q(site.dir .. "/restart.sh"))
   local pid, why, a, b, c = out:match("(%d+) (%a+) (%d+) (%d+) (%d+)")
