@@ -76,7 +76,6 @@ typedef struct {
   unsigned mhd_logged;
 } server;
 
-
 /* main.c */
 void srv_say(const char *fmt, ...);
 /* journal.c */
@@ -100,6 +99,7 @@ void srv_watch_dir(server *s, const char *dir);
 int64_t srv_max_id(const char *kind, void *ud);
 void srv_restore_row(void *ud, int ncols, const char **cols);
 int srv_recover(server *s);
+
 /* A request's body, as it arrives. */
 typedef struct {
   char *body;

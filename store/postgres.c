@@ -5,9 +5,14 @@
  * time (the session's advisory lock 4208112); a database that holds other tables, or a
  * luasoar store of another version, is refused untouched.  Statements are
  * prepared once per connection (their SQL is in postgres_sql.c) and sent
- * with text arguments.  Any statement that fails inside the turn's
- * transaction ends it (PostgreSQL refuses everything after it until the
- * rollback): the turn fails as a whole (store.c). */
+ * with text arguments.
+ *
+ * The turn's transaction is a pipeline (libpq's pipeline mode): its writes
+ * are sent without waiting for their answers, which are read at the
+ * commit, or before a read of the turn (whose answer is needed now).  A
+ * statement that fails ends the transaction (PostgreSQL refuses everything
+ * after it until the rollback): the turn fails as a whole (store.c), and
+ * nothing is acknowledged before its commit's answer. */
 #include "backend.h"
 #include "engine.h"
 #include <libpq-fe.h>
@@ -15,11 +20,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* what an answer of the pipeline is to */
+typedef enum { SENT_BEGIN, SENT_PREPARE, SENT_EXEC, SENT_COMMIT, SENT_SYNC } sent_kind;
+
 typedef struct {
   lsr_store base;
   PGconn *conn;
   char prepared[LSR_Q_COUNT];
+  char preparing[LSR_Q_COUNT]; /* sent in the pipeline, not answered yet */
   int changes;
+  int piping;                  /* the turn's transaction is a pipeline */
+  struct { sent_kind kind; lsr_q q; } *sent; /* answers to read, in order */
+  size_t nsent, capsent, first;
+  int failed;                  /* an answer of this pipeline was an error */
 } pg_store;
 
 static const char schema[] =
@@ -103,6 +116,8 @@ static char *scalar(pg_store *st, const char *sql) {
   return v;
 }
 
+static int pg_is_write(lsr_q q) { return strncmp(lsr_pg_sql[q], "SELECT", 6) != 0; }
+
 /* A connection that broke (the server restarted, the network): one try to
  * get it back before the next statement, which is prepared again. */
 static void reconnect(pg_store *st) {
@@ -111,29 +126,124 @@ static void reconnect(pg_store *st) {
   memset(st->prepared, 0, sizeof st->prepared);
 }
 
+/* ---- the turn's pipeline ---- */
+
+static void sent(pg_store *st, sent_kind kind, lsr_q q) {
+  if (st->nsent == st->capsent) {
+    st->capsent = st->capsent ? st->capsent * 2 : 64;
+    st->sent = lsr_xrealloc(st->sent, st->capsent * sizeof *st->sent);
+  }
+  st->sent[st->nsent].kind = kind;
+  st->sent[st->nsent++].q = q;
+}
+
+/* Read every answer sent for: the first error is kept (later answers of
+ * the pipeline are "aborted"); prepared statements are marked; the last
+ * EXEC's rows go to row.  0, or -1 if some answer was an error. */
+static int drain(pg_store *st, lsr_store_row row, void *ud) {
+  if (st->first == st->nsent) return st->failed ? -1 : 0;
+  if (st->sent[st->nsent - 1].kind != SENT_SYNC) PQsendFlushRequest(st->conn);
+  PQflush(st->conn);
+  for (; st->first < st->nsent; st->first++) {
+    sent_kind kind = st->sent[st->first].kind;
+    lsr_q q = st->sent[st->first].q;
+    PGresult *r = PQgetResult(st->conn);
+    ExecStatusType rs = PQresultStatus(r);
+    int ok = rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK || rs == PGRES_PIPELINE_SYNC;
+    if (!r) ok = 0; /* the connection broke */
+    if (kind == SENT_PREPARE) {
+      st->preparing[q] = 0;
+      st->prepared[q] = ok;
+    }
+    if (ok && kind == SENT_EXEC) {
+      st->changes = atoi(PQcmdTuples(r));
+      if (row && st->first + 1 == st->nsent && rs == PGRES_TUPLES_OK) {
+        int ncols = PQnfields(r) < 32 ? PQnfields(r) : 32;
+        const char *cols[32];
+        for (int t = 0; t < PQntuples(r); t++) {
+          for (int c = 0; c < ncols; c++) cols[c] = PQgetisnull(r, t, c) ? NULL : PQgetvalue(r, t, c);
+          row(ud, ncols, cols);
+        }
+      }
+    }
+    if (!ok && !st->failed && rs != PGRES_PIPELINE_ABORTED) {
+      set_error(st, kind == SENT_PREPARE ? "prepare" : kind == SENT_EXEC ? (pg_is_write(q) ? "write" : "read")
+                  : kind == SENT_COMMIT ? "commit" : "begin", r);
+      st->failed = 1;
+    } else if (!ok && !st->failed) {
+      st->failed = 1;
+    }
+    PQclear(r);
+    if (!r) break;
+    if (kind != SENT_SYNC) { /* each query's answers end with a NULL */
+      PGresult *end;
+      while ((end = PQgetResult(st->conn)) != NULL) PQclear(end);
+    }
+  }
+  if (st->first < st->nsent) { /* broken off: the rest will never come */
+    for (; st->first < st->nsent; st->first++)
+      if (st->sent[st->first].kind == SENT_PREPARE) st->preparing[st->sent[st->first].q] = 0;
+  }
+  return st->failed ? -1 : 0;
+}
+
+/* The pipeline ends: what is left is read, and the connection is back to
+ * one statement at a time. */
+static void end_pipeline(pg_store *st) {
+  if (!st->piping) return;
+  if (st->first < st->nsent && st->sent[st->nsent - 1].kind != SENT_SYNC) {
+    PQpipelineSync(st->conn);
+    sent(st, SENT_SYNC, 0);
+  }
+  drain(st, NULL, NULL);
+  PQexitPipelineMode(st->conn);
+  st->piping = 0;
+  st->nsent = st->first = 0;
+  st->failed = 0;
+}
+
 static int pg_begin(lsr_store *base) {
   pg_store *st = (pg_store *)base;
   reconnect(st);
-  return command(st, "begin", "BEGIN");
+  if (PQenterPipelineMode(st->conn) != 1) return command(st, "begin", "BEGIN");
+  st->piping = 1;
+  if (PQsendQueryParams(st->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1) {
+    set_error(st, "begin", NULL);
+    end_pipeline(st);
+    return -1;
+  }
+  sent(st, SENT_BEGIN, 0);
+  return 0;
 }
 
-static int pg_commit(lsr_store *base) { return command((pg_store *)base, "commit", "COMMIT"); }
+static int pg_commit(lsr_store *base) {
+  pg_store *st = (pg_store *)base;
+  if (!st->piping) return command(st, "commit", "COMMIT");
+  int ok = PQsendQueryParams(st->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1;
+  if (ok) sent(st, SENT_COMMIT, 0);
+  else set_error(st, "commit", NULL);
+  if (PQpipelineSync(st->conn) == 1) sent(st, SENT_SYNC, 0);
+  ok = drain(st, NULL, NULL) == 0 && ok;
+  end_pipeline(st);
+  return ok ? 0 : -1;
+}
 
 static void pg_rollback(lsr_store *base) {
   pg_store *st = (pg_store *)base;
+  end_pipeline(st);
   if (PQtransactionStatus(st->conn) != PQTRANS_IDLE) PQclear(PQexec(st->conn, "ROLLBACK"));
 }
-
-static int pg_is_write(lsr_q q) { return strncmp(lsr_pg_sql[q], "SELECT", 6) != 0; }
 
 static int pg_run(lsr_store *base, lsr_q q, const char *fmt, va_list ap, lsr_store_row row, void *ud) {
   pg_store *st = (pg_store *)base;
   const char *what = pg_is_write(q) ? "write" : "read";
   char name[16];
   snprintf(name, sizeof name, "q%d", (int)q);
-  PGTransactionStatusType ts = PQtransactionStatus(st->conn);
-  if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR) reconnect(st); /* (in a transaction it would lose it) */
-  if (!st->prepared[q]) {
+  if (!st->piping) {
+    PGTransactionStatusType ts = PQtransactionStatus(st->conn);
+    if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR) reconnect(st); /* (in a transaction it would lose it) */
+  }
+  if (!st->prepared[q] && !st->piping) {
     PGresult *r = PQprepare(st->conn, name, lsr_pg_sql[q], 0, NULL);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok) set_error(st, "prepare", r);
@@ -156,6 +266,24 @@ static int pg_run(lsr_store *base, lsr_q q, const char *fmt, va_list ap, lsr_sto
     default: values[i] = NULL; break;
     }
   }
+  if (st->piping) { /* in the turn's pipeline: a write's answer is read later, a read's now */
+    if (st->failed) return -1;
+    if (!st->prepared[q] && !st->preparing[q]) {
+      if (PQsendPrepare(st->conn, name, lsr_pg_sql[q], 0, NULL) != 1) {
+        set_error(st, "prepare", NULL);
+        return -1;
+      }
+      sent(st, SENT_PREPARE, q);
+      st->preparing[q] = 1;
+    }
+    if (PQsendQueryPrepared(st->conn, name, n, values, NULL, NULL, 0) != 1) {
+      set_error(st, what, NULL);
+      return -1;
+    }
+    sent(st, SENT_EXEC, q);
+    if (pg_is_write(q) && !row) return 0;
+    return drain(st, row, ud);
+  }
   PGresult *r = PQexecPrepared(st->conn, name, n, values, NULL, NULL, 0);
   ExecStatusType rs = PQresultStatus(r);
   if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
@@ -177,7 +305,11 @@ static int pg_run(lsr_store *base, lsr_q q, const char *fmt, va_list ap, lsr_sto
   return 0;
 }
 
-static int pg_changes(lsr_store *base) { return ((pg_store *)base)->changes; }
+static int pg_changes(lsr_store *base) {
+  pg_store *st = (pg_store *)base;
+  if (st->piping) drain(st, NULL, NULL); /* the last write's answer */
+  return st->changes;
+}
 
 static int pg_cap_pages(lsr_store *base, long long pages) {
   lsr_store_errorf(base, "a page cap exists on SQLite only");
@@ -186,6 +318,8 @@ static int pg_cap_pages(lsr_store *base, long long pages) {
 
 static void pg_close(lsr_store *base) {
   pg_store *st = (pg_store *)base;
+  if (st->conn && PQstatus(st->conn) == CONNECTION_OK) end_pipeline(st);
+  free(st->sent);
   PQfinish(st->conn);
   free(st);
 }
