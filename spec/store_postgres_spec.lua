@@ -105,6 +105,37 @@ describe("the store on PostgreSQL", function()
     assert.equal("before,back", P.sql(srv.db, "SELECT string_agg(data::json ->> 'name', ',' ORDER BY id) FROM containers"))
   end)
 
+  it("fails a run whose turn a write broke, keeps none of that turn, and goes on with the others", function()
+    local srv = S.start({["playbooks/p.lua"] = [[
+playbook_info = {labels = {"events"}, active = true}
+function on_start(c)
+  phantom.debug("start " .. c.name)
+  phantom.save_run_data{key = "k", value = c.name}
+  phantom.debug("say " .. c.name)
+end
+]]}, nil, P.new_db())
+    finally(function() S.stop(srv) end)
+    -- the database refuses one line of the log: the write in the middle of that run's turn
+    P.sql(srv.db, "ALTER TABLE run_log ADD CONSTRAINT no_boom CHECK (message NOT LIKE '%say boom%')")
+    local _, good = S.request(srv, "POST", "/rest/container", {name = "fine", label = "events"})
+    local _, bad = S.request(srv, "POST", "/rest/container", {name = "boom", label = "events"})
+    local _, after = S.request(srv, "POST", "/rest/container", {name = "after", label = "events"})
+    local runs = S.all_ended(srv, 3)
+    local by = {}
+    for _, r in ipairs(runs) do by[r.container] = r end
+    assert.equal("success", by[good.id].status)
+    assert.equal("success", by[after.id].status)
+    local broken = by[bad.id]
+    assert.equal("failed", broken.status)
+    assert.matches("^the store lost a turn of this run %(its writes were rolled back%): write: ERROR: .*no_boom",
+                   broken.message)
+    -- of its turn nothing is kept: neither its first line nor its run data
+    assert.equal("error", P.sql(srv.db, "SELECT string_agg(level, ',') FROM run_log WHERE run_id = " .. broken.id))
+    assert.equal("0", P.sql(srv.db, "SELECT count(*) FROM run_data WHERE run_id = " .. broken.id))
+    assert.equal("start after,say after",
+                 P.sql(srv.db, "SELECT string_agg(message, ',' ORDER BY id) FROM run_log WHERE run_id = " .. by[after.id].id))
+  end)
+
   it("runs the README's example", function()
     local text = assert(io.open(H.root .. "/README.md")):read("a")
     local block = assert(text:match("<!%-%- postgresql %-%->\n```sh\n(.-)```"), "no postgresql block")

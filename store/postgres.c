@@ -166,11 +166,9 @@ static int drain(pg_store *st, lsr_store_row row, void *ud) {
         }
       }
     }
-    if (!ok && !st->failed && rs != PGRES_PIPELINE_ABORTED) {
+    if (!ok && !st->failed) { /* the first error (the answers after it are "aborted") */
       set_error(st, kind == SENT_PREPARE ? "prepare" : kind == SENT_EXEC ? (pg_is_write(q) ? "write" : "read")
                   : kind == SENT_COMMIT ? "commit" : "begin", r);
-      st->failed = 1;
-    } else if (!ok && !st->failed) {
       st->failed = 1;
     }
     PQclear(r);
