@@ -189,12 +189,15 @@ static int drain(pg_store *st, lsr_store_row row, void *ud) {
  * one statement at a time. */
 static void end_pipeline(pg_store *st) {
   if (!st->piping) return;
-  if (st->first < st->nsent && st->sent[st->nsent - 1].kind != SENT_SYNC) {
-    PQpipelineSync(st->conn);
+  /* after an error the server ignores all until a sync, read or not */
+  if (st->nsent && st->sent[st->nsent - 1].kind != SENT_SYNC && PQpipelineSync(st->conn) == 1)
     sent(st, SENT_SYNC, 0);
-  }
   drain(st, NULL, NULL);
-  PQexitPipelineMode(st->conn);
+  if (PQexitPipelineMode(st->conn) != 1) { /* still busy: start again on a fresh connection */
+    PQreset(st->conn);
+    memset(st->prepared, 0, sizeof st->prepared);
+    memset(st->preparing, 0, sizeof st->preparing);
+  }
   st->piping = 0;
   st->nsent = st->first = 0;
   st->failed = 0;
