@@ -33,14 +33,19 @@ function P.server()
   local bin = bindir()
   -- its own folder (the specs' is private to root)
   local dir = sh("mktemp -d /tmp/luasoar-pg.XXXXXX"):match("^(%S+)")
-  local port = free_port()
   local root = sh("id -u"):match("^0") ~= nil
   local as = root and "runuser -u nobody -- " or ""
   if root then sh("chown nobody " .. q(dir)) end
   local out, code = sh(("%s%s/initdb -D %s/data -A trust -U luasoar -E UTF8 --no-sync"):format(as, bin, q(dir)))
   assert(code == 0, "initdb failed:\n" .. out)
-  out, code = sh(("%s%s/pg_ctl -D %s/data -w -l %s/log -o %s start"):format(as, bin, q(dir), q(dir),
-    q(("-p %d -k %s -h 127.0.0.1 -c fsync=off -c max_connections=200"):format(port, dir))))
+  local port
+  for _ = 1, 5 do -- a port found free may be taken before the server binds it: then another
+    port = free_port()
+    out, code = sh(("%s%s/pg_ctl -D %s/data -w -l %s/log -o %s start"):format(as, bin, q(dir), q(dir),
+      q(("-p %d -k %s -h 127.0.0.1 -c fsync=off -c max_connections=200"):format(port, dir))))
+    if code == 0 or not sh("cat " .. q(dir .. "/log")):find("Address already in use", 1, true) then break end
+    sh("rm -f " .. q(dir .. "/log"))
+  end
   assert(code == 0, "the PostgreSQL server did not start:\n" .. out .. sh("cat " .. q(dir .. "/log")))
   -- stopped when this process ends, however it ends
   sh(("(while kill -0 %d 2>/dev/null; do sleep 0.5; done; %s%s/pg_ctl -D %s/data -m immediate stop; rm -rf %s)"

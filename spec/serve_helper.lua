@@ -19,7 +19,9 @@ local port_seed = 0
 local function free_port()
   port_seed = port_seed + 1
   for _ = 1, 50 do
-    local port = 20000 + (os.time() * 7 + port_seed * 131 + math.random(0, 9999)) % 30000
+    -- below Linux's ephemeral ports (32768 and up by default): an outgoing
+    -- connection cannot take it between this check and the bind
+    local port = 20000 + (os.time() * 7 + port_seed * 131 + math.random(0, 9999)) % 12000
     if sh(("(exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null && echo used"):format(port)) == "" then return port end
   end
   error("no free port")
