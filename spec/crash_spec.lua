@@ -224,6 +224,17 @@ describe("the store", function()
     end
   end)
 
+  sqlite_it("is used by one server at a time; a killed server's lock goes with it", function()
+    local srv = S.start({})
+    finally(function() S.stop(srv) end)
+    local out = S.sh(("cd %s && %s serve --scripts scripts --db %s --listen 127.0.0.1:%d 2>&1; echo \"exit $?\"")
+                     :format(S.q(srv.dir), S.q(H.bin), S.q(srv.db), S.free_port()))
+    assert.equal("luasoar serve: " .. srv.db .. ": another luasoar serve uses this store\nexit 2\n", out)
+    S.stop(srv, "KILL")
+    S.launch(srv)
+    assert.equal(200, (S.request(srv, "POST", "/rest/container", {name = "after", label = "events"})))
+  end)
+
   sqlite_it("when full, refuses new work with a clear error instead of acknowledging it, and takes it when space is back", function()
     local dir = H.tmp() .. "/full" .. math.random(1, 1e9)
     local srv = S.start({["playbooks/p.lua"] = "function on_start(c) end\n"}, dir)

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@ typedef struct {
    * nested use of the same statement prepares its own) */
   sqlite3_stmt *cache[LSR_Q_COUNT];
   sqlite3_stmt *begin_q, *commit_q; /* BEGIN IMMEDIATE, COMMIT: once per turn */
+  int lock_fd;          /* holds the file's flock: one server per store */
 } sqlite_store;
 
 static const char schema[] =
@@ -138,6 +141,7 @@ static void sqlite_close(lsr_store *base) {
   sqlite3_finalize(st->begin_q);
   sqlite3_finalize(st->commit_q);
   sqlite3_close_v2(st->db);
+  if (st->lock_fd >= 0) close(st->lock_fd);
   free(st);
 }
 
@@ -160,6 +164,7 @@ static lsr_store *open_read(sqlite_store *st, const char *path, char *err, size_
 lsr_store *lsr_sqlite_open(const char *path, int read_only, char *err, size_t errlen) {
   sqlite_store *st = lsr_xalloc(sizeof *st);
   st->base.ops = &sqlite_ops;
+  st->lock_fd = -1;
   if (read_only) return open_read(st, path, err, errlen);
   struct stat sb;
   int existed = stat(path, &sb) == 0 && sb.st_size > 0;
@@ -209,6 +214,16 @@ lsr_store *lsr_sqlite_open(const char *path, int read_only, char *err, size_t er
     snprintf(sqlite_why, sizeof sqlite_why, "%s", msg ? msg : sqlite3_errmsg(st->db));
     sqlite3_free(msg);
     refuse_unwritable(path, sqlite_why, err, errlen);
+    lsr_store_close(&st->base);
+    return NULL;
+  }
+  /* one server per store: its recovery takes every running run as its own.
+   * flock, not SQLite's fcntl locks, on a descriptor apps do not inherit
+   * (O_CLOEXEC: one left behind by a killed server must not hold it) */
+  st->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    snprintf(err, errlen, "%s: %s", path,
+             st->lock_fd >= 0 && errno == EWOULDBLOCK ? "another luasoar serve uses this store" : strerror(errno));
     lsr_store_close(&st->base);
     return NULL;
   }
