@@ -234,8 +234,17 @@ function cb(kw) phantom.debug("version " .. V) end
       end
       S.sh("sleep 0.02")
     end
+    -- the last version is served once a generation newer than what was
+    -- served before it was written is there (a fixed sleep was too short
+    -- on a loaded machine)
+    local function generation()
+      local _, pbs = S.request(srv, "GET", "/rest/playbook")
+      return pbs.data[1].generation
+    end
+    local before = generation()
     S.write(srv, "playbooks/p.lua", version(1000))
-    S.sh("sleep 0.4")
+    assert.truthy(S.wait(function() return generation() > before end))
+    S.sh("sleep 0.2") -- past the debounce of any event still pending
     S.request(srv, "POST", "/rest/container", {name = "last", label = "events"})
     local runs = S.all_ended(srv, posted + 1)
     assert.equal(posted + 1, #runs)
