@@ -208,14 +208,25 @@ static int snapshot_protected(lua_State *L) {
 
 /* The JSON of parameter set i (from 0) of ar, encoded the first time it is
  * asked for (by the store, an exec app, a SOAR worker, the test kit). */
+static int encode_param(lua_State *L) {
+  lsr_action_run *ar = lua_touserdata(L, 1);
+  lsr_getref(L, ar->param_ref);
+  lua_rawgeti(L, -1, (lua_Integer)lua_tointeger(L, 2) + 1);
+  lsr_json_encode(L, -1, 1); /* lenient: never refuses (the snapshot was checked) */
+  return 1;
+}
+
 const char *lsr_act_param_json(lsr_action_run *ar, int i) {
   if (!ar->params[i]) {
+    /* protected: the engine's state may be out of memory here, where no
+     * Lua call would catch the error (then {} stands in for the set) */
     lua_State *L = ar->eng->L;
-    lsr_getref(L, ar->param_ref);
-    lua_rawgeti(L, -1, i + 1);
-    lsr_json_encode(L, -1, 1); /* lenient: never refuses (the snapshot was checked) */
-    ar->params[i] = lsr_strdup(lua_tostring(L, -1));
-    lua_pop(L, 3);
+    lua_pushcfunction(L, encode_param);
+    lua_pushlightuserdata(L, ar);
+    lua_pushinteger(L, i);
+    int ok = lua_pcall(L, 2, 1, 0) == LUA_OK;
+    ar->params[i] = lsr_strdup(ok ? lua_tostring(L, -1) : "{}");
+    lua_pop(L, 1);
   }
   return ar->params[i];
 }
