@@ -414,7 +414,7 @@ static int l_act(lua_State *L) {
   ar->eng = eng;
   ar->cfg = eng->cfg;
   eng->cfg->refs++;
-  ar->id = eng->next_action_run_id++;
+  ar->id = lsr_new_id(eng, LSR_ID_ACTION);
   ar->run = run;
   ar->action = lsr_strdup(action);
   ar->name = lsr_strdup(name);
@@ -434,7 +434,7 @@ static int l_act(lua_State *L) {
   for (int k = 0; k < ar->napp_runs; k++) {
     lsr_app_run *apr = &ar->app_runs[k];
     apr->task.kind = LSR_TASK_APP_RUN;
-    apr->id = eng->next_app_run_id++;
+    apr->id = lsr_new_id(eng, LSR_ID_APP_RUN);
     apr->ar = ar;
     apr->asset = assets[k];
     apr->result_ref = LUA_NOREF;

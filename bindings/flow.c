@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 
 static int l_next_id(lua_State *L) {
-  lua_pushinteger(L, lsr_engine_of(L)->next_action_run_id++);
+  lua_pushinteger(L, lsr_new_id(lsr_engine_of(L), LSR_ID_ACTION));
   return 1;
 }
 
@@ -148,7 +148,7 @@ static int l_start_child(lua_State *L) {
   c->name = lsr_strdup(name);
   c->parent = run->id;
   c->token = token;
-  c->id = eng->next_run_id++;
+  c->id = lsr_new_id(eng, LSR_ID_RUN);
   lsr_engine_push(eng, &c->task);
   lua_pushinteger(L, c->id);
   return 1;

@@ -105,11 +105,17 @@ static int l_persisting(lua_State *L) {
   return 1;
 }
 
-/* internal.max_stored_id(kind) -> the store's highest id of kind, or 0 */
-static int l_max_stored_id(lua_State *L) {
+/* internal.new_stored_id(kind) -> a new id of kind (artifact, pin, note,
+ * data) from the store, unique across the servers that share it; nil when
+ * nothing is stored (luasoar run: the Lua side numbers them) */
+static int l_new_stored_id(lua_State *L) {
+  static const char *const names[] = {"artifact", "pin", "note", "data", NULL};
+  static const lsr_id_kind kinds[] = {LSR_ID_ARTIFACT, LSR_ID_PIN, LSR_ID_NOTE, LSR_ID_DATA};
   lsr_engine *eng = lsr_engine_of(L);
-  const char *kind = luaL_checkstring(L, 1);
-  lua_pushinteger(L, eng->obs.max_id ? eng->obs.max_id(kind, eng->obs.ud) : 0);
+  lsr_id_kind kind = kinds[luaL_checkoption(L, 1, NULL, names)];
+  int64_t id = eng->obs.new_id ? eng->obs.new_id(kind, eng->obs.ud) : 0;
+  if (id > 0) lua_pushinteger(L, id);
+  else lua_pushnil(L);
   return 1;
 }
 
@@ -185,7 +191,7 @@ void lsr_phantom_open(lua_State *L) {
   static const luaL_Reg internal[] = {
     {"args", lsr_args_lua}, {"state", l_state}, {"store", l_store}, {"log", l_log},
     {"where", l_where}, {"now", l_now}, {"is_array", l_is_array}, {"array", l_array},
-    {"persist", l_persist}, {"persisting", l_persisting}, {"max_stored_id", l_max_stored_id},
+    {"persist", l_persist}, {"persisting", l_persisting}, {"new_stored_id", l_new_stored_id},
     {"load_stored", l_load_stored}, {"shared_quota", l_shared_quota},
     {"freeze", l_freeze}, {NULL, NULL},
   };

@@ -414,7 +414,7 @@ static lsr_run *run_new(lsr_engine *eng, lsr_gen *gen) {
   run->eng = eng;
   run->gen = gen;
   gen->runs++;
-  run->id = eng->forced_run_id ? eng->forced_run_id : eng->next_run_id++;
+  run->id = eng->forced_run_id ? eng->forced_run_id : lsr_new_id(eng, LSR_ID_RUN);
   lua_getfield(L, -1, "id");
   run->container_id = lua_tointeger(L, -1);
   lua_pop(L, 1);

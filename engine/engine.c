@@ -53,6 +53,11 @@ static uint64_t random64(void) {
   return v;
 }
 
+int64_t lsr_new_id(lsr_engine *eng, lsr_id_kind kind) {
+  if (eng->obs.new_id) return eng->obs.new_id(kind, eng->obs.ud);
+  return kind <= LSR_ID_APP_RUN ? eng->next_id[kind]++ : 0;
+}
+
 lsr_engine *lsr_engine_new(uv_loop_t *loop, char *err, size_t errlen) {
   signal(SIGPIPE, SIG_IGN); /* a child that exits early must not kill us */
   lsr_engine *eng = lsr_xalloc(sizeof *eng);
@@ -65,7 +70,7 @@ lsr_engine *lsr_engine_new(uv_loop_t *loop, char *err, size_t errlen) {
   eng->cfg = lsr_xalloc(sizeof *eng->cfg);
   uv_idle_init(loop, &eng->idle);
   eng->idle.data = eng;
-  eng->next_run_id = eng->next_action_run_id = eng->next_app_run_id = 1;
+  for (int k = 0; k < LSR_ID_KINDS; k++) eng->next_id[k] = 1;
   eng->guid_seed = random64();
   eng->max_app_output = LSR_DEFAULT_MAX_APP_OUTPUT;
   eng->exec_max = 256;

@@ -242,6 +242,14 @@ typedef struct {
 
 /* ---- the engine ---- */
 
+/* What the engine numbers.  Actions, prompts and custom function calls
+ * share one sequence (SOAR's action_run ids). */
+typedef enum {
+  LSR_ID_RUN, LSR_ID_ACTION, LSR_ID_APP_RUN, LSR_ID_ARTIFACT, LSR_ID_CONTAINER, LSR_ID_PIN, LSR_ID_NOTE,
+  LSR_ID_DATA, LSR_ID_KINDS
+} lsr_id_kind;
+#define LSR_ID_NAMES {"run", "action", "app_run", "artifact", "container", "pin", "note", "data"}
+
 typedef struct {
   void (*on_log)(lsr_run *run, const lsr_log_entry *e, void *ud);
   void (*on_run_end)(lsr_run *run, void *ud);
@@ -257,8 +265,9 @@ typedef struct {
   /* the data API changed something kept across runs or steps: kind is
    * run_data, container, artifact, object, list, prompt, outputs */
   void (*persist)(lsr_run *run, const char *kind, const char *key, const char *json, void *ud);
-  /* the highest id the store holds for kind (artifact): new ones go above */
-  int64_t (*max_id)(const char *kind, void *ud);
+  /* a new id of kind (luasoar serve): the store gives ids, unique across
+   * the servers that share it; without this observer the engine counts */
+  int64_t (*new_id)(lsr_id_kind kind, void *ud);
   /* what the store holds (luasoar serve), as JSON (malloc'd), or NULL:
    * "container" (key: its id) with its artifacts; "pin" (key: a pin's id) the
    * id of the container that holds it */
@@ -277,7 +286,7 @@ struct lsr_engine {
   struct lua_State *L;
   lsr_config *cfg;      /* the current apps and assets */
   lsr_observer obs;
-  int64_t next_run_id, next_action_run_id, next_app_run_id;
+  int64_t next_id[LSR_ID_KINDS]; /* the ids the engine counts itself (no new_id observer) */
   uint64_t guid_seed, guid_counter;
   lsr_task *ready_head, *ready_tail;
   uv_idle_t idle;
@@ -329,6 +338,10 @@ void lsr_app_run_done(lsr_engine *eng, lsr_app_run *apr, int ok, const char *out
  * in err on failure. */
 lsr_engine *lsr_engine_new(uv_loop_t *loop, char *err, size_t errlen);
 void lsr_engine_free(lsr_engine *eng);
+/* A new id of kind: the store's under serve (new_id), else the engine's own
+ * count for runs, actions and app runs, and 0 for the rest (the Lua side
+ * numbers them from what it holds). */
+int64_t lsr_new_id(lsr_engine *eng, lsr_id_kind kind);
 void lsr_engine_push(lsr_engine *eng, lsr_task *t);
 /* Run the loop until no run is live and nothing is queued. */
 void lsr_engine_drain(lsr_engine *eng);

@@ -2,8 +2,9 @@
  * playbook entries, and the calls between them: main.c (start-up and stop),
  * journal.c (the run journal: the store observers and the commit of each
  * turn), runs.c (starting runs), playbooks.c (the registry and reload),
- * recover.c (recovery after a restart), rest.c (the REST routes) and
- * http.c (libmicrohttpd: connections, the token, the header deadline). */
+ * recover.c (recovery after a restart), cluster.c (a node of a cluster on
+ * PostgreSQL), rest.c (the REST routes) and http.c (libmicrohttpd:
+ * connections, the token, the header deadline). */
 #ifndef LSR_SERVE_INTERNAL_H
 #define LSR_SERVE_INTERNAL_H
 #include "engine.h"
@@ -37,6 +38,7 @@
 #define HEADER_DEADLINE 10    /* seconds a request's headers may take (--header-deadline) */
 #define CONN_PER_ADDRESS 32   /* open connections per client address (--per-address) */
 #define CONN_LIMIT 1000       /* open connections in all, fewer if the fd limit is low */
+#define NODE_LEASE 10         /* seconds a node's runs stay its own without a heartbeat (--lease) */
 
 typedef struct {
   char *id, *path;      /* id: the path below playbooks/ without .lua */
@@ -74,6 +76,14 @@ typedef struct {
   unsigned mhd_dropped; /* libmicrohttpd's messages not logged (rate limit) */
   double mhd_log_since;
   unsigned mhd_logged;
+  struct { int64_t next, limit; } ids[LSR_ID_KINDS]; /* blocks of ids from the store */
+  int64_t bad_ids;      /* ids given when the store could not give a block */
+  int cluster;          /* a node of a cluster (PostgreSQL): cluster.c */
+  char *node;
+  double lease;
+  uv_timer_t beat;
+  uv_poll_t *wake;      /* the store's socket, for notifications */
+  unsigned wake_conn;
 } server;
 
 /* main.c */
@@ -84,6 +94,7 @@ void srv_journal_attach(server *s);
 void srv_record_run(server *s, lsr_run *run, const char *pb, const char *scope, double now);
 void srv_commit_now(server *s);
 void srv_commit_turn(uv_handle_t *h);
+int64_t srv_new_id(lsr_id_kind kind, void *ud);
 void srv_end_open_rows(server *s, int64_t run_id, double now);
 void srv_free_gen_if_done(server *s, lsr_gen *g);
 /* runs.c */
@@ -96,9 +107,16 @@ pb_entry *srv_find_pb(server *s, const char *id);
 void srv_scan(server *s);
 void srv_watch_dir(server *s, const char *dir);
 /* recover.c, for start-up */
-int64_t srv_max_id(const char *kind, void *ud);
 void srv_restore_row(void *ud, int ncols, const char **cols);
-int srv_recover(server *s);
+/* the runs this server takes over (at_start: its own too), recovered */
+int srv_recover(server *s, int at_start);
+/* cluster.c */
+int srv_cluster_join(server *s, const char *node, const char *listen, double lease, char *err, size_t errlen);
+void srv_cluster_start(server *s);
+void srv_cluster_playbooks(server *s);
+void srv_cluster_leave(server *s);
+int srv_answer_elsewhere(server *s, int64_t prompt, const char *responses);
+void srv_fenced_stop(server *s);
 
 /* A request's body, as it arrives. */
 typedef struct {

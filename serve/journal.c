@@ -239,13 +239,44 @@ static void fail_lost_runs(server *s) {
 }
 
 void srv_commit_turn(uv_handle_t *h) {
-  srv_commit_now(h->data);
-  fail_lost_runs(h->data);
+  server *s = h->data;
+  srv_commit_now(s);
+  if (lsr_store_fenced(s->store)) srv_fenced_stop(s); /* its runs are another node's now */
+  fail_lost_runs(s);
+}
+
+/* ---- ids ---- */
+
+static void take_block(void *ud, int ncols, const char **cols) {
+  int64_t *b = ud;
+  if (ncols < 2 || !cols[0]) return;
+  b[0] = strtoll(cols[0], NULL, 10);
+  b[1] = cols[1] ? strtoll(cols[1], NULL, 10) : 1;
+}
+
+/* A new id of kind, from the block the store gave this server (on
+ * PostgreSQL a sequence's block, unique across the servers that share the
+ * database; on SQLite one block with no end, from the largest id stored).
+ * A block is taken inside the turn: if the store cannot give one, the turn
+ * fails, and the id given (negative: it names no stored row) goes with it. */
+int64_t srv_new_id(lsr_id_kind kind, void *ud) {
+  static const char *const names[] = LSR_ID_NAMES;
+  server *s = ud;
+  if (s->ids[kind].next < s->ids[kind].limit) return s->ids[kind].next++;
+  int64_t block[2] = {0, 0};
+  if (lsr_store_begin(s->store) < 0 ||
+      lsr_store_each(s->store, take_block, block, LSR_Q_ID_NEXT, "s", names[kind]) < 0 || block[0] < 1) {
+    srv_say("store: cannot take new %s ids: %s", names[kind], lsr_store_error(s->store));
+    return -(++s->bad_ids);
+  }
+  s->ids[kind].next = block[0] + 1;
+  s->ids[kind].limit = block[1] > 0 ? block[0] + block[1] : INT64_MAX;
+  return block[0];
 }
 
 /* The engine's observers write to s's store. */
 void srv_journal_attach(server *s) {
   s->eng->obs = (lsr_observer){.on_log = on_log, .on_run_end = on_run_end, .on_run_start = on_run_start,
                                .on_action = on_action, .on_app_run = on_app_run, .on_delivered = on_delivered,
-                               .persist = persist, .max_id = srv_max_id, .load = srv_load_stored, .ud = s};
+                               .persist = persist, .new_id = srv_new_id, .load = srv_load_stored, .ud = s};
 }

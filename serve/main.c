@@ -91,7 +91,11 @@ static const char usage_serve[] =
   "                     needs the header ph-auth-token: TOKEN\n"
   "  --header-deadline S  seconds a request's headers may take from the connection's\n"
   "                     accept (or its last answer); later, it is closed (default 10)\n"
-  "  --per-address N    open connections per client address (default 32)\n";
+  "  --per-address N    open connections per client address (default 32)\n"
+  "  --node NAME        with PostgreSQL, this server's name in the cluster of servers that\n"
+  "                     share the database (default HOSTNAME:PORT); unique\n"
+  "  --lease SECONDS    with PostgreSQL, how long this node's runs stay its own without a\n"
+  "                     heartbeat before another node takes them over (default 10)\n";
 
 /* The store, the token, the engine over the scripts, the playbooks, and
  * the runs recovered; everything but HTTP, watchers and signals. */
@@ -102,14 +106,24 @@ static void local_base(const char *db, const char *node_dir, char *out, size_t n
   else snprintf(out, n, "%s", db);
 }
 
+/* A node of a cluster: its name, where it listens, its lease. */
+typedef struct {
+  const char *name, *listen;
+  double lease;
+} node_opts;
+
 static int server_open(server *sp, const char *scripts, const char *db, const char *local, const char *max_pages,
                        const char *token_file, int with_token, const char **limits, int nlimits,
-                       char *err, size_t errlen) {
+                       const node_opts *node, char *err, size_t errlen) {
   server s;
   char path[4096];
   memset(&s, 0, sizeof s);
   s.store = lsr_store_open(db, err, errlen);
   if (!s.store) return -1;
+  if (node && srv_cluster_join(&s, node->name, node->listen, node->lease, err, errlen) < 0) {
+    lsr_store_close(s.store);
+    return -1;
+  }
   if (max_pages) lsr_store_cap_pages(s.store, atoll(max_pages)); /* a store that fills up (tests of a full disk) */
   snprintf(path, sizeof path, "%s.token", local);
   s.token = with_token ? read_or_make_token(token_file ? token_file : path, err, errlen) : lsr_strdup("");
@@ -133,14 +147,10 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
    * playbook that answers for it (quotas) */
   lsr_store_each(s.store, srv_restore_row, &s, LSR_Q_LISTS_RESTORE, "");
   lsr_store_each(s.store, srv_restore_row, &s, LSR_Q_OBJECTS_RESTORE, "");
-  /* ids go on from the store's */
-  eng->next_run_id = lsr_store_int(s.store, 0, LSR_Q_RUN_MAX_ID, "") + 1;
-  eng->next_action_run_id = lsr_store_int(s.store, 0, LSR_Q_ACTION_MAX_ID, "") + 1;
-  eng->next_app_run_id = lsr_store_int(s.store, 0, LSR_Q_APP_RUN_MAX_ID, "") + 1;
   *sp = s;
   srv_journal_attach(sp); /* the observers point at the caller's struct */
   srv_scan(sp);
-  srv_recover(sp);
+  srv_recover(sp, 1);
   return 0;
 }
 
@@ -150,7 +160,7 @@ void *lsr_serve_test_open(const char *scripts, const char *db, char *err, size_t
   server *s = lsr_xalloc(sizeof *s);
   char local[4096];
   local_base(db, NULL, local, sizeof local);
-  if (server_open(s, scripts, db, local, NULL, NULL, 0, NULL, 0, err, errlen) < 0) {
+  if (server_open(s, scripts, db, local, NULL, NULL, 0, NULL, 0, NULL, err, errlen) < 0) {
     free(s);
     return NULL;
   }
@@ -161,7 +171,7 @@ void *lsr_serve_test_open(const char *scripts, const char *db, char *err, size_t
 int lsr_serve_main(int argc, char **argv) {
   const char *scripts = NULL, *db = "luasoar.db", *listen = "127.0.0.1:8420", *token_file = NULL, *max_pages = NULL,
              *node_dir = NULL;
-  const char *deadline = NULL, *per_address = NULL;
+  const char *deadline = NULL, *per_address = NULL, *node_name = NULL, *lease_s = NULL;
   const char *limits[16];
   int nlimits = 0;
   for (int i = 0; i < argc; i++) {
@@ -175,6 +185,8 @@ int lsr_serve_main(int argc, char **argv) {
     else if (strcmp(argv[i], "--max-db-pages") == 0) dst = &max_pages;
     else if (strcmp(argv[i], "--header-deadline") == 0) dst = &deadline;
     else if (strcmp(argv[i], "--per-address") == 0) dst = &per_address;
+    else if (strcmp(argv[i], "--node") == 0) dst = &node_name;
+    else if (strcmp(argv[i], "--lease") == 0) dst = &lease_s;
     else if (strcmp(argv[i], "--limit") == 0 && nlimits < 16) dst = &limits[nlimits++];
     else {
       fprintf(stderr, "luasoar serve: unknown argument '%s' (see 'luasoar serve --help')\n", argv[i]);
@@ -197,6 +209,21 @@ int lsr_serve_main(int argc, char **argv) {
   int64_t per_ip = CONN_PER_ADDRESS;
   if ((end && (end == deadline || *end)) || !(header_deadline > 0 && header_deadline <= 3600)) {
     fprintf(stderr, "luasoar serve: --header-deadline %s: expected seconds, more than 0 and at most 3600\n", deadline);
+    return 2;
+  }
+  double lease = lease_s ? strtod(lease_s, &end) : NODE_LEASE;
+  if ((lease_s && (end == lease_s || *end)) || !(lease >= 1 && lease <= 3600)) {
+    fprintf(stderr, "luasoar serve: --lease %s: expected seconds, from 1 to 3600\n", lease_s);
+    return 2;
+  }
+  if ((node_name || lease_s) && !lsr_store_is_postgres(db)) {
+    fprintf(stderr, "luasoar serve: %s needs a PostgreSQL store (--db postgresql://...): a SQLite store has one"
+            " server\n", node_name ? "--node" : "--lease");
+    return 2;
+  }
+  if (node_name && (!*node_name || strlen(node_name) > 200 || strpbrk(node_name, "\"\\\n\r\t"))) {
+    fprintf(stderr, "luasoar serve: --node: expected a name of 1 to 200 characters, without quotes,"
+            " backslashes or control characters\n");
     return 2;
   }
   if (per_address && (!srv_parse_id(per_address, strlen(per_address), &per_ip) || per_ip < 1 || per_ip > 100000)) {
@@ -232,7 +259,12 @@ int lsr_serve_main(int argc, char **argv) {
    * the last death from it (its error is said after the store's own checks) */
   snprintf(marker, sizeof marker, "%s-step", local);
   lsr_watchdog_open(marker, marker_err, sizeof marker_err);
-  if (server_open(&s, scripts, db, local, max_pages, token_file, 1, limits, nlimits, err, sizeof err) < 0) {
+  /* its name in a cluster: this machine's and the port, unless given */
+  char default_node[300], hostname[256] = "localhost";
+  gethostname(hostname, sizeof hostname - 1);
+  snprintf(default_node, sizeof default_node, "%s:%d", hostname, port);
+  node_opts node = {node_name ? node_name : default_node, listen, lease};
+  if (server_open(&s, scripts, db, local, max_pages, token_file, 1, limits, nlimits, &node, err, sizeof err) < 0) {
     fprintf(stderr, "luasoar serve: %s\n", err);
     return 2;
   }
@@ -281,12 +313,15 @@ int lsr_serve_main(int argc, char **argv) {
     fprintf(stderr, "luasoar serve: %s\n", err);
     return 2;
   }
+  srv_cluster_start(&s);
   srv_mhd_run(&s);
   uv_run(eng->loop, UV_RUN_DEFAULT);
 
-  /* stopping: what was done is committed, the store is closed */
+  /* stopping: what was done is committed, the runs in flight are handed
+   * back (a cluster), the store is closed */
   MHD_stop_daemon(s.mhd);
   srv_commit_turn((uv_handle_t *)&s.commit);
+  srv_cluster_leave(&s);
   lsr_store_close(s.store);
   lsr_exec_reaper_close(eng->loop); /* apps in flight and what they left behind die with us */
   srv_say("stopped");

@@ -155,6 +155,7 @@ void srv_scan(server *s) {
       srv_say("reload apps and assets: %d apps, %d assets", cfg->napps, cfg->nassets);
     }
   }
+  srv_cluster_playbooks(s); /* the other nodes' GET /rest/playbook */
 }
 
 /* ---- watching the scripts folder ---- */

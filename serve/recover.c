@@ -28,15 +28,6 @@ static void fail_recovery(server *s, int64_t id, const char *why) {
   srv_say("recover run %lld: failed: %s", (long long)id, why);
 }
 
-int64_t srv_max_id(const char *kind, void *ud) {
-  server *s = ud;
-  if (strcmp(kind, "pin") == 0 || strcmp(kind, "note") == 0) /* kept in their containers */
-    return lsr_store_int(s->store, 0, LSR_Q_PINNED_MAX_ID, "s",
-                         strcmp(kind, "pin") == 0 ? "pins" : "notes");
-  if (strcmp(kind, "artifact") != 0) return 0;
-  return lsr_store_int(s->store, 0, LSR_Q_ARTIFACT_MAX_ID, "");
-}
-
 /* A custom list or object the store kept, back into the engine (a row
  * that does not load is said and skipped: the rest still loads). */
 void srv_restore_row(void *ud, int ncols, const char **cols) {
@@ -65,17 +56,25 @@ static void fail_killed(server *s, int64_t id, const char *why) {
  * that died in its first turn has no row yet (its parent would start it
  * again): failing, it gets one from its parent's call, so the parent sees
  * it ended. */
-static void step_death(server *s) {
+static int claimed(const in_flight_list *l, int64_t id) {
+  for (int i = 0; i < l->n; i++)
+    if (l->runs[i].id == id) return 1;
+  return 0;
+}
+
+/* Returns the id of the run it failed (not to be resumed), or 0.  In a
+ * cluster, only a run this node took back is its business. */
+static int64_t step_death(server *s, const in_flight_list *l) {
   const lsr_step_death *d = lsr_watchdog_death();
   char why[512];
-  if (!d) return;
+  if (!d) return 0;
   int64_t id = d->killed_run ? d->killed_run : d->in_step_run;
-  if (!id) return;
+  if (!id || (s->cluster && !claimed(l, id))) return 0;
   int stored = lsr_store_int(s->store, 0, LSR_Q_RUN_EXISTS, "i", id) > 0;
   if (stored && !lsr_store_int(s->store, 0, LSR_Q_RUN_IS_RUNNING, "i", id))
-    return; /* it had ended */
+    return 0; /* it had ended */
   if (!stored && !lsr_store_int(s->store, 0, LSR_Q_CHILD_CALL_RUNNING, "i", id))
-    return; /* nothing the store knows */
+    return 0; /* nothing the store knows */
   int again = lsr_store_int(s->store, 0, LSR_Q_LOG_STARTS_WITH,
                             "iis", id, (int64_t)strlen(IN_STEP_NOTE), IN_STEP_NOTE) > 0;
   if (!d->killed_run && !again) {
@@ -84,7 +83,7 @@ static void step_death(server *s) {
     lsr_store_exec(s->store, LSR_Q_LOG_ERROR, "isd", id,
                    why, lsr_now());
     srv_say("recover run %lld: %s", (long long)id, why);
-    return;
+    return 0;
   }
   if (d->killed_run) {
     snprintf(why, sizeof why, "%s", d->reason);
@@ -97,19 +96,40 @@ static void step_death(server *s) {
   if (!stored)
     lsr_store_exec(s->store, LSR_Q_RUN_INSERT_RECOVERED, "id", id, lsr_now());
   fail_killed(s, id, why);
+  return id;
 }
 
-/* Every run that was in flight goes on, or ends with a reason.  Returns how
- * many went on. */
-int srv_recover(server *s) {
-  step_death(s); /* before the runs in flight are read: a killed run is not one */
+/* Every run that was in flight goes on, or ends with a reason: at start,
+ * the runs this server had; in a cluster also, at any time, those it
+ * claims (cluster.c).  Returns how many went on. */
+int srv_recover(server *s, int at_start) {
   in_flight_list l = {0};
-  lsr_store_each(s->store, collect_run, &l, LSR_Q_RUNS_RUNNING, "");
-  int resumed = 0, failed = 0;
+  lsr_store_each(s->store, collect_run, &l, LSR_Q_RUNS_CLAIM, "i", (int64_t)at_start);
+  /* a claim is committed before its runs go on: they are this node's */
+  if (s->cluster && lsr_store_commit(s->store) < 0) {
+    srv_say("error: could not claim runs: %s", lsr_store_error(s->store));
+    for (int i = 0; i < l.n; i++) {
+      free(l.runs[i].pb);
+      free(l.runs[i].scope);
+    }
+    l.n = 0;
+  }
+  if (!at_start && !l.n) {
+    free(l.runs);
+    return 0;
+  }
+  int64_t killed = at_start ? step_death(s, &l) : 0; /* a killed run is not resumed */
+  int resumed = 0, failed = 0, n = 0;
   char err[1024];
   for (int i = 0; i < l.n; i++) {
     int64_t id = l.runs[i].id, cid = l.runs[i].cid;
     char *pbid = l.runs[i].pb;
+    if (id == killed) {
+      free(pbid);
+      free(l.runs[i].scope);
+      continue;
+    }
+    n++;
     pb_entry *p = pbid ? srv_find_pb(s, pbid) : NULL;
     char *json = srv_container_json(s, cid);
     char *rec = lsr_store_text(s->store, LSR_Q_RUN_RECOVERY, "i", id);
@@ -147,7 +167,9 @@ int srv_recover(server *s) {
   lsr_store_exec(s->store, LSR_Q_PROMPTS_TIME_OUT, "");
   /* an approval is asked again when its action starts again */
   lsr_store_exec(s->store, LSR_Q_APPROVALS_CANCEL, "");
+  if (s->cluster) lsr_store_exec(s->store, LSR_Q_RUNS_RECOVERED, "");
   lsr_store_commit(s->store);
-  srv_say("recovery: %d runs were in flight: %d resumed, %d failed", l.n, resumed, failed);
+  if (at_start) srv_say("recovery: %d runs were in flight: %d resumed, %d failed", n, resumed, failed);
+  else srv_say("took over %d runs from other nodes: %d resumed, %d failed", n, resumed, failed);
   return resumed;
 }

@@ -107,12 +107,9 @@ static int durable(server *s, http *c, int *rc) {
 }
 
 static int insert_artifact(server *s, int64_t cid, const char *json, int64_t *id) {
-  double now = lsr_now();
-  /* the id SQLite would give (the largest plus one), chosen before the
-   * insert so that the data carries it without a second write of the row;
-   * the caller may pass the next one (*id > 0: nothing else writes between) */
-  if (*id <= 0) *id = lsr_store_int(s->store, 0, LSR_Q_ARTIFACT_MAX_ID, "") + 1;
-  return lsr_store_exec(s->store, LSR_Q_ARTIFACT_INSERT, "iisd", *id, cid, json, now);
+  /* chosen before the insert so that the data carries it */
+  *id = srv_new_id(LSR_ID_ARTIFACT, s);
+  return lsr_store_exec(s->store, LSR_Q_ARTIFACT_INSERT, "iisd", *id, cid, json, lsr_now());
 }
 
 /* {"id": N, "success": true}: what was stored, once it is on disk; a
@@ -146,12 +143,10 @@ static int post_container(server *s, http *c, request *rq) {
   char *lab = lsr_strdup(label ? label->u.string : "events"), *sta = lsr_strdup(status ? status->u.string : "new");
   double now = lsr_now();
   /* the id as in insert_artifact: in the data from the first write */
-  int64_t cid = lsr_store_int(s->store, 0, LSR_Q_CONTAINER_MAX_ID, "") + 1;
+  int64_t cid = srv_new_id(LSR_ID_CONTAINER, s), aid;
   int ok = lsr_store_exec(s->store, LSR_Q_CONTAINER_INSERT, "isssd", cid, lab, sta, rq->body, now) == 0;
-  int64_t aid = 0; /* the artifacts' ids: the first from the store, then one by one */
   for (size_t i = 0; ok && arts && i < arts->u.array.len; i++) {
     char *a = lsr_tree_to_json(arts->u.array.values[i]);
-    if (aid) aid++;
     ok = insert_artifact(s, cid, a, &aid) == 0;
     free(a);
   }
@@ -196,7 +191,7 @@ static int post_artifact(server *s, http *c, request *rq) {
   yajl_tree_free(v);
   if (!lsr_store_int(s->store, 0, LSR_Q_CONTAINER_EXISTS, "i", cid))
     return srv_fail(c, 404, "no container %lld", (long long)cid);
-  int64_t aid = 0;
+  int64_t aid;
   if (insert_artifact(s, cid, rq->body, &aid) < 0) {
     lsr_store_rollback(s->store);
     return srv_fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
@@ -253,13 +248,16 @@ static int post_answer(server *s, http *c, request *rq, int64_t id) {
   int64_t run = lsr_store_int(s->store, 0, LSR_Q_PROMPT_PENDING_RUN, "i", id);
   char *args = lsr_xalloc(strlen(responses) + 64);
   sprintf(args, "[%lld, %s]", (long long)id, responses);
-  free(responses);
-  if (!run || lsr_sched_call(s->eng, run, "prompt_answer", args) < 0) {
-    rc = srv_fail(c, 404, "no pending prompt %lld", (long long)id);
-  } else { /* the first answer wins: the prompt is no longer pending */
+  if (run && lsr_sched_call(s->eng, run, "prompt_answer", args) == 0) {
+    /* the first answer wins: the prompt is no longer pending */
     lsr_store_exec(s->store, LSR_Q_PROMPT_ANSWERED, "i", id);
     rc = reply(c, 200, "{\"success\": true}");
+  } else if (run && srv_answer_elsewhere(s, id, responses)) { /* its run is on another node */
+    if (durable(s, c, &rc)) rc = reply(c, 200, "{\"success\": true}");
+  } else {
+    rc = srv_fail(c, 404, "no pending prompt %lld", (long long)id);
   }
+  free(responses);
   free(args);
   return rc;
 }
@@ -297,8 +295,11 @@ static char *playbooks_json(server *s) {
     free(path);
     free(err);
   }
-  if (n + 4 >= cap) out = lsr_xrealloc(out, cap + 4);
-  strcpy(out + n, "]}");
+  /* in a cluster, what each node serves: {"node": {"playbook": generation}} */
+  char *nodes = s->cluster ? lsr_store_text(s->store, LSR_Q_NODES_PLAYBOOKS, "") : NULL;
+  out = lsr_xrealloc(out, n + (nodes ? strlen(nodes) : 0) + 16);
+  sprintf(out + n, "]%s%s}", nodes ? ", \"nodes\": " : "", nodes ? nodes : "");
+  free(nodes);
   return out;
 }
 
@@ -403,6 +404,15 @@ static int get_log(server *s, http *c, int64_t id) {
   return reply_owned(c, 200, p.out);
 }
 
+/* The nodes that share the store: on SQLite, this server alone. */
+static char *cluster_json(server *s) {
+  if (s->cluster) return lsr_store_text(s->store, LSR_Q_CLUSTER_NODES, "");
+  char out[256];
+  snprintf(out, sizeof out, "{\"count\": 1, \"data\": [{\"node\": null, \"self\": true, \"runs\": %d}],"
+           " \"unclaimed_runs\": 0}", s->eng->live_runs);
+  return lsr_strdup(out);
+}
+
 static int get(server *s, http *c, const char *url) {
   int64_t id = 0, cid = 0;
   const char *rest;
@@ -445,6 +455,11 @@ static int get(server *s, http *c, const char *url) {
     return reply_owned(c, 200, lsr_store_text(s->store,
         LSR_Q_PROMPTS_LIST, ""));
   if (strcmp(url, "/rest/playbook") == 0) return reply_owned(c, 200, playbooks_json(s));
+  if (strcmp(url, "/rest/cluster") == 0) {
+    char *json = cluster_json(s);
+    if (!json) return srv_fail(c, 503, "the store cannot say: %s", lsr_store_error(s->store));
+    return reply_owned(c, 200, json);
+  }
   return srv_fail(c, 404, "no such resource: %s", url);
 }
 
@@ -463,7 +478,8 @@ static const char *allowed_methods(const char *url, int *bad) {
   if (strcmp(url, "/rest/container") == 0 || strcmp(url, "/rest/artifact") == 0 ||
       strcmp(url, "/rest/playbook_run") == 0)
     return "GET, POST";
-  if (strcmp(url, "/rest/action_run") == 0 || strcmp(url, "/rest/playbook") == 0 || strcmp(url, "/rest/prompt") == 0)
+  if (strcmp(url, "/rest/action_run") == 0 || strcmp(url, "/rest/playbook") == 0 || strcmp(url, "/rest/prompt") == 0 ||
+      strcmp(url, "/rest/cluster") == 0)
     return "GET";
   for (size_t i = 0; i < sizeof id_paths / sizeof *id_paths; i++) {
     int64_t id;

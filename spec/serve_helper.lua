@@ -84,7 +84,9 @@ end
 --- Start (again) the server of srv; extra: more command-line arguments.
 function S.launch(srv, extra)
   srv.log = srv.dir .. "/serve.log"
-  local node = srv.db:match("^postgres") and ("--node-dir " .. q(srv.dir)) or ""
+  -- on PostgreSQL a node of its own name, the same when it starts again
+  srv.node = srv.node or ("node" .. math.random(1, 1e9))
+  local node = srv.db:match("^postgres") and ("--node-dir " .. q(srv.dir) .. " --node " .. q(srv.node)) or ""
   local up = false
   -- a port found free may be taken before the server binds it (by an
   -- outgoing connection's ephemeral port, the server's own to PostgreSQL

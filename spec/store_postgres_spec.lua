@@ -1,15 +1,15 @@
 -- The store on PostgreSQL (a real server: spec/pg_helper.lua): the schema
 -- made in an empty database and checked in any other, foreign databases
--- left untouched, one server per database, luasoar runs reading without
+-- left untouched, one server per node name, luasoar runs reading without
 -- writing, and messages that never show a password.  The REST and crash
 -- suites run against it too (serve_spec_postgresql, crash_spec_postgresql).
 local H = require "spec.helper"
 local S = require "spec.serve_helper"
 local P = require "spec.pg_helper"
 
-local function serve_once(dir, db)
-  return S.sh(("cd %s && %s serve --scripts scripts --db %s --node-dir . --listen 127.0.0.1:%d 2>&1; echo \"exit $?\"")
-    :format(S.q(dir), S.q(H.bin), S.q(db), S.free_port()))
+local function serve_once(dir, db, extra)
+  return S.sh(("cd %s && %s serve --scripts scripts --db %s --node-dir . --listen 127.0.0.1:%d %s 2>&1; echo \"exit $?\"")
+    :format(S.q(dir), S.q(H.bin), S.q(db), S.free_port(), extra or ""))
 end
 
 local function folder()
@@ -56,12 +56,12 @@ describe("the store on PostgreSQL", function()
     assert.equal("meta", P.sql(old, "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public'"))
   end)
 
-  it("lets one server at a time use a database", function()
+  it("lets one server at a time be a node of a given name", function()
     local srv = S.start({}, nil, P.new_db())
     finally(function() S.stop(srv) end)
-    local out = serve_once(folder(), srv.db)
-    assert.matches(": another luasoar serve uses this database\n", out)
-    assert.matches("exit 2\n$", out)
+    local out = serve_once(folder(), srv.db, "--node " .. srv.node)
+    assert.equal(("luasoar serve: cannot join the cluster as node '%s': another luasoar serve runs as node '%s' on"
+      .. " this database\nexit 2\n"):format(srv.node, srv.node), out)
     S.stop(srv, "KILL") -- its connection goes with it, and so does its lock
     S.launch(srv)
   end)

@@ -31,6 +31,11 @@ typedef struct {
   int read_fails_turn;  /* a failed read ends the transaction (PostgreSQL) */
   int (*cap_pages)(lsr_store *st, long long pages); /* -1 where there is no such cap */
   void (*close)(lsr_store *st);                     /* the backend's own part, then free */
+  /* the cluster (NULL where there is none: SQLite) */
+  int (*join)(lsr_store *st, const char *node, const char *listen, double lease);
+  int (*fenced)(lsr_store *st);
+  int (*socket)(lsr_store *st, unsigned *connection);
+  int (*notified)(lsr_store *st);
 } lsr_store_ops;
 
 struct lsr_store {

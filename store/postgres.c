@@ -1,9 +1,10 @@
 /* postgres.c: the store on PostgreSQL (libpq), chosen by a --db that is a
  * postgresql:// URI; libpq reads the URI and the PG* variables.  The schema
  * is made in an empty database on first start, under an advisory lock
- * (4208111: two servers may start at once); one server uses a database at a
- * time (the session's advisory lock 4208112); a database that holds other tables, or a
- * luasoar store of another version, is refused untouched.  Statements are
+ * (4208111: two servers may start at once); a database that holds other
+ * tables, or a luasoar store of another version, is refused untouched.
+ * Servers that share the database are the nodes of a cluster
+ * (lsr_store_join; the rules are in serve/cluster.c).  Statements are
  * prepared once per connection (their SQL is in postgres_sql.c) and sent
  * with text arguments.
  *
@@ -20,8 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the SQLSTATE of luasoar_hold's refusal */
+#define LSR_PG_FENCED "LS001"
+
 /* what an answer of the pipeline is to */
-typedef enum { SENT_BEGIN, SENT_PREPARE, SENT_EXEC, SENT_COMMIT, SENT_SYNC } sent_kind;
+typedef enum { SENT_BEGIN, SENT_HOLD, SENT_PREPARE, SENT_EXEC, SENT_COMMIT, SENT_SYNC } sent_kind;
 
 typedef struct {
   lsr_store base;
@@ -33,6 +37,10 @@ typedef struct {
   struct { sent_kind kind; lsr_q q; } *sent; /* answers to read, in order */
   size_t nsent, capsent, first;
   int failed;                  /* an answer of this pipeline was an error */
+  char *node, *listen;         /* the node this server is in the cluster (lsr_store_join) */
+  double lease;
+  int fenced;                  /* its runs went to another node: it must stop */
+  unsigned connections;        /* connections made (the socket changes with each) */
 } pg_store;
 
 static const char schema[] =
@@ -45,8 +53,9 @@ static const char schema[] =
   "CREATE TABLE playbook_runs(id BIGINT PRIMARY KEY, container_id BIGINT, playbook TEXT,"
   " generation BIGINT, status TEXT, message TEXT, scope TEXT, start_time DOUBLE PRECISION,"
   " update_time DOUBLE PRECISION, parent_run_id BIGINT, inputs TEXT, outputs TEXT, started INTEGER DEFAULT 0,"
-  " discontinued INTEGER DEFAULT 0);"
+  " discontinued INTEGER DEFAULT 0, node TEXT, recovering INTEGER DEFAULT 0);"
   "CREATE INDEX runs_container ON playbook_runs(container_id);"
+  "CREATE INDEX runs_running_node ON playbook_runs(node) WHERE status = 'running';"
   "CREATE INDEX runs_status ON playbook_runs(status);"
   "CREATE TABLE run_log(id BIGSERIAL PRIMARY KEY, run_id BIGINT, level TEXT, message TEXT, time DOUBLE PRECISION);"
   "CREATE INDEX log_run ON run_log(run_id);"
@@ -60,7 +69,7 @@ static const char schema[] =
   "CREATE INDEX app_runs_action ON app_runs(action_run_id);"
   "CREATE TABLE run_data(run_id BIGINT, key TEXT, value TEXT, PRIMARY KEY(run_id, key));"
   "CREATE TABLE prompts(id BIGINT PRIMARY KEY, run_id BIGINT, name TEXT, prompt TEXT, status TEXT,"
-  " deadline DOUBLE PRECISION, responses TEXT);"
+  " deadline DOUBLE PRECISION, responses TEXT, answer TEXT);"
   "CREATE TABLE calls(id BIGINT, run_id BIGINT, kind TEXT, call TEXT, status TEXT, PRIMARY KEY(kind, id));"
   "CREATE INDEX calls_run ON calls(run_id);"
   "CREATE TABLE objects(container_key TEXT, key TEXT, value TEXT, PRIMARY KEY(container_key, key));"
@@ -70,6 +79,21 @@ static const char schema[] =
   "CREATE TABLE shared_owners(kind TEXT, container_key TEXT, key TEXT,"
   " playbook TEXT, PRIMARY KEY(kind, container_key, key));"
   "CREATE TABLE app_state(asset TEXT PRIMARY KEY, state TEXT);"
+  /* the cluster: its nodes, their leases (seconds on the database's clock) */
+  "CREATE TABLE nodes(id TEXT PRIMARY KEY, listen TEXT, started DOUBLE PRECISION, heartbeat DOUBLE PRECISION,"
+  " lease_until DOUBLE PRECISION, playbooks TEXT);"
+  /* ids: each node takes blocks (the increment) of these */
+  "CREATE SEQUENCE luasoar_run_ids INCREMENT 100; CREATE SEQUENCE luasoar_action_ids INCREMENT 100;"
+  "CREATE SEQUENCE luasoar_app_run_ids INCREMENT 100; CREATE SEQUENCE luasoar_artifact_ids INCREMENT 100;"
+  "CREATE SEQUENCE luasoar_container_ids; CREATE SEQUENCE luasoar_pin_ids; CREATE SEQUENCE luasoar_note_ids;"
+  "CREATE SEQUENCE luasoar_data_ids;"
+  /* the first statement of every turn of a node: its row must be there
+   * (another node deletes it when it takes the node's runs over), and it
+   * stays until the turn commits (FOR SHARE: the taker waits) */
+  "CREATE FUNCTION luasoar_hold() RETURNS void LANGUAGE plpgsql AS $$ BEGIN"
+  " PERFORM 1 FROM nodes WHERE id = current_setting('luasoar.node') FOR SHARE;"
+  " IF NOT FOUND THEN RAISE EXCEPTION 'node % lost its runs to another node (its lease ran out)',"
+  "  current_setting('luasoar.node') USING ERRCODE = '" LSR_PG_FENCED "'; END IF; END $$;"
   "INSERT INTO meta VALUES('schema', '" LSR_STORE_SCHEMA "');";
 
 /* The URI for messages: its password, if any, hidden. */
@@ -120,10 +144,15 @@ static int pg_is_write(lsr_q q) { return strncmp(lsr_pg_sql[q], "SELECT", 6) != 
 
 /* A connection that broke (the server restarted, the network): one try to
  * get it back before the next statement, which is prepared again. */
+static int rejoin(pg_store *st);
+
 static void reconnect(pg_store *st) {
   if (PQstatus(st->conn) == CONNECTION_OK) return;
   PQreset(st->conn);
   memset(st->prepared, 0, sizeof st->prepared);
+  if (PQstatus(st->conn) != CONNECTION_OK) return;
+  st->connections++;
+  if (st->node) rejoin(st);
 }
 
 /* ---- the turn's pipeline ---- */
@@ -168,7 +197,9 @@ static int drain(pg_store *st, lsr_store_row row, void *ud) {
     }
     if (!ok && !st->failed) { /* the first error (the answers after it are "aborted") */
       set_error(st, kind == SENT_PREPARE ? "prepare" : kind == SENT_EXEC ? (pg_is_write(q) ? "write" : "read")
-                  : kind == SENT_COMMIT ? "commit" : "begin", r);
+                  : kind == SENT_COMMIT ? "commit" : kind == SENT_HOLD ? "this node's hold" : "begin", r);
+      const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+      if (state && strcmp(state, LSR_PG_FENCED) == 0) st->fenced = 1;
       st->failed = 1;
     }
     PQclear(r);
@@ -214,6 +245,10 @@ static int pg_begin(lsr_store *base) {
     return -1;
   }
   sent(st, SENT_BEGIN, 0);
+  /* a node's turn holds its row: the turn of a node whose runs another
+   * took fails as a whole, and the taker waits for a turn in progress */
+  if (st->node && !st->fenced && PQsendQueryParams(st->conn, "SELECT luasoar_hold()", 0, NULL, NULL, NULL, NULL, 0) == 1)
+    sent(st, SENT_HOLD, 0);
   return 0;
 }
 
@@ -312,6 +347,71 @@ static int pg_changes(lsr_store *base) {
   return st->changes;
 }
 
+/* ---- the cluster ---- */
+
+/* Again on each connection: the node's name for the SQL (luasoar.node),
+ * its advisory lock (one server per node name: the lock goes with the
+ * connection, so with a dead server), and LISTEN. */
+static int rejoin(pg_store *st) {
+  const char *v[1] = {st->node};
+  PGresult *r = PQexecParams(st->conn,
+      "SELECT set_config('luasoar.node', $1, false), pg_try_advisory_lock(4208112, hashtext($1))", 1, NULL, v,
+      NULL, NULL, 0);
+  int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+  if (!ok) set_error(st, "join", r);
+  else if (strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+    lsr_store_errorf(&st->base, "another luasoar serve runs as node '%s' on this database", st->node);
+    ok = 0;
+    st->fenced = 1;
+  }
+  PQclear(r);
+  return ok && command(st, "listen", "LISTEN luasoar") == 0 ? 0 : -1;
+}
+
+static int pg_join(lsr_store *base, const char *node, const char *listen, double lease) {
+  pg_store *st = (pg_store *)base;
+  st->node = lsr_strdup(node);
+  st->listen = lsr_strdup(listen);
+  st->lease = lease;
+  if (rejoin(st) < 0) return -1;
+  char lease_s[32];
+  snprintf(lease_s, sizeof lease_s, "%.17g", lease);
+  const char *v[3] = {node, listen, lease_s};
+  /* the row, new or again (a restarted node takes its own runs back) */
+  PGresult *r = PQexecParams(st->conn,
+      "INSERT INTO nodes(id, listen, started, heartbeat, lease_until) VALUES($1, $2,"
+      " extract(epoch from clock_timestamp()), extract(epoch from clock_timestamp()),"
+      " extract(epoch from clock_timestamp()) + $3::float8) ON CONFLICT(id) DO UPDATE SET listen = EXCLUDED.listen,"
+      " started = EXCLUDED.started, heartbeat = EXCLUDED.heartbeat, lease_until = EXCLUDED.lease_until",
+      3, NULL, v, NULL, NULL, 0);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) set_error(st, "join", r);
+  PQclear(r);
+  return ok ? 0 : -1;
+}
+
+static int pg_fenced(lsr_store *base) { return ((pg_store *)base)->fenced; }
+
+static int pg_socket(lsr_store *base, unsigned *connection) {
+  pg_store *st = (pg_store *)base;
+  *connection = st->connections;
+  return PQsocket(st->conn);
+}
+
+/* Notifications that arrived (between turns): how many. */
+static int pg_notified(lsr_store *base) {
+  pg_store *st = (pg_store *)base;
+  if (st->piping || PQstatus(st->conn) != CONNECTION_OK) return 0;
+  PQconsumeInput(st->conn);
+  int n = 0;
+  PGnotify *note;
+  while ((note = PQnotifies(st->conn)) != NULL) {
+    n++;
+    PQfreemem(note);
+  }
+  return n;
+}
+
 static int pg_cap_pages(lsr_store *base, long long pages) {
   lsr_store_errorf(base, "a page cap exists on SQLite only");
   return -1;
@@ -321,6 +421,8 @@ static void pg_close(lsr_store *base) {
   pg_store *st = (pg_store *)base;
   if (st->conn && PQstatus(st->conn) == CONNECTION_OK) end_pipeline(st);
   free(st->sent);
+  free(st->node);
+  free(st->listen);
   PQfinish(st->conn);
   free(st);
 }
@@ -328,6 +430,7 @@ static void pg_close(lsr_store *base) {
 static const lsr_store_ops pg_ops = {
   .begin = pg_begin, .commit = pg_commit, .rollback = pg_rollback, .run = pg_run, .changes = pg_changes,
   .is_write = pg_is_write, .read_fails_turn = 1, .cap_pages = pg_cap_pages, .close = pg_close,
+  .join = pg_join, .fenced = pg_fenced, .socket = pg_socket, .notified = pg_notified,
 };
 
 static void quiet(void *arg, const char *message) {} /* NOTICEs (IF NOT EXISTS ...) are not errors */
@@ -395,17 +498,6 @@ lsr_store *lsr_pg_open(const char *uri, int read_only, char *err, size_t errlen)
     lsr_store_close(&st->base);
     return NULL;
   }
-  /* one server per database (until servers share one as a cluster): its
-   * recovery takes every run the store says is running as its own.  The
-   * lock is the connection's: it goes when the server dies. */
-  char *mine = read_only ? NULL : scalar(st, "SELECT pg_try_advisory_lock(4208112)");
-  if (!read_only && (!mine || strcmp(mine, "t") != 0)) {
-    snprintf(err, errlen, "%s: %s", shown, mine ? "another luasoar serve uses this database" : st->base.error);
-    free(mine);
-    lsr_store_close(&st->base);
-    return NULL;
-  }
-  free(mine);
   st->base.error[0] = 0;
   return &st->base;
 }

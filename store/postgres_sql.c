@@ -44,10 +44,15 @@
   "jsonb_array_elements(CASE WHEN jsonb_typeof(c.data::jsonb -> " key ") = 'array'" \
   " THEN c.data::jsonb -> " key " ELSE '[]'::jsonb END) p"
 
+/* this server's name in the cluster (lsr_store_join), and the database's
+ * clock: leases are judged by one clock, not each node's */
+#define NODE "current_setting('luasoar.node')"
+#define DB_NOW "extract(epoch from clock_timestamp())"
+
 const char *const lsr_pg_sql[LSR_Q_COUNT] = {
   [LSR_Q_RUN_INSERT] =
     "INSERT INTO playbook_runs(id, container_id, playbook, generation, status, message, scope,"
-    " start_time, update_time, parent_run_id) VALUES($1, $2, $3, $4, 'running', '', $5, $6, $6, $7)"
+    " start_time, update_time, parent_run_id, node) VALUES($1, $2, $3, $4, 'running', '', $5, $6, $6, $7, " NODE ")"
     " ON CONFLICT(id) DO UPDATE SET parent_run_id = $7, generation = $4",
   [LSR_Q_RUN_GENERATION] =
     "UPDATE playbook_runs SET generation = $1, update_time = $2 WHERE id = $3",
@@ -162,19 +167,12 @@ const char *const lsr_pg_sql[LSR_Q_COUNT] = {
     "SELECT 'restore_object', o.container_key, o.key, o.value, (SELECT"
     " w.playbook FROM shared_owners w WHERE w.kind = 'object' AND w.container_key = o.container_key"
     " AND w.key = o.key) FROM objects o",
-  [LSR_Q_RUN_MAX_ID] =
-    "SELECT max(id) FROM playbook_runs",
-  [LSR_Q_ACTION_MAX_ID] =
-    "SELECT greatest(coalesce((SELECT max(id) FROM action_runs), 0),"
-    " coalesce((SELECT max(id) FROM prompts), 0),"
-    " coalesce((SELECT max(id) FROM calls WHERE kind = 'custom_function'), 0))",
-  [LSR_Q_APP_RUN_MAX_ID] =
-    "SELECT max(id) FROM app_runs",
-  [LSR_Q_PINNED_MAX_ID] =
-    "SELECT max(" PINNED_ID ")::bigint FROM containers c, " PINNED("$1::text")
-    " WHERE strpos(c.data, '\"' || $1::text || '\"') > 0",
-  [LSR_Q_ARTIFACT_MAX_ID] =
-    "SELECT max(id) FROM artifacts",
+  /* a new id of a kind: the first of a block of its sequence's increment
+   * (the servers that share the database each take their own blocks) */
+  [LSR_Q_ID_NEXT] =
+    "SELECT nextval(('luasoar_' || $1::text || '_ids')::regclass),"
+    " (SELECT increment_by FROM pg_sequences WHERE schemaname = current_schema()"
+    "  AND sequencename = 'luasoar_' || $1::text || '_ids')",
   [LSR_Q_RUN_EXISTS] =
     "SELECT count(*) FROM playbook_runs WHERE id = $1",
   [LSR_Q_RUN_IS_RUNNING] =
@@ -186,25 +184,37 @@ const char *const lsr_pg_sql[LSR_Q_COUNT] = {
     "SELECT count(*) FROM run_log WHERE run_id = $1 AND substr(message, 1, $2) = $3",
   [LSR_Q_RUN_INSERT_RECOVERED] =
     "INSERT INTO playbook_runs(id, container_id, playbook, generation, status, message, scope,"
-    " start_time, update_time, parent_run_id) SELECT $1::bigint, (call::json ->> 'container_id')::bigint,"
-    " call::json ->> 'ref', 0, 'running', '', 'new', $2, $2, run_id FROM calls"
+    " start_time, update_time, parent_run_id, node) SELECT $1::bigint, (call::json ->> 'container_id')::bigint,"
+    " call::json ->> 'ref', 0, 'running', '', 'new', $2, $2, run_id, " NODE " FROM calls"
     " WHERE kind = 'playbook' AND status = 'running' AND call::json ->> 'child_run_id' = $1::bigint::text"
     " LIMIT 1",
-  [LSR_Q_RUNS_RUNNING] =
-    "SELECT id, container_id, parent_run_id, playbook, scope"
-    " FROM playbook_runs WHERE status = 'running' ORDER BY id",
+  /* The runs this node takes over: those of nodes whose lease ran out
+   * (their rows deleted here: a node without a row holds nothing, and its
+   * next turn fails, see luasoar_hold), those handed back (no node), and at
+   * its start ($1 = 1) its own from before.  SKIP LOCKED: two nodes never
+   * take the same run; a run is taken in the claim's commit. */
+  [LSR_Q_RUNS_CLAIM] =
+    "WITH dead AS (DELETE FROM nodes WHERE lease_until < " DB_NOW " AND id <> " NODE " RETURNING id),"
+    " taken AS (UPDATE playbook_runs r SET node = " NODE ", recovering = 1 WHERE r.id IN"
+    "  (SELECT id FROM playbook_runs p WHERE status = 'running' AND (node IS NULL"
+    "    OR node IN (SELECT id FROM dead) OR ($1 = 1 AND node = " NODE ")"
+    "    OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = p.node))"
+    "   ORDER BY id FOR UPDATE SKIP LOCKED)"
+    "  RETURNING r.id, r.container_id, r.parent_run_id, r.playbook, r.scope)"
+    " SELECT * FROM taken ORDER BY id",
+  [LSR_Q_RUNS_RECOVERED] =
+    "UPDATE playbook_runs SET recovering = 0 WHERE node = " NODE " AND recovering = 1",
   [LSR_Q_RUN_RECOVERY] =
     RECOVERY_JSON,
   [LSR_Q_PROMPTS_TIME_OUT] =
     "UPDATE prompts SET status = 'timed out' WHERE status = 'pending' AND run_id IN"
     " (SELECT id FROM playbook_runs WHERE status != 'running')",
   [LSR_Q_APPROVALS_CANCEL] =
-    "UPDATE prompts SET status = 'cancelled' WHERE status = 'pending' AND prompt::json ->> 'type' = 'approval'",
+    "UPDATE prompts SET status = 'cancelled' WHERE status = 'pending' AND prompt::json ->> 'type' = 'approval'"
+    " AND run_id IN (SELECT id FROM playbook_runs WHERE node = " NODE " AND recovering = 1)",
   [LSR_Q_ARTIFACT_INSERT] =
     "INSERT INTO artifacts(id, container_id, data, create_time)"
     " VALUES($1, $2, (($3::jsonb - 'id') || jsonb_build_object('container', $2::bigint, 'id', $1::bigint))::text, $4)",
-  [LSR_Q_CONTAINER_MAX_ID] =
-    "SELECT max(id) FROM containers",
   [LSR_Q_CONTAINER_INSERT] =
     "INSERT INTO containers(id, label, status, data, create_time, update_time)"
     " VALUES($1, $2, $3, (($4::jsonb - 'artifacts' - 'id') || jsonb_build_object('label', $2::text,"
@@ -272,4 +282,36 @@ const char *const lsr_pg_sql[LSR_Q_COUNT] = {
     " FROM run_log WHERE run_id = $1 ORDER BY id",
   [LSR_Q_PAGE_COUNT] =
     "SELECT 0",
+  /* the lease renewed ($1 seconds from now) */
+  [LSR_Q_NODE_HEARTBEAT] =
+    "UPDATE nodes SET heartbeat = " DB_NOW ", lease_until = " DB_NOW " + $1 WHERE id = " NODE,
+  /* the node stops: its runs handed back, to whichever node claims them */
+  [LSR_Q_NODE_LEAVE] =
+    "WITH gone AS (DELETE FROM nodes WHERE id = " NODE "),"
+    " freed AS (UPDATE playbook_runs SET node = NULL WHERE node = " NODE " AND status = 'running' RETURNING id)"
+    " SELECT count(*), pg_notify('luasoar', 'runs') FROM freed",
+  /* the playbooks this node serves, {"id": generation, ...} */
+  [LSR_Q_NODE_PLAYBOOKS] =
+    "UPDATE nodes SET playbooks = $1 WHERE id = " NODE,
+  /* GET /rest/cluster */
+  [LSR_Q_CLUSTER_NODES] =
+    "SELECT json_build_object('count', count(*), 'data', " LIST("json_agg(json_build_object('node', n.id,"
+    " 'listen', n.listen, 'self', n.id = " NODE ", 'started', " ISO("n.started") ", 'heartbeat', " ISO("n.heartbeat") ","
+    " 'lease_until', " ISO("n.lease_until") ", 'lease_left', round((n.lease_until - " DB_NOW ")::numeric, 3),"
+    " 'runs', (SELECT count(*) FROM playbook_runs r WHERE r.node = n.id AND r.status = 'running'),"
+    " 'playbooks', coalesce(n.playbooks, '{}')::json) ORDER BY n.id)") ","
+    " 'unclaimed_runs', (SELECT count(*) FROM playbook_runs r WHERE r.status = 'running'"
+    "   AND NOT EXISTS (SELECT 1 FROM nodes m WHERE m.id = r.node)))::text FROM nodes n",
+  /* GET /rest/playbook: what each node serves */
+  [LSR_Q_NODES_PLAYBOOKS] =
+    "SELECT coalesce(json_object_agg(id, coalesce(playbooks, '{}')::json ORDER BY id), '{}')::text FROM nodes",
+  /* an answer to a prompt of a run on another node: kept for it (the first
+   * answer wins), and that node woken; how many prompts took it */
+  [LSR_Q_PROMPT_ANSWER_ELSEWHERE] =
+    "WITH a AS (UPDATE prompts SET answer = $2 WHERE id = $1 AND status = 'pending' AND answer IS NULL"
+    " RETURNING run_id) SELECT count(*), pg_notify('luasoar', 'answer') FROM a",
+  /* answers kept for this node's runs */
+  [LSR_Q_PROMPT_ANSWERS_MINE] =
+    "SELECT p.id, p.run_id, p.answer FROM prompts p JOIN playbook_runs r ON r.id = p.run_id"
+    " WHERE p.status = 'pending' AND p.answer IS NOT NULL AND r.node = " NODE " ORDER BY p.id",
 };

@@ -34,6 +34,10 @@
   "   FROM calls c WHERE run_id = r.id AND status = 'running')))" \
   " FROM playbook_runs r WHERE id = ?"
 
+/* a statement of the cluster, which SQLite has not: a write that changes
+ * nothing (the server does not send them to SQLite) */
+#define NO_CLUSTER "UPDATE meta SET value = value WHERE 0"
+
 const char *const lsr_sqlite_sql[LSR_Q_COUNT] = {
   [LSR_Q_RUN_INSERT] =
     "INSERT INTO playbook_runs(id, container_id, playbook, generation, status, message, scope,"
@@ -149,19 +153,21 @@ const char *const lsr_sqlite_sql[LSR_Q_COUNT] = {
     "SELECT 'restore_object', o.container_key, o.key, o.value, (SELECT"
     " w.playbook FROM shared_owners w WHERE w.kind = 'object' AND w.container_key = o.container_key"
     " AND w.key = o.key) FROM objects o",
-  [LSR_Q_RUN_MAX_ID] =
-    "SELECT max(id) FROM playbook_runs",
-  [LSR_Q_ACTION_MAX_ID] =
-    "SELECT max(coalesce((SELECT max(id) FROM action_runs), 0),"
-    " coalesce((SELECT max(id) FROM prompts), 0),"
-    " coalesce((SELECT max(id) FROM calls WHERE kind = 'custom_function'), 0))",
-  [LSR_Q_APP_RUN_MAX_ID] =
-    "SELECT max(id) FROM app_runs",
-  [LSR_Q_PINNED_MAX_ID] =
-    "SELECT max(json_extract(p.value, '$.id')) FROM containers c,"
-    " json_each(c.data, '$.' || ?1) p WHERE instr(c.data, '\"' || ?1 || '\"')",
-  [LSR_Q_ARTIFACT_MAX_ID] =
-    "SELECT max(id) FROM artifacts",
+  /* a new id of a kind (lsr_id_kind's names): the first of a block and
+   * its size, 0 for no end (one server writes a SQLite store) */
+  [LSR_Q_ID_NEXT] =
+    "SELECT coalesce(CASE ?1 WHEN 'run' THEN (SELECT max(id) FROM playbook_runs)"
+    " WHEN 'action' THEN max(coalesce((SELECT max(id) FROM action_runs), 0),"
+    "   coalesce((SELECT max(id) FROM prompts), 0),"
+    "   coalesce((SELECT max(id) FROM calls WHERE kind = 'custom_function'), 0))"
+    " WHEN 'app_run' THEN (SELECT max(id) FROM app_runs)"
+    " WHEN 'artifact' THEN (SELECT max(id) FROM artifacts)"
+    " WHEN 'container' THEN (SELECT max(id) FROM containers)"
+    " WHEN 'pin' THEN (SELECT max(json_extract(p.value, '$.id')) FROM containers c,"
+    "   json_each(c.data, '$.pins') p WHERE instr(c.data, '\"pins\"'))"
+    " WHEN 'note' THEN (SELECT max(json_extract(p.value, '$.id')) FROM containers c,"
+    "   json_each(c.data, '$.notes') p WHERE instr(c.data, '\"notes\"'))"
+    " END, 0) + 1, 0",
   [LSR_Q_RUN_EXISTS] =
     "SELECT count(*) FROM playbook_runs WHERE id = ?",
   [LSR_Q_RUN_IS_RUNNING] =
@@ -177,9 +183,12 @@ const char *const lsr_sqlite_sql[LSR_Q_COUNT] = {
     " json_extract(call, '$.ref'), 0, 'running', '', 'new', ?2, ?2, run_id FROM calls"
     " WHERE kind = 'playbook' AND status = 'running' AND json_extract(call, '$.child_run_id') = ?1"
     " LIMIT 1",
-  [LSR_Q_RUNS_RUNNING] =
+  /* the runs this server takes over (at its start: 1): on SQLite, at
+   * start, every running run (one server per store) */
+  [LSR_Q_RUNS_CLAIM] =
     "SELECT id, container_id, parent_run_id, playbook, scope"
-    " FROM playbook_runs WHERE status = 'running' ORDER BY id",
+    " FROM playbook_runs WHERE status = 'running' AND ?1 = 1 ORDER BY id",
+  [LSR_Q_RUNS_RECOVERED] = NO_CLUSTER,
   [LSR_Q_RUN_RECOVERY] =
     RECOVERY_JSON,
   [LSR_Q_PROMPTS_TIME_OUT] =
@@ -191,8 +200,6 @@ const char *const lsr_sqlite_sql[LSR_Q_COUNT] = {
   [LSR_Q_ARTIFACT_INSERT] =
     "INSERT INTO artifacts(id, container_id, data, create_time)"
     " VALUES(?1, ?2, json_set(json_remove(?3, '$.id'), '$.container', ?2, '$.id', ?1), ?4)",
-  [LSR_Q_CONTAINER_MAX_ID] =
-    "SELECT max(id) FROM containers",
   [LSR_Q_CONTAINER_INSERT] =
     "INSERT INTO containers(id, label, status, data, create_time, update_time)"
     " VALUES(?1, ?2, ?3, json_set(json_remove(?4, '$.artifacts', '$.id'), '$.label', ?2,"
@@ -260,4 +267,12 @@ const char *const lsr_sqlite_sql[LSR_Q_COUNT] = {
     " FROM run_log WHERE run_id = ? ORDER BY id",
   [LSR_Q_PAGE_COUNT] =
     "SELECT page_count FROM pragma_page_count()",
+  /* a cluster is PostgreSQL's (postgres_sql.c) */
+  [LSR_Q_NODE_HEARTBEAT] = NO_CLUSTER,
+  [LSR_Q_NODE_LEAVE] = NO_CLUSTER,
+  [LSR_Q_NODE_PLAYBOOKS] = NO_CLUSTER,
+  [LSR_Q_CLUSTER_NODES] = NO_CLUSTER,
+  [LSR_Q_NODES_PLAYBOOKS] = NO_CLUSTER,
+  [LSR_Q_PROMPT_ANSWER_ELSEWHERE] = NO_CLUSTER,
+  [LSR_Q_PROMPT_ANSWERS_MINE] = NO_CLUSTER,
 };

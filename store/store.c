@@ -183,3 +183,22 @@ int lsr_store_each(lsr_store *st, lsr_store_row row, void *ud, lsr_q q, const ch
   va_end(ap);
   return rc;
 }
+
+/* ---- the cluster ---- */
+
+int lsr_store_join(lsr_store *st, const char *node, const char *listen, double lease) {
+  return st->ops->join ? st->ops->join(st, node, listen, lease) : 0;
+}
+
+int lsr_store_clustered(lsr_store *st) { return st->ops->join != NULL; }
+
+int lsr_store_fenced(lsr_store *st) { return st->ops->fenced ? st->ops->fenced(st) : 0; }
+
+int lsr_store_socket(lsr_store *st, unsigned *connection) {
+  *connection = 0;
+  return st->ops->socket ? st->ops->socket(st, connection) : -1;
+}
+
+int lsr_store_notified(lsr_store *st) {
+  return st->ops->notified && !st->in_tx && !st->failed ? st->ops->notified(st) : 0;
+}

@@ -68,4 +68,21 @@ int lsr_store_each(lsr_store *st, void (*row)(void *ud, int ncols, const char **
  * elsewhere). */
 int lsr_store_cap_pages(lsr_store *st, long long pages);
 
+/* The cluster: servers that share a PostgreSQL database are its nodes.
+ * join: this server is node (its name, unique: another server of the same
+ * name is refused), reachable at listen, its lease lease seconds; from now
+ * on each turn first checks that the node still holds its runs (a node
+ * whose lease ran out may have lost them to another).  0, or -1 with the
+ * error.  SQLite: nothing to join (0), one server per store. */
+int lsr_store_join(lsr_store *st, const char *node, const char *listen, double lease);
+int lsr_store_clustered(lsr_store *st);
+/* The node lost its runs to another (a turn was refused): it must stop
+ * without writing more. */
+int lsr_store_fenced(lsr_store *st);
+/* The connection's socket, to wait on for notifications (-1: none), and
+ * a count of connections made (it changes when the socket does). */
+int lsr_store_socket(lsr_store *st, unsigned *connection);
+/* How many notifications arrived (between turns; 0 inside one). */
+int lsr_store_notified(lsr_store *st);
+
 #endif

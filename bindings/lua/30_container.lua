@@ -38,13 +38,14 @@ local function stored(id)
 end
 internal.stored_container = stored
 
--- The next id of a kind numbered by the engine (note, pin, data): above
--- every one the store kept (serving, across restarts).
+-- The next id of a kind numbered by the engine (note, pin, data): the
+-- store's when serving (unique across restarts and servers), else counted.
 function internal.next_kept_id(kind)
+  local id = internal.new_stored_id(kind)
+  if id then return id end
   local store = internal.store()
   local key = "next_" .. kind .. "_id"
-  if store[key] == nil then store[key] = internal.max_stored_id(kind) end
-  store[key] = store[key] + 1
+  store[key] = (store[key] or 0) + 1
   return store[key]
 end
 
@@ -205,18 +206,18 @@ function phantom.add_artifact(...)
   if kw.cef_data ~= nil and type(kw.cef_data) ~= "table" then
     fail("phantom.add_artifact", "argument 'cef_data': expected a table")
   end
-  local max = 0
-  local store = internal.store()
-  if not internal.persisting() then -- serving, the store knows them all (max_stored_id)
+  local id = internal.new_stored_id("artifact") -- serving: the store numbers them
+  if not id then -- above every id seen or given
+    local store = internal.store()
+    local max = store.last_artifact_id or 0
     for _, other in pairs(containers()) do
       for _, a in ipairs(other.artifacts or {}) do
         if type(a.id) == "number" and a.id > max then max = a.id end
       end
     end
+    id = max + 1
+    store.last_artifact_id = id
   end
-  -- above every id seen, given, or stored (serve: ingested by REST too)
-  local id = math.max(max, store.last_artifact_id or 0, internal.max_stored_id("artifact")) + 1
-  store.last_artifact_id = id
   local a = internal.snapshot("phantom.add_artifact", {
     id = id, container = c.id, name = kw.name, label = kw.label, severity = kw.severity,
     source_data_identifier = kw.identifier, type = kw.artifact_type,

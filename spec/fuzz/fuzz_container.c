@@ -99,12 +99,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_BEGIN(data, size, fuzz_settle(eng, &base_refs));
   char err[1024] = "";
   memset(&res, 0, sizeof res);
-  int64_t next_id = eng->next_run_id;
+  int64_t next_id = eng->next_id[LSR_ID_RUN];
   lsr_run *run = lsr_run_json(eng, gen, (const char *)data, size, "fuzz.json", err, sizeof err);
   if (!run) {
     FUZZ_CHECK(err[0], "refused without a message");
     FUZZ_CHECK(strncmp(err, "fuzz.json: ", 11) == 0, "message does not name the input: %s", err);
-    FUZZ_CHECK(eng->live_runs == 0 && eng->next_run_id == next_id, "refused, yet a run was created");
+    FUZZ_CHECK(eng->live_runs == 0 && eng->next_id[LSR_ID_RUN] == next_id, "refused, yet a run was created");
     FUZZ_CHECK(lua_gettop(eng->L) == 0, "refused input left %d values on the stack", lua_gettop(eng->L));
     check_verdict(data, size, 0, err);
   } else {
