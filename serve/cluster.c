@@ -4,10 +4,12 @@
  *
  * Each run executes on one node, the one that started it.  A node holds a
  * lease (its row in `nodes`, --lease seconds on the database's clock) that
- * it renews by heartbeat.  Every few seconds, and when another node says so
- * (LISTEN/NOTIFY), a node claims runs nobody holds: those of nodes whose
- * lease ran out (their rows deleted in the same statement), and those a
- * stopping node handed back.  The claim is committed before the runs are
+ * a thread of the store renews (store/postgres.c).  Every third of the
+ * lease, and when another node says so (LISTEN/NOTIFY), a node claims runs
+ * nobody holds: those of nodes whose lease ran out (their rows deleted in
+ * the same statement), and those a stopping node handed back.  One node
+ * claims at a time (a transaction's advisory lock), so a parent run and its
+ * children go to the same node.  The claim is committed before the runs are
  * recovered, by the rules of a restart (recover.c), so a run is taken over
  * once.  Every turn of a node first holds its own row (luasoar_hold in
  * store/postgres.c): a node whose row was deleted, because it was paused
@@ -57,8 +59,6 @@ static void wake_watch(server *s);
 
 static void tick(server *s) {
   srv_commit_now(s);
-  lsr_store_exec(s->store, LSR_Q_NODE_HEARTBEAT, "d", s->lease);
-  srv_commit_now(s);
   if (lsr_store_fenced(s->store)) srv_fenced_stop(s);
   srv_recover(s, 0);
   lsr_store_each(s->store, deliver_answer, s, LSR_Q_PROMPT_ANSWERS_MINE, "");
@@ -106,7 +106,8 @@ static void wake_watch(server *s) {
  * listen.  0, or -1 with why in err. */
 int srv_cluster_join(server *s, const char *node, const char *listen, double lease, char *err, size_t errlen) {
   if (!lsr_store_clustered(s->store)) return 0;
-  if (lsr_store_join(s->store, node, listen, lease) < 0) {
+  /* a turn is held open at most for a step (the watchdog's limit) */
+  if (lsr_store_join(s->store, node, listen, lease, (s->eng->step_seconds > 0 ? s->eng->step_seconds : LSR_STEP_SECONDS_DEFAULT) + lease) < 0) {
     snprintf(err, errlen, "cannot join the cluster as node '%s': %s", node, lsr_store_error(s->store));
     return -1;
   }

@@ -32,7 +32,7 @@ typedef struct {
   int (*cap_pages)(lsr_store *st, long long pages); /* -1 where there is no such cap */
   void (*close)(lsr_store *st);                     /* the backend's own part, then free */
   /* the cluster (NULL where there is none: SQLite) */
-  int (*join)(lsr_store *st, const char *node, const char *listen, double lease);
+  int (*join)(lsr_store *st, const char *node, const char *listen, double lease, double hold_limit);
   int (*fenced)(lsr_store *st);
   int (*socket)(lsr_store *st, unsigned *connection);
   int (*notified)(lsr_store *st);

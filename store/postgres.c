@@ -17,7 +17,10 @@
 #include "backend.h"
 #include "engine.h"
 #include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,9 +41,17 @@ typedef struct {
   size_t nsent, capsent, first;
   int failed;                  /* an answer of this pipeline was an error */
   char *node, *listen;         /* the node this server is in the cluster (lsr_store_join) */
-  double lease;
-  int fenced;                  /* its runs went to another node: it must stop */
+  double lease, hold_limit;
+  atomic_int fenced;           /* its runs went to another node: it must stop */
   unsigned connections;        /* connections made (the socket changes with each) */
+  char *uri;
+  /* the heartbeat: a thread with its own connection, so that a long step
+   * of the loop does not cost the node its lease */
+  pthread_t beat;
+  int beating;
+  pthread_mutex_t beat_mu;
+  pthread_cond_t beat_cv;
+  int beat_stop;
 } pg_store;
 
 static const char schema[] =
@@ -365,14 +376,55 @@ static int rejoin(pg_store *st) {
     st->fenced = 1;
   }
   PQclear(r);
-  return ok && command(st, "listen", "LISTEN luasoar") == 0 ? 0 : -1;
+  /* a node paused inside a turn holds its row, and so delays the claim of
+   * its runs: not longer than this */
+  char limit[96];
+  snprintf(limit, sizeof limit, "SET idle_in_transaction_session_timeout = %lld", (long long)(st->hold_limit * 1000));
+  return ok && command(st, "limit", limit) == 0 && command(st, "listen", "LISTEN luasoar") == 0 ? 0 : -1;
 }
 
-static int pg_join(lsr_store *base, const char *node, const char *listen, double lease) {
+/* Every third of the lease, the lease renewed, on the thread's own
+ * connection (made again when it breaks).  No row to renew: another node
+ * took this one's runs over, and the node must stop (fenced). */
+static void *heartbeat(void *arg) {
+  pg_store *st = arg;
+  PGconn *conn = NULL;
+  char lease_s[32];
+  snprintf(lease_s, sizeof lease_s, "%.17g", st->lease);
+  const char *v[2] = {st->node, lease_s};
+  pthread_mutex_lock(&st->beat_mu);
+  while (!st->beat_stop) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    double at = until.tv_sec + until.tv_nsec / 1e9 + st->lease / 3;
+    until.tv_sec = (time_t)at;
+    until.tv_nsec = (long)((at - (double)until.tv_sec) * 1e9);
+    pthread_cond_timedwait(&st->beat_cv, &st->beat_mu, &until);
+    if (st->beat_stop) break;
+    pthread_mutex_unlock(&st->beat_mu);
+    if (!conn || PQstatus(conn) != CONNECTION_OK) {
+      PQfinish(conn);
+      conn = PQconnectdb(st->uri);
+    }
+    if (PQstatus(conn) == CONNECTION_OK) {
+      PGresult *r = PQexecParams(conn, "UPDATE nodes SET heartbeat = extract(epoch from clock_timestamp()),"
+          " lease_until = extract(epoch from clock_timestamp()) + $2::float8 WHERE id = $1", 2, NULL, v, NULL, NULL, 0);
+      if (PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(r), "0") == 0) st->fenced = 1;
+      PQclear(r);
+    }
+    pthread_mutex_lock(&st->beat_mu);
+  }
+  pthread_mutex_unlock(&st->beat_mu);
+  PQfinish(conn);
+  return NULL;
+}
+
+static int pg_join(lsr_store *base, const char *node, const char *listen, double lease, double hold_limit) {
   pg_store *st = (pg_store *)base;
   st->node = lsr_strdup(node);
   st->listen = lsr_strdup(listen);
   st->lease = lease;
+  st->hold_limit = hold_limit;
   if (rejoin(st) < 0) return -1;
   char lease_s[32];
   snprintf(lease_s, sizeof lease_s, "%.17g", lease);
@@ -387,6 +439,11 @@ static int pg_join(lsr_store *base, const char *node, const char *listen, double
   int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
   if (!ok) set_error(st, "join", r);
   PQclear(r);
+  if (ok && pthread_create(&st->beat, NULL, heartbeat, st) != 0) {
+    lsr_store_errorf(base, "join: cannot start the heartbeat's thread");
+    ok = 0;
+  }
+  st->beating = ok;
   return ok ? 0 : -1;
 }
 
@@ -419,6 +476,16 @@ static int pg_cap_pages(lsr_store *base, long long pages) {
 
 static void pg_close(lsr_store *base) {
   pg_store *st = (pg_store *)base;
+  if (st->beating) {
+    pthread_mutex_lock(&st->beat_mu);
+    st->beat_stop = 1;
+    pthread_cond_signal(&st->beat_cv);
+    pthread_mutex_unlock(&st->beat_mu);
+    pthread_join(st->beat, NULL);
+  }
+  pthread_mutex_destroy(&st->beat_mu);
+  pthread_cond_destroy(&st->beat_cv);
+  free(st->uri);
   if (st->conn && PQstatus(st->conn) == CONNECTION_OK) end_pipeline(st);
   free(st->sent);
   free(st->node);
@@ -481,6 +548,9 @@ lsr_store *lsr_pg_open(const char *uri, int read_only, char *err, size_t errlen)
   lsr_store_name(uri, shown, sizeof shown);
   pg_store *st = lsr_xalloc(sizeof *st);
   st->base.ops = &pg_ops;
+  st->uri = lsr_strdup(uri);
+  pthread_mutex_init(&st->beat_mu, NULL);
+  pthread_cond_init(&st->beat_cv, NULL);
   st->conn = PQconnectdb(uri);
   if (!st->conn || PQstatus(st->conn) != CONNECTION_OK) {
     snprintf(err, errlen, "%s: cannot connect to PostgreSQL: %s", shown,

@@ -191,12 +191,16 @@ const char *const lsr_pg_sql[LSR_Q_COUNT] = {
   /* The runs this node takes over: those of nodes whose lease ran out
    * (their rows deleted here: a node without a row holds nothing, and its
    * next turn fails, see luasoar_hold), those handed back (no node), and at
-   * its start ($1 = 1) its own from before.  SKIP LOCKED: two nodes never
-   * take the same run; a run is taken in the claim's commit. */
+   * its start ($1 = 1) its own from before.  One claim at a time (the
+   * advisory lock, till the commit), so that a run's children go with it;
+   * SKIP LOCKED: what a live node is writing is not waited for.  A run is
+   * taken in the claim's commit. */
   [LSR_Q_RUNS_CLAIM] =
-    "WITH dead AS (DELETE FROM nodes WHERE lease_until < " DB_NOW " AND id <> " NODE " RETURNING id),"
+    "WITH one AS (SELECT pg_advisory_xact_lock(4208113))," /* one claimer at a time */
+    " dead AS (DELETE FROM nodes WHERE lease_until < " DB_NOW " AND id <> " NODE
+    "   AND EXISTS (SELECT 1 FROM one) RETURNING id),"
     " taken AS (UPDATE playbook_runs r SET node = " NODE ", recovering = 1 WHERE r.id IN"
-    "  (SELECT id FROM playbook_runs p WHERE status = 'running' AND (node IS NULL"
+    "  (SELECT id FROM playbook_runs p WHERE EXISTS (SELECT 1 FROM one) AND status = 'running' AND (node IS NULL"
     "    OR node IN (SELECT id FROM dead) OR ($1 = 1 AND node = " NODE ")"
     "    OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = p.node))"
     "   ORDER BY id FOR UPDATE SKIP LOCKED)"
@@ -282,9 +286,6 @@ const char *const lsr_pg_sql[LSR_Q_COUNT] = {
     " FROM run_log WHERE run_id = $1 ORDER BY id",
   [LSR_Q_PAGE_COUNT] =
     "SELECT 0",
-  /* the lease renewed ($1 seconds from now) */
-  [LSR_Q_NODE_HEARTBEAT] =
-    "UPDATE nodes SET heartbeat = " DB_NOW ", lease_until = " DB_NOW " + $1 WHERE id = " NODE,
   /* the node stops: its runs handed back, to whichever node claims them */
   [LSR_Q_NODE_LEAVE] =
     "WITH gone AS (DELETE FROM nodes WHERE id = " NODE "),"

@@ -268,7 +268,6 @@ const char *const lsr_sqlite_sql[LSR_Q_COUNT] = {
   [LSR_Q_PAGE_COUNT] =
     "SELECT page_count FROM pragma_page_count()",
   /* a cluster is PostgreSQL's (postgres_sql.c) */
-  [LSR_Q_NODE_HEARTBEAT] = NO_CLUSTER,
   [LSR_Q_NODE_LEAVE] = NO_CLUSTER,
   [LSR_Q_NODE_PLAYBOOKS] = NO_CLUSTER,
   [LSR_Q_CLUSTER_NODES] = NO_CLUSTER,

@@ -186,8 +186,8 @@ int lsr_store_each(lsr_store *st, lsr_store_row row, void *ud, lsr_q q, const ch
 
 /* ---- the cluster ---- */
 
-int lsr_store_join(lsr_store *st, const char *node, const char *listen, double lease) {
-  return st->ops->join ? st->ops->join(st, node, listen, lease) : 0;
+int lsr_store_join(lsr_store *st, const char *node, const char *listen, double lease, double hold_limit) {
+  return st->ops->join ? st->ops->join(st, node, listen, lease, hold_limit) : 0;
 }
 
 int lsr_store_clustered(lsr_store *st) { return st->ops->join != NULL; }

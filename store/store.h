@@ -70,11 +70,13 @@ int lsr_store_cap_pages(lsr_store *st, long long pages);
 
 /* The cluster: servers that share a PostgreSQL database are its nodes.
  * join: this server is node (its name, unique: another server of the same
- * name is refused), reachable at listen, its lease lease seconds; from now
- * on each turn first checks that the node still holds its runs (a node
- * whose lease ran out may have lost them to another).  0, or -1 with the
- * error.  SQLite: nothing to join (0), one server per store. */
-int lsr_store_join(lsr_store *st, const char *node, const char *listen, double lease);
+ * name is refused), reachable at listen, its lease lease seconds, renewed
+ * by a thread of the store; from now on each turn first checks that the
+ * node still holds its runs (a node whose lease ran out may have lost them
+ * to another), and a transaction left open longer than hold_limit seconds
+ * (a node paused inside a turn) is ended by the database.  0, or -1 with
+ * the error.  SQLite: nothing to join (0), one server per store. */
+int lsr_store_join(lsr_store *st, const char *node, const char *listen, double lease, double hold_limit);
 int lsr_store_clustered(lsr_store *st);
 /* The node lost its runs to another (a turn was refused): it must stop
  * without writing more. */
