@@ -25,8 +25,8 @@
 /* The node lost its runs to another: it stops at once, without writing
  * (its apps die with it). */
 void srv_fenced_stop(server *s) {
-  srv_say("node '%s': %s; its runs go on on other nodes: stopping without writing more", s->node,
-          lsr_store_error(s->store));
+  srv_say("node '%s' lost its runs to another node (its lease ran out while it was paused or cut off): they go on"
+          " there; stopping without writing more (exit %d)", s->node, FENCED_EXIT);
   lsr_exec_reaper_close(s->eng->loop);
   fflush(stderr);
   _exit(FENCED_EXIT);
@@ -53,7 +53,68 @@ int srv_answer_elsewhere(server *s, int64_t prompt, const char *responses) {
   return s->cluster && lsr_store_int(s->store, 0, LSR_Q_PROMPT_ANSWER_ELSEWHERE, "is", prompt, responses) > 0;
 }
 
-/* ---- the tick: heartbeat, claims, answers ---- */
+static void on_beat(uv_timer_t *t);
+
+/* ---- what runs share, changed on another node ---- */
+
+static void count_row(void *ud, int ncols, const char **cols) {
+  srv_restore_row(((void **)ud)[0], ncols, cols);
+  ++*(int *)((void **)ud)[1];
+}
+
+/* One entry read again from the store, through the hooks that load it at
+ * start; gone from the store, it goes ("null"). */
+static void reload_shared(server *s, const char *kind, const char *a, const char *b) {
+  char err[1024];
+  int rows = 0;
+  void *ctx[2] = {s, &rows};
+  if (strcmp(kind, "list") == 0 && a) {
+    if (lsr_store_each(s->store, count_row, ctx, LSR_Q_LIST_GET, "s", a) == 0 && rows == 0) {
+      const char *gone[3] = {a, "null", ""};
+      if (lsr_hook_strings(s->eng, "seed_list", 3, gone, err, sizeof err) < 0) srv_say("store: list '%s': %s", a, err);
+    }
+  } else if (strcmp(kind, "object") == 0 && a && b) {
+    if (lsr_store_each(s->store, count_row, ctx, LSR_Q_OBJECT_GET, "ss", a, b) == 0 && rows == 0) {
+      const char *gone[4] = {a, b, "null", ""};
+      if (lsr_hook_strings(s->eng, "restore_object", 4, gone, err, sizeof err) < 0) srv_say("store: object: %s", err);
+    }
+  } else { /* "all": too long to name */
+    lsr_store_each(s->store, srv_restore_row, s, LSR_Q_LISTS_RESTORE, "");
+    lsr_store_each(s->store, srv_restore_row, s, LSR_Q_OBJECTS_RESTORE, "");
+  }
+}
+
+/* A notification: ["shared", NODE, kind, ...] from a node that changed
+ * what runs share (its own are skipped), else a wake-up for the tick
+ * (runs handed back, an answer). */
+static void on_note(void *ud, const char *payload) {
+  server *s = ud;
+  yajl_val v = payload[0] == '[' ? yajl_tree_parse(payload, NULL, 0) : NULL;
+  if (!v || !YAJL_IS_ARRAY(v) || v->u.array.len < 3) {
+    s->woken = 1;
+  } else {
+    const char *p[5] = {0};
+    for (size_t i = 0; i < v->u.array.len && i < 5; i++)
+      p[i] = YAJL_IS_STRING(v->u.array.values[i]) ? v->u.array.values[i]->u.string : NULL;
+    if (p[0] && strcmp(p[0], "shared") == 0 && p[1] && strcmp(p[1], s->node) != 0 && p[2])
+      reload_shared(s, p[2], p[3], p[4]);
+  }
+  yajl_tree_free(v);
+}
+
+/* Notifications read (after each turn's commit, and when the socket has
+ * some): shared data reloaded now, a wake-up on the next tick, at once. */
+void srv_cluster_notes(server *s) {
+  if (!s->cluster || lsr_store_notified(s->store, on_note, s) == 0) return;
+  srv_commit_now(s);
+  if (s->woken && s->ticking) {
+    s->woken = 0;
+    uint64_t every = (uint64_t)(s->lease * 1000 / 3);
+    uv_timer_start(&s->beat, on_beat, 0, every);
+  }
+}
+
+/* ---- the tick: claims, answers ---- */
 
 static void wake_watch(server *s);
 
@@ -72,13 +133,11 @@ static void on_beat(uv_timer_t *t) {
   if (!s->stopping) tick(s);
 }
 
-/* Another node said something (a handed-back run, an answer): the tick
- * now rather than at the next heartbeat. */
 static void on_wake(uv_poll_t *p, int status, int events) {
   server *s = p->data;
   (void)status;
   (void)events;
-  if (!s->stopping && lsr_store_notified(s->store) > 0) tick(s);
+  if (!s->stopping) srv_cluster_notes(s);
 }
 
 static void free_poll(uv_handle_t *h) { free(h); }
@@ -124,6 +183,7 @@ void srv_cluster_start(server *s) {
   s->beat.data = s;
   uint64_t every = (uint64_t)(s->lease * 1000 / 3);
   uv_timer_start(&s->beat, on_beat, every, every);
+  s->ticking = 1;
   wake_watch(s);
 }
 

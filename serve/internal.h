@@ -84,6 +84,7 @@ typedef struct {
   uv_timer_t beat;
   uv_poll_t *wake;      /* the store's socket, for notifications */
   unsigned wake_conn;
+  int ticking, woken;   /* the tick's timer runs; a notification asks for it */
 } server;
 
 /* main.c */
@@ -115,6 +116,7 @@ int srv_cluster_join(server *s, const char *node, const char *listen, double lea
 void srv_cluster_start(server *s);
 void srv_cluster_playbooks(server *s);
 void srv_cluster_leave(server *s);
+void srv_cluster_notes(server *s);
 int srv_answer_elsewhere(server *s, int64_t prompt, const char *responses);
 void srv_fenced_stop(server *s);
 

@@ -243,6 +243,7 @@ void srv_commit_turn(uv_handle_t *h) {
   srv_commit_now(s);
   if (lsr_store_fenced(s->store)) srv_fenced_stop(s); /* its runs are another node's now */
   fail_lost_runs(s);
+  srv_cluster_notes(s); /* what other nodes said, read with this turn's answers */
 }
 
 /* ---- ids ---- */

@@ -4,6 +4,7 @@
 -- its runs once.  A node stopped with SIGTERM hands its runs back at once;
 -- a node paused past its lease stops without writing; a prompt answered on
 -- one node reaches its run on the other.
+local H = require "spec.helper"
 local S = require "spec.serve_helper"
 local P = require "spec.pg_helper"
 
@@ -151,6 +152,41 @@ function done(kw) phantom.save_run_data{key = "gated", value = kw.results[1].sta
     assert.is_true(S.logged(a, ("prompt %d of run %d: answered on another node"):format(pending.id, runs[1].id)))
   end)
 
+  it("shows a custom list and saved data one node changed to runs on the other", function()
+    local db = P.new_db()
+    local files = {["playbooks/share.lua"] = [[
+playbook_info = {labels = {"events"}, active = true}
+function on_start(c)
+  if c.name == "write" then
+    phantom.add_list("seen", {"10.0.0.1"})
+    phantom.save_data({v = "bad"}, "verdict")
+  elseif c.name == "remove" then
+    phantom.remove_list("seen")
+    phantom.get_data("verdict", true)
+  else
+    local _, _, rows = phantom.get_list{list_name = "seen"}
+    phantom.save_run_data{key = "seen", value = rows or "none"}
+    phantom.save_run_data{key = "verdict", value = phantom.get_data("verdict") or "none"}
+  end
+end
+]]}
+    local a, b = node(db, files), node(db, files)
+    finally(function() S.stop(a) S.stop(b) end)
+    local function read_on(srv)
+      local cid = ingest(srv, "read")
+      local runs = S.wait(function() local rs = S.runs(srv, cid) return rs[1] and rs[1].status ~= "running" and rs end)
+      return S.sql(srv, ("SELECT string_agg(key || '=' || value, ' ' ORDER BY key) FROM run_data WHERE run_id = %d")
+        :format(runs[1].id))
+    end
+    assert.equal('seen="none" verdict="none"', read_on(b))
+    local w = ingest(a, "write")
+    assert.truthy(S.wait(function() local rs = S.runs(a, w) return rs[1].status == "success" end))
+    assert.truthy(S.wait(function() return read_on(b) == 'seen=[["10.0.0.1"]] verdict={"v":"bad"}' end, 10))
+    local r = ingest(a, "remove")
+    assert.truthy(S.wait(function() local rs = S.runs(a, r) return rs[1].status == "success" end))
+    assert.truthy(S.wait(function() return read_on(b) == 'seen="none" verdict="none"' end, 10))
+  end)
+
   it("says which generation of each playbook each node serves", function()
     local db = P.new_db()
     local a, b = node(db), node(db)
@@ -160,5 +196,31 @@ function done(kw) phantom.save_run_data{key = "gated", value = kw.results[1].sta
       local _, pbs = S.request(b, "GET", "/rest/playbook")
       return pbs.nodes[a.node].slow == 2 and pbs.nodes[b.node].slow == 1
     end), S.log_text(a))
+  end)
+
+  it("runs the README's example", function()
+    local text = assert(io.open(H.root .. "/README.md")):read("a")
+    local block = assert(text:match("<!%-%- cluster %-%->\n```sh\n(.-)```"), "no cluster block")
+    local db, pa, pb = P.new_db(), S.free_port(), S.free_port()
+    block = block:gsub("postgresql://luasoar@127%.0%.0%.1:5432/luasoar", db)
+      :gsub("127%.0%.0%.1:8421", "127.0.0.1:" .. pa):gsub("127%.0%.0%.1:8422", "127.0.0.1:" .. pb)
+    local dir = H.tmp() .. "/cluster" .. math.random(1, 1e9)
+    S.sh("mkdir -p " .. S.q(dir .. "/scripts/playbooks"))
+    local f = assert(io.open(dir .. "/scripts/playbooks/login.lua", "w"))
+    f:write("playbook_info = {labels = {'events'}, active = true}\nfunction on_start(c) end\n")
+    f:close()
+    f = assert(io.open(dir .. "/walk.sh", "w"))
+    f:write("set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n", block)
+    f:close()
+    local out = S.sh(("cd %s && PATH=%s:$PATH bash walk.sh 2>&1; echo \"<rc $?>\""):format(S.q(dir),
+      S.q(H.bin:match("(.*)/"))))
+    assert.matches('{"id": 1, "success": true, "runs_started": 1}{"id": 2, "success": true, "runs_started": 1}', out, 1,
+                   true)
+    local cluster = require("luasoar").json_decode(out:match("(%b{})%s*<rc"))
+    assert.equal(2, cluster.count)
+    assert.same({"a", "b"}, {cluster.data[1].node, cluster.data[2].node})
+    assert.same({false, true}, {cluster.data[1].self, cluster.data[2].self})
+    assert.same({login = 1}, cluster.data[1].playbooks)
+    assert.matches("<rc 0>%s*$", out)
   end)
 end)

@@ -35,7 +35,7 @@ typedef struct {
   int (*join)(lsr_store *st, const char *node, const char *listen, double lease, double hold_limit);
   int (*fenced)(lsr_store *st);
   int (*socket)(lsr_store *st, unsigned *connection);
-  int (*notified)(lsr_store *st);
+  int (*notified)(lsr_store *st, void (*each)(void *ud, const char *payload), void *ud);
 } lsr_store_ops;
 
 struct lsr_store {

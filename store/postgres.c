@@ -455,8 +455,8 @@ static int pg_socket(lsr_store *base, unsigned *connection) {
   return PQsocket(st->conn);
 }
 
-/* Notifications that arrived (between turns): how many. */
-static int pg_notified(lsr_store *base) {
+/* Notifications that arrived (between turns), each payload to each. */
+static int pg_notified(lsr_store *base, void (*each)(void *ud, const char *payload), void *ud) {
   pg_store *st = (pg_store *)base;
   if (st->piping || PQstatus(st->conn) != CONNECTION_OK) return 0;
   PQconsumeInput(st->conn);
@@ -464,6 +464,7 @@ static int pg_notified(lsr_store *base) {
   PGnotify *note;
   while ((note = PQnotifies(st->conn)) != NULL) {
     n++;
+    each(ud, note->extra);
     PQfreemem(note);
   }
   return n;

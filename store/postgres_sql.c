@@ -46,7 +46,14 @@
 
 /* this server's name in the cluster (lsr_store_join), and the database's
  * clock: leases are judged by one clock, not each node's */
-#define NODE "current_setting('luasoar.node')"
+#define NODE "current_setting('luasoar.node', true)"
+/* a change of what runs share (custom lists, objects, saved data), said to
+ * the other nodes at the commit: ["list", NODE, name] or ["object", NODE,
+ * container_key, key]; too long for a notification (8,000 bytes), ["all",
+ * NODE]: everything is read again */
+#define SHARED(what) \
+  "pg_notify('luasoar', CASE WHEN octet_length(json_build_array(" what ", " NODE ")::text) < 7000" \
+  " THEN json_build_array('shared', " NODE ", " what ")::text ELSE json_build_array('shared', " NODE ", 'all')::text END)"
 #define DB_NOW "extract(epoch from clock_timestamp())"
 
 const char *const lsr_pg_sql[LSR_Q_COUNT] = {
@@ -88,18 +95,20 @@ const char *const lsr_pg_sql[LSR_Q_COUNT] = {
     "INSERT INTO artifacts(id, container_id, data, create_time)"
     " VALUES($1, ($2::json ->> 'container')::bigint, $3, $4)",
   [LSR_Q_OBJECT_DELETE] =
-    "DELETE FROM objects WHERE container_key = $1 AND key = $2",
+    "WITH w AS (DELETE FROM objects WHERE container_key = $1 AND key = $2) SELECT " SHARED("'object', $1::text, $2::text"),
   [LSR_Q_OBJECT_PUT] =
-    "INSERT INTO objects VALUES($1, $2, $3) ON CONFLICT(container_key, key) DO UPDATE SET value = EXCLUDED.value",
+    "WITH w AS (INSERT INTO objects VALUES($1, $2, $3) ON CONFLICT(container_key, key) DO UPDATE SET value = EXCLUDED.value)"
+    " SELECT " SHARED("'object', $1::text, $2::text"),
   [LSR_Q_OWNER_DELETE] =
     "DELETE FROM shared_owners WHERE kind = $1 AND container_key = $2 AND key = $3",
   [LSR_Q_OWNER_PUT] =
     "INSERT INTO shared_owners VALUES($1, $2, $3, $4::json #>> '{}')"
     " ON CONFLICT(kind, container_key, key) DO UPDATE SET playbook = EXCLUDED.playbook",
   [LSR_Q_LIST_DELETE] =
-    "DELETE FROM custom_lists WHERE name = $1",
+    "WITH w AS (DELETE FROM custom_lists WHERE name = $1) SELECT " SHARED("'list', $1::text"),
   [LSR_Q_LIST_PUT] =
-    "INSERT INTO custom_lists VALUES($1, $2) ON CONFLICT(name) DO UPDATE SET rows = EXCLUDED.rows",
+    "WITH w AS (INSERT INTO custom_lists VALUES($1, $2) ON CONFLICT(name) DO UPDATE SET rows = EXCLUDED.rows)"
+    " SELECT " SHARED("'list', $1::text"),
   [LSR_Q_PROMPT_PUT] =
     "INSERT INTO prompts(id, run_id, name, prompt, status, deadline)"
     " VALUES($1, $2, $3::json ->> 'name', $4, 'pending', ($5::json ->> 'deadline')::float8)"
@@ -163,6 +172,13 @@ const char *const lsr_pg_sql[LSR_Q_COUNT] = {
   [LSR_Q_LISTS_RESTORE] =
     "SELECT 'seed_list', l.name, l.rows, (SELECT w.playbook FROM shared_owners w"
     " WHERE w.kind = 'list' AND w.container_key = '' AND w.key = l.name) FROM custom_lists l",
+  [LSR_Q_LIST_GET] =
+    "SELECT 'seed_list', l.name, l.rows, (SELECT w.playbook FROM shared_owners w"
+    " WHERE w.kind = 'list' AND w.container_key = '' AND w.key = l.name) FROM custom_lists l WHERE l.name = $1",
+  [LSR_Q_OBJECT_GET] =
+    "SELECT 'restore_object', o.container_key, o.key, o.value, (SELECT"
+    " w.playbook FROM shared_owners w WHERE w.kind = 'object' AND w.container_key = o.container_key"
+    " AND w.key = o.key) FROM objects o WHERE o.container_key = $1 AND o.key = $2",
   [LSR_Q_OBJECTS_RESTORE] =
     "SELECT 'restore_object', o.container_key, o.key, o.value, (SELECT"
     " w.playbook FROM shared_owners w WHERE w.kind = 'object' AND w.container_key = o.container_key"
@@ -192,18 +208,22 @@ const char *const lsr_pg_sql[LSR_Q_COUNT] = {
    * (their rows deleted here: a node without a row holds nothing, and its
    * next turn fails, see luasoar_hold), those handed back (no node), and at
    * its start ($1 = 1) its own from before.  One claim at a time (the
-   * advisory lock, till the commit), so that a run's children go with it;
-   * SKIP LOCKED: what a live node is writing is not waited for.  A run is
-   * taken in the claim's commit. */
+   * advisory lock, till the commit), and a former node's runs all together
+   * (SKIP LOCKED: rows the dead node's last transaction still locks are not
+   * waited for, and its runs are left for a later claim), so that a run's
+   * children go with it.  A run is taken in the claim's commit. */
   [LSR_Q_RUNS_CLAIM] =
     "WITH one AS (SELECT pg_advisory_xact_lock(4208113))," /* one claimer at a time */
     " dead AS (DELETE FROM nodes WHERE lease_until < " DB_NOW " AND id <> " NODE
     "   AND EXISTS (SELECT 1 FROM one) RETURNING id),"
-    " taken AS (UPDATE playbook_runs r SET node = " NODE ", recovering = 1 WHERE r.id IN"
-    "  (SELECT id FROM playbook_runs p WHERE EXISTS (SELECT 1 FROM one) AND status = 'running' AND (node IS NULL"
-    "    OR node IN (SELECT id FROM dead) OR ($1 = 1 AND node = " NODE ")"
-    "    OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = p.node))"
-    "   ORDER BY id FOR UPDATE SKIP LOCKED)"
+    " cand AS (SELECT id, coalesce(node, '') AS owner FROM playbook_runs p WHERE EXISTS (SELECT 1 FROM one)"
+    "   AND status = 'running' AND (node IS NULL OR node IN (SELECT id FROM dead) OR ($1 = 1 AND node = " NODE ")"
+    "   OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = p.node)) FOR UPDATE SKIP LOCKED),"
+    /* a node's runs all at once, or none yet (some still locked by its last turn) */
+    " whole AS (SELECT owner FROM cand c GROUP BY owner HAVING owner = " NODE " OR count(*) ="
+    "   (SELECT count(*) FROM playbook_runs q WHERE q.status = 'running' AND coalesce(q.node, '') = c.owner)),"
+    " taken AS (UPDATE playbook_runs r SET node = " NODE ", recovering = 1 FROM cand c"
+    "   WHERE r.id = c.id AND c.owner IN (SELECT owner FROM whole)"
     "  RETURNING r.id, r.container_id, r.parent_run_id, r.playbook, r.scope)"
     " SELECT * FROM taken ORDER BY id",
   [LSR_Q_RUNS_RECOVERED] =

@@ -199,6 +199,6 @@ int lsr_store_socket(lsr_store *st, unsigned *connection) {
   return st->ops->socket ? st->ops->socket(st, connection) : -1;
 }
 
-int lsr_store_notified(lsr_store *st) {
-  return st->ops->notified && !st->in_tx && !st->failed ? st->ops->notified(st) : 0;
+int lsr_store_notified(lsr_store *st, void (*each)(void *ud, const char *payload), void *ud) {
+  return st->ops->notified && !st->in_tx && !st->failed ? st->ops->notified(st, each, ud) : 0;
 }

@@ -84,7 +84,8 @@ int lsr_store_fenced(lsr_store *st);
 /* The connection's socket, to wait on for notifications (-1: none), and
  * a count of connections made (it changes when the socket does). */
 int lsr_store_socket(lsr_store *st, unsigned *connection);
-/* How many notifications arrived (between turns; 0 inside one). */
-int lsr_store_notified(lsr_store *st);
+/* The notifications that arrived (between turns; none inside one): each
+ * payload to each; how many. */
+int lsr_store_notified(lsr_store *st, void (*each)(void *ud, const char *payload), void *ud);
 
 #endif

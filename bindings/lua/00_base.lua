@@ -322,9 +322,10 @@ function phantom.clear_object(...)
 end
 
 -- At serve start: what the store kept of objects (container_key "global":
--- save_data) goes back where the API reads it.
+-- save_data) goes back where the API reads it ("null": gone from the store).
 function internal.hooks.restore_object(container_key, key, text)
-  local v = json.decode(text)
+  local v
+  if text ~= "null" then v = json.decode(text) end
   if container_key == "global" then
     local store = internal.store()
     store.data = store.data or {}

@@ -30,6 +30,10 @@ end
 
 --- Seed a custom list from JSON text (a list of rows, or of values).
 function internal.hooks.seed_list(name, text)
+  if text == "null" then -- gone from the store (another node of a cluster removed it)
+    lists()[name] = nil
+    return
+  end
   local rows = json.decode(text)
   if type(rows) ~= "table" then error("expected a list of rows", 0) end
   local out = {}
