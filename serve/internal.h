@@ -51,6 +51,12 @@ typedef struct {
   int present;
 } pb_entry;
 
+/* A block of ids the store gave (next up to limit), its size, and the
+ * next block taken ahead (spare[1]: its size, 0 for none). */
+typedef struct {
+  int64_t next, limit, size, spare[2];
+} srv_ids;
+
 typedef struct {
   lsr_engine *eng;
   lsr_store *store;
@@ -76,7 +82,7 @@ typedef struct {
   unsigned mhd_dropped; /* libmicrohttpd's messages not logged (rate limit) */
   double mhd_log_since;
   unsigned mhd_logged;
-  struct { int64_t next, limit; } ids[LSR_ID_KINDS]; /* blocks of ids from the store */
+  srv_ids ids[LSR_ID_KINDS]; /* blocks of ids from the store */
   int64_t bad_ids;      /* ids given when the store could not give a block */
   int cluster;          /* a node of a cluster (PostgreSQL): cluster.c */
   char *node;

@@ -194,8 +194,16 @@ static void persist(lsr_run *run, const char *kind, const char *key, const char 
 /* Each turn of the loop ends with one commit of what it wrote (the check
  * phase), and nothing stays uncommitted while the loop waits (prepare). */
 void srv_commit_now(server *s) {
-  if (lsr_store_in_transaction(s->store) && lsr_store_commit(s->store) < 0)
+  if (!lsr_store_in_transaction(s->store)) return;
+  size_t before = lsr_store_kept(s->store), kept;
+  if (lsr_store_commit(s->store) == 0) {
+    if (before) srv_say("the database is back: %zu writes kept while it was away are written", before);
+  } else if (!(kept = lsr_store_kept(s->store))) {
     srv_say("error: the store refused a commit: %s", lsr_store_error(s->store));
+  } else if (!before) {
+    srv_say("the database is away (%s): runs go on, their writes are kept until it is back",
+            lsr_store_error(s->store));
+  }
 }
 
 
@@ -258,21 +266,34 @@ static void take_block(void *ud, int ncols, const char **cols) {
 /* A new id of kind, from the block the store gave this server (on
  * PostgreSQL a sequence's block, unique across the servers that share the
  * database; on SQLite one block with no end, from the largest id stored).
- * A block is taken inside the turn: if the store cannot give one, the turn
- * fails, and the id given (negative: it names no stored row) goes with it. */
+ * If the store cannot give one, the id is negative: it names no row of
+ * another server. */
 int64_t srv_new_id(lsr_id_kind kind, void *ud) {
   static const char *const names[] = LSR_ID_NAMES;
   server *s = ud;
-  if (s->ids[kind].next < s->ids[kind].limit) return s->ids[kind].next++;
-  int64_t block[2] = {0, 0};
-  if (lsr_store_begin(s->store) < 0 ||
-      lsr_store_each(s->store, take_block, block, LSR_Q_ID_NEXT, "s", names[kind]) < 0 || block[0] < 1) {
-    srv_say("store: cannot take new %s ids: %s", names[kind], lsr_store_error(s->store));
-    return -(++s->bad_ids);
+  srv_ids *ids = &s->ids[kind];
+  if (ids->next >= ids->limit && ids->spare[1]) { /* the block taken ahead */
+    ids->next = ids->spare[0];
+    ids->limit = ids->spare[0] + ids->spare[1];
+    ids->spare[1] = 0;
   }
-  s->ids[kind].next = block[0] + 1;
-  s->ids[kind].limit = block[1] > 0 ? block[0] + block[1] : INT64_MAX;
-  return block[0];
+  if (ids->next >= ids->limit) {
+    int64_t block[2] = {0, 0};
+    if (lsr_store_begin(s->store) < 0 ||
+        lsr_store_each(s->store, take_block, block, LSR_Q_ID_NEXT, "s", names[kind]) < 0 || block[0] < 1) {
+      srv_say("store: cannot take new %s ids: %s", names[kind], lsr_store_error(s->store));
+      return -(++s->bad_ids);
+    }
+    ids->next = block[0];
+    ids->limit = block[1] > 0 ? block[0] + block[1] : INT64_MAX;
+    ids->size = block[1];
+  }
+  /* half a block used: the next one is taken ahead, so that a database
+   * away for a while rarely leaves the engine without ids */
+  if (ids->size > 1 && !ids->spare[1] && ids->limit - ids->next <= ids->size / 2 &&
+      lsr_store_each(s->store, take_block, ids->spare, LSR_Q_ID_NEXT, "s", names[kind]) < 0)
+    ids->spare[1] = 0;
+  return ids->next++;
 }
 
 /* The engine's observers write to s's store. */

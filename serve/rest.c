@@ -100,7 +100,7 @@ static int url_id(const char *url, const char *prefix, int64_t *id, const char *
 
 /* Commit what a request wrote before acknowledging it. */
 static int durable(server *s, http *c, int *rc) {
-  if (lsr_store_commit(s->store) == 0) return 1;
+  if (lsr_store_commit_ack(s->store) == 0) return 1;
   srv_say("error: refused a request, the store cannot keep it: %s", lsr_store_error(s->store));
   *rc = srv_fail(c, 503, "the store cannot keep this: %s", lsr_store_error(s->store));
   return 0;
@@ -520,6 +520,7 @@ int srv_refuse(http *c, const char *url, const char *method) {
 /* Every request after its token was checked. */
 int srv_route(server *s, http *c, const char *url, const char *method, request *rq) {
   if (s->stopping) return srv_fail(c, 503, "shutting down");
+  if (strcmp(method, "POST") == 0) lsr_store_try_now(s->store); /* a database that was away may be back */
   srv_commit_now(s); /* what a request sees is on disk: a crash after it keeps it */
   if (srv_refuse(c, url, method)) return 1;
   if (strcmp(method, "POST") == 0) {

@@ -105,6 +105,41 @@ describe("the store on PostgreSQL", function()
     assert.equal("before,back", P.sql(srv.db, "SELECT string_agg(data::json ->> 'name', ',' ORDER BY id) FROM containers"))
   end)
 
+  it("keeps what runs write while the database is away, and writes it once it is back: the runs go on", function()
+    local srv = S.start({["playbooks/p.lua"] = [[
+playbook_info = {labels = {"events"}, active = true}
+function on_start(c)
+  phantom.act("wait", {parameters = {{seconds = 1}}, assets = {"slow"}, callback = waited, name = "w1"})
+end
+function waited(kw)
+  phantom.save_run_data{key = "first", value = kw.results[1].message}
+  phantom.debug("waited")
+  phantom.act("wait", {parameters = {{seconds = 0}}, assets = {"slow"}, callback = done, name = "w2"})
+end
+function done(kw) phantom.debug("done: " .. kw.results[1].status) end
+]]}, nil, P.new_db())
+    local away = false
+    finally(function() if away then P.start_again() end S.stop(srv) end)
+    for i = 1, 3 do assert.equal(200, (S.request(srv, "POST", "/rest/container", {name = "c" .. i, label = "events"}))) end
+    assert.truthy(S.wait(function() return S.sql(srv, "SELECT count(*) FROM action_runs") == "3" end))
+    P.stop() -- the apps end, the callbacks run and act again, all while it is away
+    away = true
+    assert.truthy(S.wait(function() return S.logged(srv, "the database is away") end, 10), S.log_text(srv))
+    S.sh("sleep 1.5")
+    P.start_again()
+    away = false
+    assert.truthy(S.wait(function() return S.logged(srv, "the database is back: ") end, 10), S.log_text(srv))
+    local runs = S.all_ended(srv, 3)
+    for _, r in ipairs(runs) do
+      assert.equal("success", r.status)
+      assert.equal("waited,done: success", P.sql(srv.db, "SELECT string_agg(message, ',' ORDER BY id) FROM run_log"
+        .. " WHERE run_id = " .. r.id))
+      assert.equal('"waited 1"', P.sql(srv.db, "SELECT value FROM run_data WHERE key = 'first' AND run_id = " .. r.id))
+      assert.equal("2", P.sql(srv.db, "SELECT count(*) FROM action_runs WHERE status = 'success' AND run_id = " .. r.id))
+    end
+    assert.is_false(S.logged(srv, "lost a turn"))
+  end)
+
   it("fails a run whose turn a write broke, keeps none of that turn, and goes on with the others", function()
     local srv = S.start({["playbooks/p.lua"] = [[
 playbook_info = {labels = {"events"}, active = true}

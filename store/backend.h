@@ -36,7 +36,24 @@ typedef struct {
   int (*fenced)(lsr_store *st);
   int (*socket)(lsr_store *st, unsigned *connection);
   int (*notified)(lsr_store *st, void (*each)(void *ud, const char *payload), void *ud);
+  /* a backend whose turns are kept while the database is away (PostgreSQL):
+   * a statement with its arguments as text (NULL: null), and whether the
+   * connection is lost (not a statement's fault) */
+  int (*run_values)(lsr_store *st, lsr_q q, int n, const char *const *values, lsr_store_row row, void *ud);
+  int (*lost)(lsr_store *st);
 } lsr_store_ops;
+
+/* A write, kept to be sent again (its statement and arguments as text). */
+typedef struct {
+  lsr_q q;
+  int n;
+  char **values;
+} lsr_store_write;
+
+typedef struct {
+  lsr_store_write *w;
+  size_t n, cap, bytes;
+} lsr_store_writes;
 
 struct lsr_store {
   const lsr_store_ops *ops;
@@ -45,6 +62,13 @@ struct lsr_store {
   char error[512];
   lsr_store_run *touched, *lost; /* runs written in this turn; in failed turns */
   size_t ntouched, captouched, nlost, caplost;
+  /* the database away (run_values backends): the turn's writes, and the
+   * turns kept until it is back, with the runs that wrote in them */
+  lsr_store_writes turn, pending;
+  lsr_store_run *held;
+  size_t nheld, capheld;
+  int away;             /* this turn found the database away: its writes are kept, not sent */
+  int try_now;          /* a lost connection is tried again now, not after its pause */
 };
 
 /* store.c, for the backends */

@@ -44,6 +44,7 @@ typedef struct {
   double lease, hold_limit;
   atomic_int fenced;           /* its runs went to another node: it must stop */
   unsigned connections;        /* connections made (the socket changes with each) */
+  double tried;                /* when a lost connection was last tried again */
   char *uri;
   /* the heartbeat: a thread with its own connection, so that a long step
    * of the loop does not cost the node its lease */
@@ -159,6 +160,10 @@ static int rejoin(pg_store *st);
 
 static void reconnect(pg_store *st) {
   if (PQstatus(st->conn) == CONNECTION_OK) return;
+  double now = lsr_now(); /* a database away is tried again once a second, not on every turn */
+  if (now - st->tried < 1 && !st->base.try_now) return;
+  st->tried = now;
+  st->base.try_now = 0;
   PQreset(st->conn);
   memset(st->prepared, 0, sizeof st->prepared);
   if (PQstatus(st->conn) != CONNECTION_OK) return;
@@ -281,7 +286,7 @@ static void pg_rollback(lsr_store *base) {
   if (PQtransactionStatus(st->conn) != PQTRANS_IDLE) PQclear(PQexec(st->conn, "ROLLBACK"));
 }
 
-static int pg_run(lsr_store *base, lsr_q q, const char *fmt, va_list ap, lsr_store_row row, void *ud) {
+static int pg_run_values(lsr_store *base, lsr_q q, int n, const char *const *values, lsr_store_row row, void *ud) {
   pg_store *st = (pg_store *)base;
   const char *what = pg_is_write(q) ? "write" : "read";
   char name[16];
@@ -297,21 +302,6 @@ static int pg_run(lsr_store *base, lsr_q q, const char *fmt, va_list ap, lsr_sto
     PQclear(r);
     if (!ok) return -1;
     st->prepared[q] = 1;
-  }
-  int n = fmt ? (int)strlen(fmt) : 0;
-  const char *values[16];
-  char nums[16][32];
-  if (n > 16) {
-    lsr_store_errorf(base, "%s: more than 16 arguments", what);
-    return -1;
-  }
-  for (int i = 0; i < n; i++) {
-    switch (fmt[i]) {
-    case 's': values[i] = va_arg(ap, const char *); break;
-    case 'i': snprintf(nums[i], sizeof nums[i], "%lld", (long long)va_arg(ap, int64_t)); values[i] = nums[i]; break;
-    case 'd': snprintf(nums[i], sizeof nums[i], "%.17g", va_arg(ap, double)); values[i] = nums[i]; break;
-    default: values[i] = NULL; break;
-    }
   }
   if (st->piping) { /* in the turn's pipeline: a write's answer is read later, a read's now */
     if (st->failed) return -1;
@@ -351,6 +341,8 @@ static int pg_run(lsr_store *base, lsr_q q, const char *fmt, va_list ap, lsr_sto
   PQclear(r);
   return 0;
 }
+
+static int pg_lost(lsr_store *base) { return PQstatus(((pg_store *)base)->conn) != CONNECTION_OK; }
 
 static int pg_changes(lsr_store *base) {
   pg_store *st = (pg_store *)base;
@@ -496,7 +488,8 @@ static void pg_close(lsr_store *base) {
 }
 
 static const lsr_store_ops pg_ops = {
-  .begin = pg_begin, .commit = pg_commit, .rollback = pg_rollback, .run = pg_run, .changes = pg_changes,
+  .begin = pg_begin, .commit = pg_commit, .rollback = pg_rollback, .run_values = pg_run_values, .lost = pg_lost,
+  .changes = pg_changes,
   .is_write = pg_is_write, .read_fails_turn = 1, .cap_pages = pg_cap_pages, .close = pg_close,
   .join = pg_join, .fenced = pg_fenced, .socket = pg_socket, .notified = pg_notified,
 };

@@ -41,7 +41,19 @@ const char *lsr_store_error(lsr_store *st);
 int lsr_store_begin(lsr_store *st);
 int lsr_store_commit(lsr_store *st);
 void lsr_store_rollback(lsr_store *st);
-/* A transaction is open, or a failed turn has not been ended yet. */
+/* On PostgreSQL, a turn that finds the database away (a lost connection,
+ * not a statement's fault) is kept, with its runs, and written first by
+ * the next turn that reaches it: lsr_store_commit returns -1 meanwhile and
+ * lsr_store_kept says how many writes wait.  A turn an acknowledgement
+ * waits for is committed with lsr_store_commit_ack: away, it is not kept
+ * (its runs are lost), and the client is told it was not stored. */
+int lsr_store_commit_ack(lsr_store *st);
+size_t lsr_store_kept(lsr_store *st);
+/* A lost connection is tried again once a second; the next statement tries
+ * at once (a client's write waits for the answer). */
+void lsr_store_try_now(lsr_store *st);
+/* A transaction is open, a failed turn has not been ended yet, or writes
+ * are kept for the database's return. */
 int lsr_store_in_transaction(lsr_store *st);
 
 /* The runs whose writes were in a turn that was lost: the caller notes
