@@ -223,4 +223,20 @@ end
     assert.same({login = 1}, cluster.data[1].playbooks)
     assert.matches("<rc 0>%s*$", out)
   end)
+
+  it("refuses --node and --lease that cannot work, naming the flag", function()
+    local dir = H.tmp() .. "/flags" .. math.random(1, 1e9)
+    S.sh("mkdir -p " .. S.q(dir .. "/scripts/playbooks"))
+    local function serve(args)
+      return S.sh(("cd %s && %s serve --scripts scripts %s 2>&1; echo \"exit $?\""):format(S.q(dir), S.q(H.bin), args))
+    end
+    assert.equal("luasoar serve: --node needs a PostgreSQL store (--db postgresql://...): a SQLite store has one server\n"
+                 .. "exit 2\n", serve("--node a"))
+    assert.equal("luasoar serve: --lease 0: expected seconds, from 1 to 3600\nexit 2\n",
+                 serve("--db postgresql://x@127.0.0.1:1/y --lease 0"))
+    assert.equal("luasoar serve: --lease 5s: expected seconds, from 1 to 3600\nexit 2\n",
+                 serve("--db postgresql://x@127.0.0.1:1/y --lease 5s"))
+    assert.equal("luasoar serve: --node: expected a name of 1 to 200 characters, without quotes, backslashes or"
+                 .. " control characters\nexit 2\n", serve("--db postgresql://x@127.0.0.1:1/y --node 'a\"b'"))
+  end)
 end)
