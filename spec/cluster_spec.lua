@@ -8,22 +8,7 @@ local H = require "spec.helper"
 local S = require "spec.serve_helper"
 local P = require "spec.pg_helper"
 
-local PLAYBOOK = [[
-playbook_info = {labels = {"events"}, active = true}
-function on_start(c)
-  -- "wait" is read_only (idempotent): run again if interrupted
-  phantom.act("wait", {parameters = {{seconds = 2}}, assets = {"slow"}, callback = first, name = "w1"})
-end
-function first(kw)
-  phantom.save_run_data{key = "first", value = kw.results[1].message}
-  -- "count" is not idempotent: interrupted, it fails
-  phantom.act("count", {parameters = {{n = 1}}, assets = {"slow"}, callback = second, name = "w2"})
-end
-function second(kw)
-  phantom.save_run_data{key = "second", value = kw.results[1].status .. ": " .. kw.results[1].message}
-  phantom.debug("last callback")
-end
-]]
+local PLAYBOOK = S.two_acts(2)
 
 local LEASE = 2
 
@@ -199,21 +184,10 @@ end
   end)
 
   it("runs the README's example", function()
-    local text = assert(io.open(H.root .. "/README.md")):read("a")
-    local block = assert(text:match("<!%-%- cluster %-%->\n```sh\n(.-)```"), "no cluster block")
     local db, pa, pb = P.new_db(), S.free_port(), S.free_port()
-    block = block:gsub("postgresql://luasoar@127%.0%.0%.1:5432/luasoar", db)
-      :gsub("127%.0%.0%.1:8421", "127.0.0.1:" .. pa):gsub("127%.0%.0%.1:8422", "127.0.0.1:" .. pb)
-    local dir = H.tmp() .. "/cluster" .. math.random(1, 1e9)
-    S.sh("mkdir -p " .. S.q(dir .. "/scripts/playbooks"))
-    local f = assert(io.open(dir .. "/scripts/playbooks/login.lua", "w"))
-    f:write("playbook_info = {labels = {'events'}, active = true}\nfunction on_start(c) end\n")
-    f:close()
-    f = assert(io.open(dir .. "/walk.sh", "w"))
-    f:write("set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n", block)
-    f:close()
-    local out = S.sh(("cd %s && PATH=%s:$PATH bash walk.sh 2>&1; echo \"<rc $?>\""):format(S.q(dir),
-      S.q(H.bin:match("(.*)/"))))
+    local out = S.readme_block("cluster", {{"postgresql://luasoar@127%.0%.0%.1:5432/luasoar", db},
+      {"127%.0%.0%.1:8421", "127.0.0.1:" .. pa}, {"127%.0%.0%.1:8422", "127.0.0.1:" .. pb}},
+      H.tmp() .. "/cluster" .. math.random(1, 1e9))
     assert.matches('{"id": 1, "success": true, "runs_started": 1}{"id": 2, "success": true, "runs_started": 1}', out, 1,
                    true)
     local cluster = require("luasoar").json_decode(out:match("(%b{})%s*<rc"))

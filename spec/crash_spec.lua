@@ -4,21 +4,7 @@
 local H = require "spec.helper"
 local S = require "spec.serve_helper"
 
-local PLAYBOOK = [[
-playbook_info = {labels = {"events"}, active = true}
-function on_start(c)
-  -- "wait" is read_only (idempotent): run again if interrupted
-  phantom.act("wait", {parameters = {{seconds = 0.4}}, assets = {"slow"}, callback = first, name = "w1"})
-end
-function first(kw)
-  phantom.save_run_data{key = "first", value = kw.results[1].message}
-  -- "count" is not idempotent: interrupted, it fails
-  phantom.act("count", {parameters = {{n = 1}}, assets = {"slow"}, callback = second, name = "w2"})
-end
-function second(kw)
-  phantom.save_run_data{key = "second", value = kw.results[1].status .. ": " .. kw.results[1].message}
-end
-]]
+local PLAYBOOK = S.two_acts(0.4)
 
 local sql = S.sql
 

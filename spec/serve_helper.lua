@@ -226,4 +226,43 @@ function S.raw(srv, request, seconds)
   return text
 end
 
+--- The README's sh block after <!-- marker -->, with each (pattern,
+-- replacement) of subs applied, run with bash in dir (a scripts folder
+-- holding playbooks/login.lua, active on "events"), the built luasoar
+-- first on PATH: its output, ending "<rc N>".
+function S.readme_block(marker, subs, dir)
+  local text = assert(io.open(H.root .. "/README.md")):read("a")
+  local block = assert(text:match("<!%-%- " .. marker .. " %-%->\n```sh\n(.-)```"), "no " .. marker .. " block")
+  for _, sub in ipairs(subs) do block = block:gsub(sub[1], sub[2]) end
+  sh("mkdir -p " .. q(dir .. "/scripts/playbooks"))
+  local f = assert(io.open(dir .. "/scripts/playbooks/login.lua", "w"))
+  f:write("playbook_info = {labels = {'events'}, active = true}\nfunction on_start(c) end\n")
+  f:close()
+  f = assert(io.open(dir .. "/walk.sh", "w"))
+  f:write("set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n", block)
+  f:close()
+  return sh(("cd %s && PATH=%s:$PATH bash walk.sh 2>&1; echo \"<rc $?>\""):format(q(dir), q(H.bin:match("(.*)/"))))
+end
+
+--- A playbook of two actions of the slow app on label "events": "wait"
+-- (read_only: run again if interrupted) for seconds, then "count" (not
+-- idempotent: interrupted, it fails); each callback's result in run data
+-- (first, second), then a log line "last callback".
+function S.two_acts(seconds)
+  return ([[
+playbook_info = {labels = {"events"}, active = true}
+function on_start(c)
+  phantom.act("wait", {parameters = {{seconds = %s}}, assets = {"slow"}, callback = first, name = "w1"})
+end
+function first(kw)
+  phantom.save_run_data{key = "first", value = kw.results[1].message}
+  phantom.act("count", {parameters = {{n = 1}}, assets = {"slow"}, callback = second, name = "w2"})
+end
+function second(kw)
+  phantom.save_run_data{key = "second", value = kw.results[1].status .. ": " .. kw.results[1].message}
+  phantom.debug("last callback")
+end
+]]):format(seconds)
+end
+
 return S

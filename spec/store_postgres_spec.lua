@@ -185,19 +185,9 @@ end
   end)
 
   it("runs the README's example", function()
-    local text = assert(io.open(H.root .. "/README.md")):read("a")
-    local block = assert(text:match("<!%-%- postgresql %-%->\n```sh\n(.-)```"), "no postgresql block")
     local db, port = P.new_db(), S.free_port()
-    block = block:gsub("postgresql://luasoar@127%.0%.0%.1:5432/luasoar", db):gsub("127%.0%.0%.1:8420", "127.0.0.1:" .. port)
-    local dir = folder()
-    local f = assert(io.open(dir .. "/scripts/playbooks/login.lua", "w"))
-    f:write("playbook_info = {labels = {'events'}, active = true}\nfunction on_start(c) end\n")
-    f:close()
-    f = assert(io.open(dir .. "/walk.sh", "w"))
-    f:write("set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n", block)
-    f:close()
-    local out = S.sh(("cd %s && PATH=%s:$PATH bash walk.sh 2>&1; echo \"<rc $?>\""):format(S.q(dir),
-      S.q(H.bin:match("(.*)/"))))
+    local out = S.readme_block("postgresql", {{"postgresql://luasoar@127%.0%.0%.1:5432/luasoar", db},
+      {"127%.0%.0%.1:8420", "127.0.0.1:" .. port}}, folder())
     assert.matches('{"id": 1, "success": true, "runs_started": 1}', out, 1, true)
     assert.matches("\n1%s+1%s+success%s+login%s", out)
     assert.matches("<rc 0>%s*$", out)
