@@ -34,17 +34,36 @@ void srv_fenced_stop(server *s) {
 
 /* ---- answers to prompts, across nodes ---- */
 
-static void deliver_answer(void *ud, int ncols, const char **cols) {
-  server *s = ud;
+/* The answers kept for this node's runs. */
+typedef struct {
+  struct { int64_t id, run; char *responses; } *v;
+  int n;
+} answers;
+
+static void collect_answer(void *ud, int ncols, const char **cols) {
+  answers *a = ud;
   if (ncols < 3 || !cols[0] || !cols[1] || !cols[2]) return;
-  int64_t id = strtoll(cols[0], NULL, 10), run = strtoll(cols[1], NULL, 10);
-  char *args = lsr_xalloc(strlen(cols[2]) + 32);
-  sprintf(args, "[%lld, %s]", (long long)id, cols[2]);
-  if (lsr_sched_call(s->eng, run, "prompt_answer", args) == 0) {
-    lsr_store_exec(s->store, LSR_Q_PROMPT_ANSWERED, "i", id);
-    srv_say("prompt %lld of run %lld: answered on another node", (long long)id, (long long)run);
+  a->v = lsr_xrealloc(a->v, (size_t)(a->n + 1) * sizeof *a->v);
+  a->v[a->n].id = strtoll(cols[0], NULL, 10);
+  a->v[a->n].run = strtoll(cols[1], NULL, 10);
+  a->v[a->n++].responses = lsr_strdup(cols[2]);
+}
+
+/* Each goes to its run, as a REST answer on this node would. */
+static void deliver_answers(server *s) {
+  answers a = {NULL, 0};
+  lsr_store_each(s->store, collect_answer, &a, LSR_Q_PROMPT_ANSWERS_MINE, "");
+  for (int i = 0; i < a.n; i++) {
+    char *args = lsr_xalloc(strlen(a.v[i].responses) + 32);
+    sprintf(args, "[%lld, %s]", (long long)a.v[i].id, a.v[i].responses);
+    if (lsr_sched_call(s->eng, a.v[i].run, "prompt_answer", args) == 0) {
+      lsr_store_exec(s->store, LSR_Q_PROMPT_ANSWERED, "i", a.v[i].id);
+      srv_say("prompt %lld of run %lld: answered on another node", (long long)a.v[i].id, (long long)a.v[i].run);
+    }
+    free(args);
+    free(a.v[i].responses);
   }
-  free(args);
+  free(a.v);
 }
 
 /* An answer for a run this node does not hold: kept for the node that
@@ -57,24 +76,29 @@ static void on_beat(uv_timer_t *t);
 
 /* ---- what runs share, changed on another node ---- */
 
-static void count_row(void *ud, int ncols, const char **cols) {
-  srv_restore_row(((void **)ud)[0], ncols, cols);
-  ++*(int *)((void **)ud)[1];
+typedef struct {
+  server *s;
+  int rows;
+} reload;
+
+static void reload_row(void *ud, int ncols, const char **cols) {
+  reload *r = ud;
+  srv_restore_row(r->s, ncols, cols);
+  r->rows++;
 }
 
 /* One entry read again from the store, through the hooks that load it at
  * start; gone from the store, it goes ("null"). */
 static void reload_shared(server *s, const char *kind, const char *a, const char *b) {
   char err[1024];
-  int rows = 0;
-  void *ctx[2] = {s, &rows};
+  reload ctx = {s, 0};
   if (strcmp(kind, "list") == 0 && a) {
-    if (lsr_store_each(s->store, count_row, ctx, LSR_Q_LIST_GET, "s", a) == 0 && rows == 0) {
+    if (lsr_store_each(s->store, reload_row, &ctx, LSR_Q_LIST_GET, "s", a) == 0 && ctx.rows == 0) {
       const char *gone[3] = {a, "null", ""};
       if (lsr_hook_strings(s->eng, "seed_list", 3, gone, err, sizeof err) < 0) srv_say("store: list '%s': %s", a, err);
     }
   } else if (strcmp(kind, "object") == 0 && a && b) {
-    if (lsr_store_each(s->store, count_row, ctx, LSR_Q_OBJECT_GET, "ss", a, b) == 0 && rows == 0) {
+    if (lsr_store_each(s->store, reload_row, &ctx, LSR_Q_OBJECT_GET, "ss", a, b) == 0 && ctx.rows == 0) {
       const char *gone[4] = {a, b, "null", ""};
       if (lsr_hook_strings(s->eng, "restore_object", 4, gone, err, sizeof err) < 0) srv_say("store: object: %s", err);
     }
@@ -122,7 +146,7 @@ static void tick(server *s) {
   srv_commit_now(s);
   if (lsr_store_fenced(s->store)) srv_fenced_stop(s);
   srv_recover(s, 0);
-  lsr_store_each(s->store, deliver_answer, s, LSR_Q_PROMPT_ANSWERS_MINE, "");
+  deliver_answers(s);
   srv_commit_now(s);
   if (lsr_store_fenced(s->store)) srv_fenced_stop(s);
   wake_watch(s);
