@@ -122,16 +122,25 @@ static int server_open(server *sp, const char *scripts, const char *db, const ch
   if (!s.store) return -1;
   if (max_pages) lsr_store_cap_pages(s.store, atoll(max_pages)); /* a store that fills up (tests of a full disk) */
   s.eng = lsr_engine_new(NULL, err, errlen);
-  if (!s.eng) return -1;
+  if (!s.eng) {
+    lsr_store_close(s.store);
+    return -1;
+  }
   lsr_engine *eng = s.eng;
   snprintf(path, sizeof path, "%s.vault", local); /* SOAR connectors' files */
   eng->vault_dir = lsr_strdup(path);
-  for (int i = 0; i < nlimits; i++) /* before recovery: recovered runs get them too */
-    if (lsr_limit_set(eng, limits[i], err, errlen) < 0) return -1;
-  if (node && srv_cluster_join(&s, node->name, node->listen, node->lease, err, errlen) < 0) return -1;
+  int ok = 1;
+  for (int i = 0; ok && i < nlimits; i++) /* before recovery: recovered runs get them too */
+    ok = lsr_limit_set(eng, limits[i], err, errlen) == 0;
+  ok = ok && !(node && srv_cluster_join(&s, node->name, node->listen, node->lease, err, errlen) < 0);
   snprintf(path, sizeof path, "%s.token", local);
-  s.token = with_token ? read_or_make_token(token_file ? token_file : path, err, errlen) : lsr_strdup("");
-  if (!s.token) return -1;
+  if (ok) s.token = with_token ? read_or_make_token(token_file ? token_file : path, err, errlen) : lsr_strdup("");
+  if (!ok || !s.token) { /* refused before anything ran */
+    lsr_store_close(s.store);
+    lsr_engine_free(eng);
+    free(s.node);
+    return -1;
+  }
   s.scripts = lsr_strdup(scripts);
   eng->scripts_dir = lsr_strdup(scripts);
   char apps[4096], assets[4096], lists[4096];
