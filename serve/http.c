@@ -88,7 +88,16 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx, enum 
 static enum MHD_Result send_answer(struct MHD_Connection *c, http *h, int close) {
   const char *body = h->body ? h->body : "";
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-  MHD_add_response_header(r, "Content-Type", "application/json");
+  MHD_add_response_header(r, "Content-Type", h->type ? h->type : "application/json");
+  MHD_add_response_header(r, "Cache-Control", h->cache ? h->cache : "no-store");
+  /* the web view's own files only, no framing, no sniffing */
+  MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self';"
+                          " img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none';"
+                          " base-uri 'none'");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+  if (h->location) MHD_add_response_header(r, "Location", h->location);
+  if (h->cookie) MHD_add_response_header(r, "Set-Cookie", h->cookie);
   if (h->allow) MHD_add_response_header(r, "Allow", h->allow);
   if (close) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result rc = MHD_queue_response(c, h->status, r);
@@ -107,18 +116,29 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     http h = {.conn = c, .arg = mhd_arg};
     const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int64_t n = 0;
+    if (srv_web_path(url)) { /* the web view: its own sign-in (a session cookie) */
+      if (s->stopping) srv_fail(&h, 503, "shutting down");
+      else if (len && !srv_parse_id(len, strlen(len), &n)) srv_fail(&h, 400, "a malformed Content-Length");
+      else if (!srv_web_refuse(&h, url, method, (uint64_t)n)) {
+        *con = rq = lsr_xalloc(sizeof *rq);
+        rq->max = FORM_MAX;
+        return MHD_YES;
+      }
+      return send_answer(c, &h, 1);
+    }
     if (!token_ok(s, c)) srv_fail(&h, 401, "a valid ph-auth-token header is required");
     else if (s->stopping) srv_fail(&h, 503, "shutting down");
     else if (len && (!srv_parse_id(len, strlen(len), &n) || n > (int64_t)MAX_BODY))
       srv_fail(&h, 413, "the request body is larger than %u bytes", MAX_BODY);
     else if (!srv_refuse(&h, url, method)) { /* 400, 404, 405 on the request line alone */
-      *con = lsr_xalloc(sizeof *rq);
+      *con = rq = lsr_xalloc(sizeof *rq);
+      rq->max = MAX_BODY;
       return MHD_YES; /* now the body, if any */
     }
     return send_answer(c, &h, 1);
   }
   if (*upload_size) {
-    if (rq->len + *upload_size > MAX_BODY) rq->too_big = 1;
+    if (rq->len + *upload_size > rq->max) rq->too_big = 1;
     else {
       if (rq->len + *upload_size + 1 > rq->cap) rq->body = lsr_xrealloc(rq->body, rq->cap = (rq->len + *upload_size) * 2 + 1);
       memcpy(rq->body + rq->len, upload, *upload_size);
@@ -129,7 +149,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return MHD_YES;
   }
   http h = {.conn = c, .arg = mhd_arg};
-  srv_route(s, &h, url, method, rq);
+  if (srv_web_path(url)) srv_web_route(s, &h, url, method, rq);
+  else srv_route(s, &h, url, method, rq);
   return send_answer(c, &h, 0);
 }
 

@@ -33,6 +33,7 @@
 
 
 #define MAX_BODY (16u << 20)
+#define FORM_MAX (64u << 10)  /* a web view form's body: read before its sender is known */
 #define INTERRUPTED_BY_RESTART "interrupted by engine restart"
 #define DEBOUNCE_MS 100
 #define HEADER_DEADLINE 10    /* seconds a request's headers may take (--header-deadline) */
@@ -130,6 +131,7 @@ void srv_fenced_stop(server *s);
 typedef struct {
   char *body;
   size_t len, cap;
+  size_t max;           /* what is kept of it (a web form's is small: FORM_MAX) */
   int too_big;
 } request;
 
@@ -141,6 +143,7 @@ typedef struct {
   unsigned status;
   char *body;
   const char *allow;
+  const char *type, *location, *cookie, *cache; /* the web view's: NULL for JSON, none, none, no-store */
 } http;
 
 /* rest.c */
@@ -150,6 +153,13 @@ int srv_fail(http *c, unsigned status, const char *fmt, ...);
 int srv_refuse(http *c, const char *url, const char *method);
 /* every request after its token was checked */
 int srv_route(server *s, http *c, const char *url, const char *method, request *rq);
+/* the answer to prompt id of run, to the run here or kept for the node
+ * that holds it, committed: 1, or 0 (no such pending prompt) */
+int srv_answer(server *s, int64_t id, int64_t run, const char *responses);
+/* web.c: the web view, every path outside /rest/ */
+int srv_web_path(const char *url);
+int srv_web_refuse(http *c, const char *url, const char *method, uint64_t body_len);
+int srv_web_route(server *s, http *c, const char *url, const char *method, request *rq);
 /* http.c, for start-up */
 int srv_http_start(server *s, struct sockaddr *addr, unsigned conn_limit, unsigned per_ip);
 void srv_mhd_run(server *s);

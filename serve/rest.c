@@ -246,20 +246,25 @@ static int post_answer(server *s, http *c, request *rq, int64_t id) {
   char *responses = lsr_tree_to_json(r);
   yajl_tree_free(v);
   int64_t run = lsr_store_int(s->store, 0, LSR_Q_PROMPT_PENDING_RUN, "i", id);
+  rc = srv_answer(s, id, run, responses) ? reply(c, 200, "{\"success\": true}")
+                                         : srv_fail(c, 404, "no pending prompt %lld", (long long)id);
+  free(responses);
+  return rc;
+}
+
+int srv_answer(server *s, int64_t id, int64_t run, const char *responses) {
   char *args = lsr_xalloc(strlen(responses) + 64);
   sprintf(args, "[%lld, %s]", (long long)id, responses);
+  int ok = 0;
   if (run && lsr_sched_call(s->eng, run, "prompt_answer", args) == 0) {
     /* the first answer wins: the prompt is no longer pending */
     lsr_store_exec(s->store, LSR_Q_PROMPT_ANSWERED, "i", id);
-    rc = reply(c, 200, "{\"success\": true}");
-  } else if (run && srv_answer_elsewhere(s, id, responses)) { /* its run is on another node */
-    if (durable(s, c, &rc)) rc = reply(c, 200, "{\"success\": true}");
+    ok = 1;
   } else {
-    rc = srv_fail(c, 404, "no pending prompt %lld", (long long)id);
+    ok = run && srv_answer_elsewhere(s, id, responses); /* its run is on another node */
   }
-  free(responses);
   free(args);
-  return rc;
+  return ok && lsr_store_commit_ack(s->store) == 0;
 }
 
 static char *playbooks_json(server *s) {
