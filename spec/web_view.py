@@ -2,7 +2,7 @@
 """The web view of luasoar serve in a real headless Chromium (Debian's
 chromium, chromium-driver, python3-selenium), as an analyst uses it:
 
-  web_view.py BASE_URL TOKEN [--shots DIR]
+  web_view.py BASE_URL TOKEN [--shots DIR] [--name NAME]
 
 signs in with the token, ingests a container (over REST) whose name, artifact
 and log lines hold HTML and script, sees its run appear and go on without a
@@ -46,6 +46,7 @@ def wait(what, fn, seconds=20):
 def main():
     base, token = sys.argv[1], sys.argv[2]
     shots = sys.argv[sys.argv.index("--shots") + 1] if "--shots" in sys.argv else None
+    name = sys.argv[sys.argv.index("--name") + 1] if "--name" in sys.argv else HOSTILE
     opts = webdriver.ChromeOptions()
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000"):
         opts.add_argument(a)
@@ -70,9 +71,11 @@ def main():
         cookie = d.get_cookie("luasoar_session")
         seen["cookie"] = {"httpOnly": cookie["httpOnly"], "sameSite": cookie["sameSite"], "expires": "expiry" in cookie}
         # a container arrives while the page is open: its run shows up, live
-        c = rest(base, token, "/rest/container", {"name": HOSTILE, "label": "events",
-                                                  "artifacts": [{"name": HOSTILE, "cef": {"note": HOSTILE}}]})
-        row = wait("the run in the list", lambda: d.find_element(By.CSS_SELECTOR, "tr[data-run] td:nth-child(2) a"))
+        c = rest(base, token, "/rest/container", {"name": name, "label": "events",
+                                                  "artifacts": [{"name": name, "cef": {"note": name}}]})
+        row = wait("the run in the list", lambda: d.find_element(By.CSS_SELECTOR, "tr[data-run=\"%d\"] td:nth-child(2) a"
+                                                                % rest(base, token, "/rest/playbook_run?_filter_container=%d"
+                                                                       % c["id"])["data"][0]["id"]))
         seen["list_playbook"] = row.text
         seen["list_status"] = wait("a waiting run", lambda: (lambda t: t if t == "waiting" else None)(
             d.find_element(By.CSS_SELECTOR, "tr[data-run] .status").text))
