@@ -1,8 +1,8 @@
 /* web.c: the web view of `luasoar serve`, at /: a sign-in page (the API
  * token, for a session cookie), the runs with filters, a run's actions in
  * time and as a list with each app run's parameters, data, summary and
- * message, its log and its pending prompts (answered from the page), and
- * the playbooks.  Pages are built here from the store, every text escaped;
+ * message, its log and its pending prompts (answered from the page), the
+ * containers with their artifacts, notes and runs, and the playbooks.  Pages are built here from the store, every text escaped;
  * the style and the script (web/, embedded at build time) only refresh
  * what is shown.  Sessions live in the server's memory: a restart signs
  * everyone out. */
@@ -185,7 +185,7 @@ static void page_start(buf *b, const char *title, const session *se, int live) {
            "<script src=\"/static/app.js\" defer></script></head><body>");
   if (se) {
     puts_(b, "<header><a class=\"brand\" href=\"/runs\">luasoar</a><nav><a href=\"/runs\">Runs</a>"
-             "<a href=\"/playbooks\">Playbooks</a></nav><form method=\"post\" action=\"/signout\">"
+             "<a href=\"/containers\">Containers</a><a href=\"/playbooks\">Playbooks</a></nav><form method=\"post\" action=\"/signout\">"
              "<input type=\"hidden\" name=\"csrf\" value=\"");
     esc(b, se->csrf);
     puts_(b, "\"><button>Sign out</button></form></header>");
@@ -269,8 +269,11 @@ static const char *const FILTERS[] = {"", "running", "waiting", "success", "fail
 static int runs_page(server *s, http *c, session *se) {
   const char *status = c->arg(c->conn, "status"), *pb = c->arg(c->conn, "playbook");
   const char *cont = c->arg(c->conn, "container");
+  const char *from = c->arg(c->conn, "from"), *to = c->arg(c->conn, "to"); /* ISO 8601 prefixes, UTC */
   if (!status) status = "";
   if (!pb) pb = "";
+  if (!from) from = "";
+  if (!to) to = "";
   int64_t cid = 0;
   int by_container = cont && *cont && srv_parse_id(cont, strlen(cont), &cid);
   yajl_val runs = parse(lsr_store_text(s->store, LSR_Q_RUNS_LIST, "ii", (int64_t)by_container, cid));
@@ -286,6 +289,10 @@ static int runs_page(server *s, http *c, session *se) {
   esc(&b, pb);
   puts_(&b, "\"></label><label>Container <input name=\"container\" inputmode=\"numeric\" value=\"");
   esc(&b, cont ? cont : "");
+  puts_(&b, "\"></label><label>Started from (UTC) <input type=\"datetime-local\" name=\"from\" value=\"");
+  esc(&b, from);
+  puts_(&b, "\"></label><label>to <input type=\"datetime-local\" name=\"to\" value=\"");
+  esc(&b, to);
   puts_(&b, "\"></label><button>Filter</button></form>");
   puts_(&b, "<table class=\"runs\"><thead><tr><th>Run</th><th>Playbook</th><th>Container</th><th>Status</th>"
             "<th>Started</th><th>Duration</th></tr></thead><tbody>");
@@ -300,10 +307,12 @@ static int runs_page(server *s, http *c, session *se) {
         !(strcmp(status, "running") == 0 && strcmp(st, "running") == 0))
       continue;
     if (*pb && !strstr(str(r, "playbook"), pb)) continue;
+    const char *start = str(r, "start_time"); /* ISO 8601 compares as text */
+    if ((*from && strncmp(start, from, strlen(from)) < 0) || (*to && strncmp(start, to, strlen(to)) > 0)) continue;
     shown++;
     putf(&b, "<tr data-run=\"%lld\"><td><a href=\"/runs/%lld\">%lld</a></td><td><a href=\"/runs/%lld\">", id, id, id, id);
     esc(&b, str(r, "playbook"));
-    putf(&b, "</a></td><td>%lld</td><td>", num(r, "container"));
+    putf(&b, "</a></td><td><a href=\"/containers/%lld\">%lld</a></td><td>", num(r, "container"), num(r, "container"));
     status_cell(&b, st, wait);
     puts_(&b, "</td><td><time>");
     esc(&b, str(r, "start_time"));
@@ -527,6 +536,130 @@ static int run_page(server *s, http *c, session *se, int64_t id) {
   return page_end(c, &b, 200);
 }
 
+/* text holds q, whatever the case */
+static int has(const char *text, const char *q) {
+  size_t n = strlen(q);
+  for (const char *p = text; *p; p++)
+    if (strncasecmp(p, q, n) == 0) return 1;
+  return !*q;
+}
+
+static void text_cell(buf *b, yajl_val v, const char *name) {
+  yajl_val f = field(v, name);
+  puts_(b, "<td>");
+  if (f && YAJL_IS_STRING(f)) esc(b, f->u.string);
+  else if (f && YAJL_IS_INTEGER(f)) putf(b, "%lld", YAJL_GET_INTEGER(f));
+  puts_(b, "</td>");
+}
+
+static int containers_page(server *s, http *c, session *se) {
+  const char *q = c->arg(c->conn, "q");
+  if (!q) q = "";
+  yajl_val all = parse(lsr_store_text(s->store, LSR_Q_CONTAINERS_LIST, ""));
+  yajl_val d = list_of(all);
+  buf b = {0};
+  page_start(&b, "Containers", se, 1);
+  puts_(&b, "<h1>Containers</h1><form class=\"filters\" method=\"get\" action=\"/containers\"><label>Search"
+            " (name, label, severity, status) <input name=\"q\" value=\"");
+  esc(&b, q);
+  puts_(&b, "\"></label><button>Search</button></form><table class=\"containers\"><thead><tr><th>Container</th>"
+            "<th>Name</th><th>Label</th><th>Severity</th><th>Status</th><th>Artifacts</th><th>Created</th></tr>"
+            "</thead><tbody>");
+  int shown = 0;
+  for (size_t k = d ? d->u.array.len : 0; k-- > 0;) { /* newest first */
+    yajl_val x = d->u.array.values[k];
+    if (!has(str(x, "name"), q) && !has(str(x, "label"), q) && !has(str(x, "severity"), q) && !has(str(x, "status"), q))
+      continue;
+    shown++;
+    putf(&b, "<tr><td><a href=\"/containers/%lld\">%lld</a></td><td><a href=\"/containers/%lld\">", num(x, "id"),
+         num(x, "id"), num(x, "id"));
+    esc(&b, str(x, "name"));
+    puts_(&b, "</a></td>");
+    text_cell(&b, x, "label");
+    text_cell(&b, x, "severity");
+    text_cell(&b, x, "status");
+    text_cell(&b, x, "artifact_count");
+    puts_(&b, "<td><time>");
+    esc(&b, str(x, "create_time"));
+    puts_(&b, "</time></td></tr>");
+  }
+  puts_(&b, "</tbody></table>");
+  if (!shown) puts_(&b, "<p class=\"empty\">No container matches.</p>");
+  yajl_tree_free(all);
+  return page_end(c, &b, 200);
+}
+
+static int container_page(server *s, http *c, session *se, int64_t id) {
+  yajl_val x = parse(lsr_store_text(s->store, LSR_Q_CONTAINER_GET, "i", id));
+  buf b = {0};
+  char title[64];
+  snprintf(title, sizeof title, "Container %lld", (long long)id);
+  if (!x || !YAJL_IS_OBJECT(x)) {
+    yajl_tree_free(x);
+    page_start(&b, title, se, 0);
+    putf(&b, "<h1>No container %lld</h1>", (long long)id);
+    return page_end(c, &b, 404);
+  }
+  page_start(&b, title, se, 1);
+  putf(&b, "<h1>Container %lld: ", (long long)id);
+  esc(&b, str(x, "name"));
+  puts_(&b, "</h1><dl class=\"facts\">");
+  static const char *const facts[] = {"label", "severity", "status", "artifact_count", "create_time", NULL};
+  for (int i = 0; facts[i]; i++) {
+    puts_(&b, "<dt>");
+    esc(&b, facts[i]);
+    puts_(&b, "</dt>");
+    yajl_val f = field(x, facts[i]);
+    puts_(&b, "<dd>");
+    if (f && YAJL_IS_STRING(f)) esc(&b, f->u.string);
+    else if (f && YAJL_IS_INTEGER(f)) putf(&b, "%lld", YAJL_GET_INTEGER(f));
+    puts_(&b, "</dd>");
+  }
+  puts_(&b, "<dt>tags</dt><dd>");
+  json_block(&b, field(x, "tags"), "tags");
+  puts_(&b, "</dd></dl><h2>Notes</h2>");
+  yajl_val notes = field(x, "notes");
+  for (size_t i = 0; notes && YAJL_IS_ARRAY(notes) && i < notes->u.array.len; i++) {
+    yajl_val n = notes->u.array.values[i];
+    puts_(&b, "<article class=\"note\"><h3>");
+    esc(&b, str(n, "title"));
+    puts_(&b, "</h3><p>");
+    esc(&b, str(n, "content"));
+    puts_(&b, "</p></article>");
+  }
+  if (!notes || !YAJL_IS_ARRAY(notes) || !notes->u.array.len) puts_(&b, "<p class=\"empty\">No note.</p>");
+  puts_(&b, "<h2>Artifacts</h2><table class=\"artifacts\"><thead><tr><th>Artifact</th><th>Name</th><th>Label</th>"
+            "<th>Severity</th><th>CEF</th></tr></thead><tbody>");
+  yajl_val arts = parse(lsr_store_text(s->store, LSR_Q_ARTIFACTS_LIST, "ii", (int64_t)1, id));
+  yajl_val ad = list_of(arts);
+  for (size_t i = 0; ad && i < ad->u.array.len; i++) {
+    yajl_val a = ad->u.array.values[i];
+    putf(&b, "<tr><td>%lld</td>", num(a, "id"));
+    text_cell(&b, a, "name");
+    text_cell(&b, a, "label");
+    text_cell(&b, a, "severity");
+    puts_(&b, "<td>");
+    json_block(&b, field(a, "cef"), "cef");
+    puts_(&b, "</td></tr>");
+  }
+  puts_(&b, "</tbody></table><h2>Runs</h2><ul class=\"runs-of\">");
+  yajl_val runs = parse(lsr_store_text(s->store, LSR_Q_RUNS_LIST, "ii", (int64_t)1, id));
+  yajl_val rd = list_of(runs);
+  for (size_t i = 0; rd && i < rd->u.array.len; i++) {
+    yajl_val r = rd->u.array.values[i];
+    putf(&b, "<li><a href=\"/runs/%lld\">%lld ", num(r, "id"), num(r, "id"));
+    esc(&b, str(r, "playbook"));
+    puts_(&b, "</a> ");
+    status_cell(&b, str(r, "status"), 0);
+    puts_(&b, "</li>");
+  }
+  puts_(&b, "</ul>");
+  yajl_tree_free(runs);
+  yajl_tree_free(arts);
+  yajl_tree_free(x);
+  return page_end(c, &b, 200);
+}
+
 static int playbooks_page(server *s, http *c, session *se) {
   buf b = {0};
   page_start(&b, "Playbooks", se, 1);
@@ -573,7 +706,7 @@ static int path_id(const char *url, const char *prefix, const char *rest, int64_
 static const char *web_methods(const char *url) {
   int64_t id;
   if (strcmp(url, "/") == 0 || strcmp(url, "/runs") == 0 || strcmp(url, "/playbooks") == 0 || is_static(url) ||
-      path_id(url, "/runs/", "", &id))
+      strcmp(url, "/containers") == 0 || path_id(url, "/runs/", "", &id) || path_id(url, "/containers/", "", &id))
     return "GET";
   if (strcmp(url, "/session") == 0 || strcmp(url, "/signout") == 0 || path_id(url, "/runs/", "/again", &id) ||
       path_id(url, "/prompts/", "/answer", &id))
@@ -657,6 +790,8 @@ int srv_web_route(server *s, http *c, const char *url, const char *method, reque
   }
   if (strcmp(url, "/runs") == 0) return runs_page(s, c, se);
   if (strcmp(url, "/playbooks") == 0) return playbooks_page(s, c, se);
+  if (strcmp(url, "/containers") == 0) return containers_page(s, c, se);
+  if (path_id(url, "/containers/", "", &id)) return container_page(s, c, se, id);
   if (path_id(url, "/runs/", "", &id)) return run_page(s, c, se, id);
   static char to[64];
   if (path_id(url, "/runs/", "/again", &id)) {

@@ -103,6 +103,9 @@ def main():
             seen["alert"] = True
         except NoAlertPresentException:
             seen["alert"] = False
+        d.get(base + "/containers")
+        seen["container_row"] = [td.text for td in d.find_elements(By.CSS_SELECTOR, "table.containers tbody tr:first-child td")]
+        seen["pwned_after"] = d.execute_script("return window.pwned === undefined ? false : window.pwned")
         seen["console_errors"] = [e["message"] for e in d.get_log("browser") if e["level"] == "SEVERE"]
         d.find_element(By.CSS_SELECTOR, "header form button").click()
         wait("the sign-in page", lambda: d.find_elements(By.CSS_SELECTOR, "input[type=password]"))

@@ -53,6 +53,8 @@ describe("the web view", function()
     assert.equal("success", seen.rest_status)
     assert.is_false(seen.pwned)
     assert.is_false(seen.alert)
+    assert.same({"1", HOSTILE, "events", "", "new", "1"}, {table.unpack(seen.container_row, 1, 6)})
+    assert.is_false(seen.pwned_after)
     -- the browser's console: only the wrong token's 401, nothing the policy blocked
     assert.equal(1, #seen.console_errors, table.concat(seen.console_errors, "\n"))
     assert.matches("/session %- Failed to load resource: the server responded with a status of 401",

@@ -257,10 +257,12 @@ const char *const lsr_pg_sql[LSR_Q_COUNT] = {
     "SELECT level, " ISO("time") ", message FROM run_log WHERE run_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
   [LSR_Q_CONTAINER_GET] =
     "SELECT (data::jsonb || jsonb_build_object('id', id, 'artifact_count',"
-    " (SELECT count(*) FROM artifacts WHERE container_id = c.id)))::text FROM containers c WHERE id = $1",
+    " (SELECT count(*) FROM artifacts WHERE container_id = c.id), 'create_time', " ISO("create_time") "))::text"
+    " FROM containers c WHERE id = $1",
   [LSR_Q_CONTAINERS_LIST] =
     "SELECT json_build_object('count', count(*), 'data',"
-    " " LIST("json_agg((data::jsonb || jsonb_build_object('id', id)) ORDER BY id)") ")::text FROM containers",
+    " " LIST("json_agg((data::jsonb || jsonb_build_object('id', id, 'artifact_count', (SELECT count(*) FROM artifacts a"
+    "   WHERE a.container_id = c.id), 'create_time', " ISO("c.create_time") ")) ORDER BY id)") ")::text FROM containers c",
   [LSR_Q_ARTIFACTS_LIST] =
     "SELECT json_build_object('count', count(*), 'data', " LIST("json_agg(data::json ORDER BY id)") ")::text"
     " FROM artifacts WHERE $1 = 0 OR container_id = $2",

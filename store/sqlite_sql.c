@@ -219,11 +219,12 @@ const char *const lsr_sqlite_sql[LSR_Q_COUNT] = {
     "SELECT level, " ISO("time") ", message"
     " FROM run_log WHERE run_id = ? ORDER BY id LIMIT ? OFFSET ?",
   [LSR_Q_CONTAINER_GET] =
-    "SELECT json_set(data, '$.id', id, '$.artifact_count', (SELECT count(*) FROM artifacts WHERE container_id = c.id))"
-    " FROM containers c WHERE id = ?",
+    "SELECT json_set(data, '$.id', id, '$.artifact_count', (SELECT count(*) FROM artifacts WHERE container_id = c.id),"
+    " '$.create_time', " ISO("create_time") ") FROM containers c WHERE id = ?",
   [LSR_Q_CONTAINERS_LIST] =
     "SELECT json_object('count', count(*), 'data', json_group_array(json(data)))"
-    " FROM (SELECT json_set(data, '$.id', id) AS data FROM containers ORDER BY id)",
+    " FROM (SELECT json_set(data, '$.id', id, '$.artifact_count', (SELECT count(*) FROM artifacts a"
+    "   WHERE a.container_id = c.id), '$.create_time', " ISO("create_time") ") AS data FROM containers c ORDER BY id)",
   [LSR_Q_ARTIFACTS_LIST] =
     "SELECT json_object('count', count(*), 'data', json_group_array(json(data)))"
     " FROM (SELECT data FROM artifacts WHERE ?1 = 0 OR container_id = ?2 ORDER BY id)",
