@@ -139,6 +139,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   }
   if (*upload_size) {
     if (rq->len + *upload_size > rq->max) rq->too_big = 1;
+    /* a web form, maybe from nobody yet, that grows past its cap without
+     * having said its length: the connection is closed, nothing more read
+     * (libmicrohttpd answers nothing in the middle of an upload) */
+    if (rq->too_big && rq->max == FORM_MAX) return MHD_NO;
     else {
       if (rq->len + *upload_size + 1 > rq->cap) rq->body = lsr_xrealloc(rq->body, rq->cap = (rq->len + *upload_size) * 2 + 1);
       memcpy(rq->body + rq->len, upload, *upload_size);

@@ -162,7 +162,7 @@ static char *form_value(const char *body, const char *name) {
       for (const char *r = p + n + 1; r < end; r++) {
         int hi, lo;
         if (*r == '+') *w++ = ' ';
-        else if (*r == '%' && r + 2 < end + 0 + 1 && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+        else if (*r == '%' && r + 2 < end && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
           *w++ = (char)(hi * 16 + lo);
           r += 2;
         } else *w++ = *r;

@@ -99,6 +99,12 @@ describe("the web view", function()
     -- a form body is small, and refused on its length before it is read
     status = curl(srv, {path = "/session", flags = "-H 'Content-Length: 70000' --data-binary @/dev/null"})
     assert.equal(413, status)
+    local big = srv.dir .. "/big"
+    S.sh(("head -c 1048576 /dev/zero | tr '\\0' a > %s"):format(S.q(big)))
+    -- one that does not say its length is cut off once past the cap
+    status = curl(srv, {path = "/session", flags = "-H 'Transfer-Encoding: chunked' --data-binary @" .. S.q(big)})
+    assert.is_nil(status)
+    assert.equal(200, (curl(srv, {path = "/"})))
     status, headers = curl(srv, {path = "/runs", flags = "-X DELETE " .. jar})
     assert.equal(405, status)
     assert.matches("Allow: GET", headers)
