@@ -219,6 +219,16 @@ static void status_cell(buf *b, const char *status, int waiting) {
   puts_(b, "</span>");
 }
 
+/* data-start and data-end of something with a start_time, an update_time
+ * and a status: no end while it runs (the script ticks its duration) */
+static void span(buf *b, yajl_val v) {
+  puts_(b, " data-start=\"");
+  esc(b, str(v, "start_time"));
+  puts_(b, "\" data-end=\"");
+  if (strcmp(str(v, "status"), "running") != 0) esc(b, str(v, "update_time"));
+  puts_(b, "\"");
+}
+
 /* ---- views ---- */
 
 static int sign_in(http *c, const char *why) {
@@ -316,11 +326,9 @@ static int runs_page(server *s, http *c, session *se) {
     status_cell(&b, st, wait);
     puts_(&b, "</td><td><time>");
     esc(&b, str(r, "start_time"));
-    puts_(&b, "</time></td><td class=\"dur\" data-start=\"");
-    esc(&b, str(r, "start_time"));
-    puts_(&b, "\" data-end=\"");
-    if (strcmp(st, "running") != 0) esc(&b, str(r, "update_time"));
-    puts_(&b, "\"></td></tr>");
+    puts_(&b, "</time></td><td class=\"dur\"");
+    span(&b, r);
+    puts_(&b, "></td></tr>");
   }
   puts_(&b, "</tbody></table>");
   if (!shown) puts_(&b, "<p class=\"empty\">No run matches.</p>");
@@ -352,11 +360,9 @@ static void action_rows(server *s, buf *b, yajl_val acts) {
     esc(b, str(a, "start_time"));
     puts_(b, "</time></td><td><time>");
     if (strcmp(str(a, "status"), "running") != 0) esc(b, str(a, "update_time"));
-    puts_(b, "</time></td><td class=\"dur\" data-start=\"");
-    esc(b, str(a, "start_time"));
-    puts_(b, "\" data-end=\"");
-    if (strcmp(str(a, "status"), "running") != 0) esc(b, str(a, "update_time"));
-    puts_(b, "\"></td></tr>");
+    puts_(b, "</time></td><td class=\"dur\"");
+    span(b, a);
+    puts_(b, "></td></tr>");
   }
   puts_(b, "</tbody></table>");
 }
@@ -370,11 +376,9 @@ static void timeline(buf *b, yajl_val acts) {
     esc(b, str(a, "name"));
     puts_(b, "</span><span class=\"bar s-");
     esc(b, str(a, "status"));
-    puts_(b, "\" data-start=\"");
-    esc(b, str(a, "start_time"));
-    puts_(b, "\" data-end=\"");
-    if (strcmp(str(a, "status"), "running") != 0) esc(b, str(a, "update_time"));
-    puts_(b, "\"></span></div>");
+    puts_(b, "\"");
+    span(b, a);
+    puts_(b, "></span></div>");
   }
   puts_(b, "</div>");
 }
@@ -486,14 +490,12 @@ static int run_page(server *s, http *c, session *se, int64_t id) {
   puts_(&b, " ");
   status_cell(&b, st, strcmp(st, "running") == 0 && in_set(&waiting, id));
   puts_(&b, "</h1><dl class=\"facts\"><dt>Container</dt><dd>");
-  putf(&b, "%lld", num(run, "container"));
+  putf(&b, "<a href=\"/containers/%lld\">%lld</a>", num(run, "container"), num(run, "container"));
   puts_(&b, "</dd><dt>Started</dt><dd><time>");
   esc(&b, str(run, "start_time"));
-  puts_(&b, "</time></dd><dt>Duration</dt><dd class=\"dur\" data-start=\"");
-  esc(&b, str(run, "start_time"));
-  puts_(&b, "\" data-end=\"");
-  if (strcmp(st, "running") != 0) esc(&b, str(run, "update_time"));
-  puts_(&b, "\"></dd>");
+  puts_(&b, "</time></dd><dt>Duration</dt><dd class=\"dur\"");
+  span(&b, run);
+  puts_(&b, "></dd>");
   if (*str(run, "message")) {
     puts_(&b, "<dt>Message</dt><dd>");
     esc(&b, str(run, "message"));
