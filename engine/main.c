@@ -7,6 +7,7 @@
 #include "exec_runner.h"
 #include "json_check.h"
 #include "serve.h"
+#include "soar.h"
 #include "watchdog.h"
 #include "store.h"
 #include <stdarg.h>
@@ -28,6 +29,7 @@ static const char usage_main[] =
   "  serve --scripts DIR [--db FILE]     the long-running engine with its REST API\n"
   "  runs [--db FILE] [--container N] [RUN_ID] [--json]   runs in a store, or one run's log\n"
   "  app check DIR | app test ASSET      a SOAR connector's Python modules; test an asset\n"
+  "  port FILE.py [-o FILE.lua]          a Splunk SOAR Python playbook as a Lua one (also DIR -o DIR)\n"
   "\n"
   "Run 'luasoar <command> --help' for a command's options.\n";
 
@@ -655,6 +657,22 @@ static int cmd_test(int argc, char **argv) {
   return 2;
 }
 
+/* `luasoar port`: SOAR Python playbooks to Lua, by python/luasoar_port.py
+ * under Debian's python3 (Python's own parser reads them). */
+static int cmd_port(int argc, char **argv) {
+  char script[4200];
+  snprintf(script, sizeof script, "%s/luasoar_port.py", lsr_soar_shim_dir());
+  char **args = lsr_xalloc((size_t)(argc + 3) * sizeof *args);
+  int k = 0;
+  args[k++] = "/usr/bin/python3";
+  args[k++] = script;
+  for (int i = 0; i < argc; i++) args[k++] = argv[i];
+  args[k] = NULL;
+  execv(args[0], args);
+  fprintf(stderr, "luasoar port: cannot run /usr/bin/python3: %s (apt-get install python3)\n", strerror(errno));
+  return 2;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) { fputs(usage_main, stderr); return 2; }
   const char *cmd = argv[1];
@@ -672,6 +690,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "serve") == 0) return lsr_serve_main(argc - 2, argv + 2);
   if (strcmp(cmd, "runs") == 0) return cmd_runs(argc - 2, argv + 2);
   if (strcmp(cmd, "app") == 0) return lsr_cli_app(argc - 2, argv + 2);
+  if (strcmp(cmd, "port") == 0) return cmd_port(argc - 2, argv + 2);
   fprintf(stderr, "luasoar: unknown command '%s'\n\n%s", cmd, usage_main);
   return 2;
 }
