@@ -29,7 +29,8 @@ static const char usage_main[] =
   "  serve --scripts DIR [--db FILE]     the long-running engine with its REST API\n"
   "  runs [--db FILE] [--container N] [RUN_ID] [--json]   runs in a store, or one run's log\n"
   "  app check DIR | app test ASSET      a SOAR connector's Python modules; test an asset\n"
-  "  port FILE.py [-o FILE.lua]          a Splunk SOAR Python playbook as a Lua one (also DIR -o DIR)\n"
+  "  port FILE.py [-o FILE.lua]          a Splunk SOAR Python playbook as a Lua one (also DIR -o DIR\n"
+  "                                      [--repo NAME]: a SOAR repository with its custom functions)\n"
   "\n"
   "Run 'luasoar <command> --help' for a command's options.\n";
 

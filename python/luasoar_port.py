@@ -2,7 +2,14 @@
 """luasoar port: convert Splunk SOAR Python playbooks into luasoar Lua playbooks.
 
     luasoar_port.py FILE.py [-o FILE.lua] [--strict]
-    luasoar_port.py DIR -o OUTDIR [--strict]
+    luasoar_port.py DIR -o OUTDIR [--repo NAME] [--strict]
+
+A custom function file (no on_start, one public top-level function; or, in a
+custom_functions/ folder, the function named after the file) becomes a Lua file that
+returns `function(params) ... return outputs end`. DIR with a custom_functions/ folder is
+a SOAR repository: its custom_functions/*.py go to OUTDIR/custom_functions/REPO/NAME.lua
+(REPO: --repo, else DIR's name) and its playbooks (DIR/*.py, DIR/playbooks/*.py) to
+OUTDIR/playbooks/NAME.lua; any other DIR ports file by file to OUTDIR.
 
 Only the standard library is used; the input is parsed with `ast`. What cannot be
 translated is kept as commented Python under a `-- TODO(port): <what>` line, and each
@@ -340,6 +347,9 @@ class Porter:
         self.todo_bound = set()  # names bound by statements left untranslated ...
         self.ok_bound = set()    # ... and by translated ones
         self.from_imports = {}   # name -> module, for `from math import log`
+        self.cf_main = None      # the function a custom function file returns (else None)
+        self.cf_forward = set()  # its helpers and module names, declared local up front
+        self.forced_cf = False   # the file lies in a custom_functions/ folder
         self._read_comments()
 
     # ---- comments ------------------------------------------------------------------
@@ -391,13 +401,14 @@ class Porter:
     # ---- module ------------------------------------------------------------------------
     def port(self, tree, names="python"):
         self.scope = Scope()
+        self.cf_main = custom_function_main(tree, os.path.basename(self.filename), self.forced_cf)
         mod_names, _ = assigned_names([s for s in tree.body if not isinstance(s, ast.FunctionDef)])
         self.scope.locals.update(mod_names)
         for s in tree.body:
             if isinstance(s, ast.FunctionDef):
                 self.scope.locals.add(s.name)
                 params = [a.arg for a in s.args.posonlyargs + s.args.args + s.args.kwonlyargs]
-                if self.is_block(s):
+                if self.is_block(s) and self.cf_main is None:
                     self.blocks[s.name] = params
                 else:
                     self.functions[s.name] = params
@@ -422,8 +433,11 @@ class Porter:
             self.out.append("")
             self.comment_cursor = body[0].end_lineno
             body = body[1:]
-        for s in body:
-            self.stmt_safe(s, "", toplevel=True)
+        if self.cf_main is not None:
+            self.port_custom_function(body, mod_names)
+        else:
+            for s in body:
+                self.stmt_safe(s, "", toplevel=True)
         self.flush_comments(len(self.src_lines) + 1, "")
         head = ["-- Ported from %s by luasoar port; review the TODO(port) lines." % os.path.basename(self.filename), ""]
         for h in HELPER_ORDER:
@@ -433,6 +447,42 @@ class Porter:
         text = "\n".join(head + self.out)
         text = re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
         return text
+
+    def port_custom_function(self, body, mod_names):
+        """A custom function file: its module names and helpers as locals, then
+        `return function(params)` for its one public function."""
+        main = self.cf_main
+        rest = [s for s in body if s is not main]
+        # module names, and helpers some earlier statement refers to, are declared first
+        seen = set()
+        for s in rest:
+            if isinstance(s, ast.FunctionDef) and s.name in seen:
+                self.cf_forward.add(s.name)
+            seen |= names_in(s)
+        forward = [n for n in mod_names if n not in self.imports and n != main.name]
+        forward += [s.name for s in rest if isinstance(s, ast.FunctionDef) and s.name in self.cf_forward]
+        self.cf_forward.update(forward)
+        if forward:
+            self.out.append("local " + ", ".join(self.lua_name(n) for n in forward))
+            self.out.append("")
+        for s in rest:
+            if isinstance(s, ast.FunctionDef) and self.out and self.out[-1] != "":
+                self.out.append("")
+            self.stmt_safe(s, "", toplevel=True)
+        # the returned function comes last, even if helpers follow it in the Python file
+        after = self.comment_cursor
+        self.comment_cursor = min(after, main.lineno - 1 - len(main.decorator_list))
+        self.flush_comments(main.lineno, "")
+        mark = len(self.out)
+        helpers = set(self.helpers)
+        try:
+            self.function(main, "", toplevel=True, cf_main=True)
+        except Untranslatable as e:
+            del self.out[mark:]
+            self.helpers = helpers
+            self.todo(main, e.what, "")
+            self.out.append("return function(params) error(\"TODO(port): %s\") end" % main.name)
+        self.comment_cursor = max(after, self.comment_cursor)
 
     # The calls that name something a datapath may refer to, as `luasoar check` reads
     # them: the `name` argument, else the argument given here (False: none).
@@ -757,6 +807,10 @@ class Porter:
         raise Untranslatable("raise of %s" % ast.unparse(e)[:40], node)
 
     def s_Assert(self, node, indent, last):
+        t = node.test
+        if self.cf_main is not None and isinstance(t, ast.Call) and isinstance(t.func, ast.Attribute) \
+                and isinstance(t.func.value, ast.Name) and t.func.value.id == "json" and t.func.attr == "dumps":
+            return  # the editor's check that the outputs are JSON: Lua tables always are
         msg = (", " + self.value_expr(node.msg)) if node.msg is not None else ""
         self.emit(indent, "assert(%s%s)" % (self.cond(node.test), msg))
 
@@ -853,8 +907,8 @@ class Porter:
         self.function(node, indent, toplevel=False)
 
     # ---- functions -------------------------------------------------------------------
-    def function(self, node, indent, toplevel):
-        if node.args.vararg or node.args.kwonlyargs:
+    def function(self, node, indent, toplevel, cf_main=False):
+        if node.args.vararg or node.args.kwonlyargs or (cf_main and node.args.posonlyargs):
             raise Untranslatable("function with *args or keyword-only parameters", node)
         for d in node.decorator_list:
             if not (isinstance(d, ast.Call) and ast.unparse(d.func) == "phantom.playbook_block"):
@@ -874,7 +928,10 @@ class Porter:
             for _ in range(3):  # later assignments may use kinds found by earlier ones
                 self.infer_kinds(node.body)
             used = names_in(node)
-            if block:
+            body = node.body
+            if cf_main:
+                header, pre, body = self.custom_function_header(node, used)
+            elif block:
                 header = "function %s(kw)" % self.lua_name(node.name)
                 pre = []
                 bound = [p for p in params + ([node.args.kwarg.arg] if node.args.kwarg else []) if p in used]
@@ -885,7 +942,12 @@ class Porter:
                 plist = ", ".join(self.lua_name(p) for p in params)
                 if node.args.kwarg:
                     raise Untranslatable("function with **kwargs that is not a playbook block", node)
-                if toplevel:
+                if toplevel and self.cf_main is not None:  # a helper of a custom function
+                    if node.name in self.cf_forward:
+                        header = "%s = function(%s)" % (self.lua_name(node.name), plist)
+                    else:
+                        header = "local function %s(%s)" % (self.lua_name(node.name), plist)
+                elif toplevel:
                     header = "function %s(%s)" % (self.lua_name(node.name), plist)
                 elif outer.defines(node.name):
                     header = "%s = function(%s)" % (self.lua_name(node.name), plist)
@@ -906,7 +968,6 @@ class Porter:
             decl_at = len(self.out)
             saved_bound = (self.todo_bound, self.ok_bound)
             self.todo_bound, self.ok_bound = set(), set()
-            body = node.body
             if body and isinstance(body[-1], ast.Return) and body[-1].value is None:
                 body = body[:-1]  # the editor's closing `return`
             self.body(body, indent + "  ")
@@ -925,6 +986,30 @@ class Porter:
                 self.out.append("")
         finally:
             self.scope = outer
+
+    def custom_function_header(self, node, used):
+        """`return function(params)`, the lines binding the Python parameters, and the
+        body left once the docstring (emitted above the header, as comments) is taken."""
+        body = node.body
+        doc = ast.get_docstring(node)
+        if doc is not None:
+            for line in doc.strip().splitlines():
+                self.out.append(("-- " + line).rstrip())
+            self.comment_cursor = max(self.comment_cursor, body[0].end_lineno)
+            body = body[1:]
+        params = [a.arg for a in node.args.args]
+        pre = []
+        if params:
+            fields = ["params.%s" % p if is_identifier(p) else "params[%s]" % lua_string(p) for p in params]
+            pre.append("local %s = %s" % (", ".join(self.lua_name(p) for p in params), ", ".join(fields)))
+        kwarg = node.args.kwarg.arg if node.args.kwarg else None
+        if kwarg and kwarg in names_in(ast.Module(body=body, type_ignores=[])):
+            pre.append("local %s = params" % self.lua_name(kwarg))
+        defaults = node.args.defaults
+        for p, d in zip(params[len(params) - len(defaults):], defaults):
+            if not (isinstance(d, ast.Constant) and d.value is None):
+                pre.append("if %s == nil then %s = %s end" % (self.lua_name(p), self.lua_name(p), self.value_expr(d)))
+        return "return function(params)", pre, body
 
     @staticmethod
     def loop_only_names(body):
@@ -989,7 +1074,10 @@ class Porter:
                 known = self.loop_target_kinds(n.target, n.iter)
                 for t in ast.walk(n.target):
                     if isinstance(t, ast.Name):
-                        note(t.id, known.get(t.id))
+                        # in a custom function, a loop variable holds whatever the list
+                        # holds: not the kind a later reassignment gives it (playbooks keep
+                        # the older inference, so their ports do not change)
+                        note(t.id, known.get(t.id, "any" if self.cf_main is not None else None))
         sc.kinds = {}
         for k, v in seen.items():
             rest = v - {None}
@@ -1905,6 +1993,25 @@ class Porter:
 # Command line
 # --------------------------------------------------------------------------------------
 
+def custom_function_main(tree, filename, forced=False):
+    """The function a SOAR custom function file defines, or None for a playbook: the
+    file has no on_start and one public (not `_`) top-level function; in a
+    custom_functions/ folder, the one named after the file also does."""
+    defs = [s for s in tree.body if isinstance(s, ast.FunctionDef)]
+    if any(d.name == "on_start" for d in defs):
+        return None
+    public = [d for d in defs if not d.name.startswith("_") and
+              not any(ast.unparse(x).startswith("phantom.playbook_block") for x in d.decorator_list)]
+    if len(public) == 1:
+        return public[0]
+    if forced:
+        stem = filename[:-3] if filename.endswith(".py") else filename
+        named = [d for d in public if d.name == stem]
+        if len(named) == 1:
+            return named[0]
+    return None
+
+
 def lua_call_names(text):
     """Names (`name = "x"`) given in the Lua code, comments left out."""
     code = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("--"))
@@ -1915,8 +2022,9 @@ def lua_call_names(text):
     return names
 
 
-def port_file(src_path, dst_path, shown_name):
-    """Port one file. Returns the TODO count, or None if Python cannot parse it."""
+def port_file(src_path, dst_path, shown_name, forced_cf=False):
+    """Port one file. Returns the TODO count, or None if Python cannot parse it.
+    forced_cf: the file comes from a custom_functions/ folder."""
     try:
         source = open(src_path, encoding="utf-8").read()
     except (OSError, UnicodeDecodeError) as err:
@@ -1932,6 +2040,7 @@ def port_file(src_path, dst_path, shown_name):
     names = "python"
     for _ in range(4):
         porter = Porter(source, src_path)
+        porter.forced_cf = forced_cf
         porter.tree = tree
         text = porter.port(tree, names)
         if porter.call_names is None:
@@ -1949,11 +2058,45 @@ def port_file(src_path, dst_path, shown_name):
 
 
 USAGE = ("usage: luasoar port FILE.py [-o FILE.lua] [--strict]\n"
-         "       luasoar port DIR -o OUTDIR [--strict]")
+         "       luasoar port DIR -o OUTDIR [--repo NAME] [--strict]")
+
+
+def repo_name(name):
+    """A custom-function repository name: letters, digits, `_` and `-`."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")
+    return name or "local"
+
+
+def repository_jobs(src, out, repo):
+    """The jobs for a SOAR repository layout (DIR/custom_functions/*.py): custom
+    functions to OUT/custom_functions/REPO/NAME.lua, the playbooks (DIR/*.py,
+    DIR/playbooks/*.py) to OUT/playbooks/NAME.lua."""
+    repo = repo_name(repo if repo is not None else os.path.basename(os.path.abspath(src)))
+    jobs = []
+
+    def py_files(d):
+        if not os.path.isdir(d):
+            return []
+        return [os.path.join(d, n) for n in sorted(os.listdir(d))
+                if n.endswith(".py") and os.path.isfile(os.path.join(d, n))]
+
+    for path in py_files(os.path.join(src, "custom_functions")):
+        name = os.path.basename(path)[:-3]
+        jobs.append((path, os.path.join(out, "custom_functions", repo, name + ".lua"), path, True))
+    targets = {}
+    for path in py_files(src) + py_files(os.path.join(src, "playbooks")):
+        name = os.path.basename(path)[:-3]
+        dst = os.path.join(out, "playbooks", name + ".lua")
+        if dst in targets:
+            print("%s: skipped: %s already ports to %s" % (path, targets[dst], dst), file=sys.stderr)
+            continue
+        targets[dst] = path
+        jobs.append((path, dst, path, False))
+    return jobs
 
 
 def main(argv):
-    src, out, strict = None, None, False
+    src, out, strict, repo = None, None, False, None
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -1964,6 +2107,12 @@ def main(argv):
                 print(USAGE, file=sys.stderr)
                 return 2
             out = argv[i + 1]
+            i += 1
+        elif a == "--repo":
+            if i + 1 >= len(argv):
+                print(USAGE, file=sys.stderr)
+                return 2
+            repo = argv[i + 1]
             i += 1
         elif a in ("-h", "--help"):
             print(USAGE)
@@ -1982,23 +2131,27 @@ def main(argv):
         if out is None:
             print(USAGE + "\n(a directory needs -o OUTDIR)", file=sys.stderr)
             return 2
-        for root, dirs, files in os.walk(src):
+        layout = os.path.isdir(os.path.join(src, "custom_functions"))
+        if layout:
+            jobs = repository_jobs(src, out, repo)
+        for root, dirs, files in ([] if layout else os.walk(src)):
             dirs.sort()
             for name in sorted(files):
                 if name.endswith(".py"):
                     path = os.path.join(root, name)
                     rel = os.path.relpath(path, src)
-                    jobs.append((path, os.path.join(out, rel[:-3] + ".lua"), path))
+                    jobs.append((path, os.path.join(out, rel[:-3] + ".lua"), path, False))
     elif os.path.isfile(src):
         dst = out if out is not None else (src[:-3] if src.endswith(".py") else src) + ".lua"
-        jobs.append((src, dst, src))
+        in_cf = os.path.basename(os.path.dirname(os.path.abspath(src))) == "custom_functions"
+        jobs.append((src, dst, src, in_cf))
     else:
         print("%s: no such file or directory\n%s" % (src, USAGE), file=sys.stderr)
         return 2
     ported = todos = 0
     failed = False
-    for path, dst, shown in jobs:
-        n = port_file(path, dst, shown)
+    for path, dst, shown, forced_cf in jobs:
+        n = port_file(path, dst, shown, forced_cf)
         if n is None:
             failed = True
             continue

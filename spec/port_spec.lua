@@ -5,6 +5,7 @@
 -- on the same containers.
 local H = require "spec.helper"
 local lt = require "luasoar.testing"
+local json = {decode = require("luasoar").json_decode}
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1; echo \"<rc $?>\""))
@@ -88,6 +89,40 @@ describe("luasoar port", function()
       end
     end)
   end
+
+  it("ports a SOAR repository's custom functions into custom_functions/REPO/, and they answer as the hand-written ones", function()
+    local src, dir = FIXTURES .. "/custom_functions/demo", H.tmp() .. "/portcf" .. math.random(1, 1e9)
+    local out, rc = sh(("%s port %s -o %s"):format(q(H.bin), q(src), q(dir .. "/ported")))
+    assert.equal("0", rc, out)
+    assert.matches("ported 3 file%(s%), 0 TODO%(s%)", out)
+    for _, f in ipairs({"playbooks/uses_join.lua", "custom_functions/demo/join_ips.lua", "custom_functions/demo/severity_of.lua"}) do
+      local cout, crc = sh(("%s check %s"):format(q(H.bin), q(dir .. "/ported/" .. f)))
+      assert.equal("0", crc, f .. ": " .. cout)
+    end
+    -- the hand-written set, laid out the same way
+    assert(sh(("mkdir -p %s/hand/playbooks %s/hand/custom_functions/demo"):format(q(dir), q(dir))))
+    for _, pair in ipairs({{"playbooks/uses_join", "playbooks/uses_join"}, {"custom_functions/join_ips", "custom_functions/demo/join_ips"},
+                           {"custom_functions/severity_of", "custom_functions/demo/severity_of"}}) do
+      assert(sh(("cp %s %s"):format(q(src .. "/" .. pair[1] .. ".expected.lua"), q(dir .. "/hand/" .. pair[2] .. ".lua"))))
+    end
+    local container = dir .. "/container.json"
+    local f = assert(io.open(container, "w"))
+    f:write('{"id": 5, "label": "events", "artifacts": [{"id": 1, "cef": {"sourceAddress": "10.0.0.1"}},'
+            .. ' {"id": 2, "cef": {"sourceAddress": "10.0.0.2"}}, {"id": 3, "cef": {}}]}')
+    f:close()
+    local function log_of(set)
+      local text = sh(("%s run %s --container %s --json"):format(q(H.bin), q(dir .. "/" .. set .. "/playbooks/uses_join.lua"),
+                                                                 q(container)))
+      local report = json.decode(text)
+      assert.equal("success", report.status, text)
+      local lines = {}
+      for i, l in ipairs(report.log) do lines[i] = {level = l.level, message = l.message} end
+      return lines
+    end
+    local ported = log_of("ported")
+    assert.same(log_of("hand"), ported)
+    assert.equal("joined 2 address(es): 10.0.0.1 | 10.0.0.2", ported[#ported - 1].message)
+  end)
 
   it("says what it could not translate, with the line, and --strict makes that an error", function()
     local dir = H.tmp() .. "/port" .. math.random(1, 1e9)
