@@ -12,6 +12,7 @@ extern const char lsr_web_css[], lsr_web_js[];
 
 #define SESSION_SECONDS (12 * 3600)
 #define SESSION_MAX 256
+#define PAGE_ROWS 500 /* runs or containers on one page, the newest */
 #define COOKIE "luasoar_session"
 
 /* ---- a growing HTML page, every text escaped ---- */
@@ -319,7 +320,7 @@ static int runs_page(server *s, http *c, session *se) {
     if (*pb && !strstr(str(r, "playbook"), pb)) continue;
     const char *start = str(r, "start_time"); /* ISO 8601 compares as text */
     if ((*from && strncmp(start, from, strlen(from)) < 0) || (*to && strncmp(start, to, strlen(to)) > 0)) continue;
-    shown++;
+    if (++shown > PAGE_ROWS) break;
     putf(&b, "<tr data-run=\"%lld\"><td><a href=\"/runs/%lld\">%lld</a></td><td><a href=\"/runs/%lld\">", id, id, id, id);
     esc(&b, str(r, "playbook"));
     putf(&b, "</a></td><td><a href=\"/containers/%lld\">%lld</a></td><td>", num(r, "container"), num(r, "container"));
@@ -332,6 +333,7 @@ static int runs_page(server *s, http *c, session *se) {
   }
   puts_(&b, "</tbody></table>");
   if (!shown) puts_(&b, "<p class=\"empty\">No run matches.</p>");
+  if (shown > PAGE_ROWS) putf(&b, "<p class=\"more\">The newest %d shown: filter to see others.</p>", PAGE_ROWS);
   free(waiting.ids);
   yajl_tree_free(runs);
   return page_end(c, &b, 200);
@@ -572,7 +574,7 @@ static int containers_page(server *s, http *c, session *se) {
     yajl_val x = d->u.array.values[k];
     if (!has(str(x, "name"), q) && !has(str(x, "label"), q) && !has(str(x, "severity"), q) && !has(str(x, "status"), q))
       continue;
-    shown++;
+    if (++shown > PAGE_ROWS) break;
     putf(&b, "<tr><td><a href=\"/containers/%lld\">%lld</a></td><td><a href=\"/containers/%lld\">", num(x, "id"),
          num(x, "id"), num(x, "id"));
     esc(&b, str(x, "name"));
@@ -587,6 +589,7 @@ static int containers_page(server *s, http *c, session *se) {
   }
   puts_(&b, "</tbody></table>");
   if (!shown) puts_(&b, "<p class=\"empty\">No container matches.</p>");
+  if (shown > PAGE_ROWS) putf(&b, "<p class=\"more\">The newest %d shown: search to see others.</p>", PAGE_ROWS);
   yajl_tree_free(all);
   return page_end(c, &b, 200);
 }

@@ -109,6 +109,21 @@ describe("the web view", function()
     assert.equal(405, status)
     assert.matches("Allow: GET", headers)
     assert.equal(404, (curl(srv, {path = "/nothing", flags = jar})))
+    -- a page shows the newest 500 containers (or runs), and says so
+    local cfg = {}
+    for i = 1, 501 do
+      cfg[i] = ('url = "http://127.0.0.1:%d/rest/container"\nheader = "ph-auth-token: %s"\ndata = "{\\"name\\": \\"c%d\\", \\"label\\": \\"quiet\\"}"\noutput = "/dev/null"\n')
+        :format(srv.port, srv.token, i)
+    end
+    local cf = assert(io.open(srv.dir .. "/many.cfg", "w"))
+    cf:write(table.concat(cfg, "next\n"))
+    cf:close()
+    S.sh("curl -s -K " .. S.q(srv.dir .. "/many.cfg"))
+    status, _, body = curl(srv, {path = "/containers", flags = jar})
+    assert.equal(200, status)
+    assert.equal(500, S.count(body, "<tr><td><a href=\"/containers/"))
+    assert.matches('<tr><td><a href="/containers/501">501</a></td><td><a href="/containers/501">c501</a>', body, 1, true)
+    assert.matches("The newest 500 shown: search to see others.", body, 1, true)
     -- the REST routes still want the token, not the cookie
     assert.equal(401, (curl(srv, {path = "/rest/container", flags = jar})))
     -- signed out, the cookie opens nothing
