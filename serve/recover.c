@@ -107,7 +107,10 @@ int srv_recover(server *s, int at_start) {
   lsr_store_each(s->store, collect_run, &l, LSR_Q_RUNS_CLAIM, "i", (int64_t)at_start);
   /* a claim is committed before its runs go on: they are this node's */
   if (s->cluster && lsr_store_commit(s->store) < 0) {
-    srv_say("error: could not claim runs: %s", lsr_store_error(s->store));
+    static char said[512]; /* once per reason, not every tick while the database is away */
+    if (strcmp(said, lsr_store_error(s->store)) != 0)
+      srv_say("error: could not claim runs: %s", lsr_store_error(s->store));
+    snprintf(said, sizeof said, "%s", lsr_store_error(s->store));
     for (int i = 0; i < l.n; i++) {
       free(l.runs[i].pb);
       free(l.runs[i].scope);

@@ -543,6 +543,10 @@ lsr_store *lsr_pg_open(const char *uri, int read_only, char *err, size_t errlen)
   pg_store *st = lsr_xalloc(sizeof *st);
   st->base.ops = &pg_ops;
   st->uri = lsr_strdup(uri);
+  /* a database host that does not answer at all is given up after 5 s a
+   * try, not libpq's default of waiting for ever (the loop waits on it);
+   * connect_timeout in the URI, or PGCONNECT_TIMEOUT, says otherwise */
+  setenv("PGCONNECT_TIMEOUT", "5", 0);
   pthread_mutex_init(&st->beat_mu, NULL);
   pthread_cond_init(&st->beat_cv, NULL);
   st->conn = PQconnectdb(uri);
