@@ -1,0 +1,1 @@
+"""luasoar port's parts (python/luasoar_port.py is the command)."""
