@@ -111,7 +111,36 @@ int web_runs_page(server *s, http *c, web_session *se) {
   return web_page_end(c, &b, 200);
 }
 
-static void action_rows(server *s, web_buf *b, yajl_val acts) {
+/* A run's app runs, each read once for the page: action i's are
+ * v[first[i]] up to v[first[i + 1]]. */
+typedef struct {
+  yajl_val *v;
+  size_t *first;
+  size_t n;
+} app_set;
+
+static app_set load_app_runs(server *s, yajl_val acts) {
+  size_t na = acts ? acts->u.array.len : 0;
+  app_set set = {NULL, lsr_xalloc((na + 1) * sizeof *set.first), 0};
+  for (size_t i = 0; i < na; i++) {
+    yajl_val ids = web_field(acts->u.array.values[i], "app_runs");
+    set.first[i] = set.n;
+    for (size_t k = 0; ids && YAJL_IS_ARRAY(ids) && k < ids->u.array.len; k++) {
+      set.v = lsr_xrealloc(set.v, (set.n + 1) * sizeof *set.v);
+      set.v[set.n++] = web_parse(lsr_store_text(s->store, LSR_Q_APP_RUN_GET, "i", YAJL_GET_INTEGER(ids->u.array.values[k])));
+    }
+  }
+  set.first[na] = set.n;
+  return set;
+}
+
+static void free_app_runs(app_set *set) {
+  for (size_t k = 0; k < set->n; k++) yajl_tree_free(set->v[k]);
+  free(set->v);
+  free(set->first);
+}
+
+static void action_rows(web_buf *b, yajl_val acts, const app_set *apps) {
   web_puts(b, "<table class=\"actions\"><thead><tr><th>Name</th><th>Action</th><th>Assets</th><th>Status</th>"
            "<th>Start</th><th>End</th><th>Duration</th></tr></thead><tbody>");
   for (size_t i = 0; acts && i < acts->u.array.len; i++) {
@@ -121,12 +150,9 @@ static void action_rows(server *s, web_buf *b, yajl_val acts) {
     web_puts(b, "</td><td>");
     web_esc(b, web_str(a, "action"));
     web_puts(b, "</td><td>");
-    yajl_val ids = web_field(a, "app_runs");
-    for (size_t k = 0; ids && YAJL_IS_ARRAY(ids) && k < ids->u.array.len; k++) {
-      yajl_val one = web_parse(lsr_store_text(s->store, LSR_Q_APP_RUN_GET, "i", YAJL_GET_INTEGER(ids->u.array.values[k])));
-      if (k) web_puts(b, ", ");
-      web_esc(b, web_str(one, "asset"));
-      yajl_tree_free(one);
+    for (size_t k = apps->first[i]; k < apps->first[i + 1]; k++) {
+      if (k > apps->first[i]) web_puts(b, ", ");
+      web_esc(b, web_str(apps->v[k], "asset"));
     }
     web_puts(b, "</td><td>");
     web_status(b, web_str(a, "status"), 0);
@@ -157,12 +183,11 @@ static void timeline(web_buf *b, yajl_val acts) {
   web_puts(b, "</div>");
 }
 
-static void app_runs(server *s, web_buf *b, yajl_val acts) {
+static void app_runs(web_buf *b, yajl_val acts, const app_set *apps) {
   for (size_t i = 0; acts && i < acts->u.array.len; i++) {
-    yajl_val a = acts->u.array.values[i], ids = web_field(a, "app_runs");
-    for (size_t k = 0; ids && YAJL_IS_ARRAY(ids) && k < ids->u.array.len; k++) {
-      yajl_val one = web_parse(lsr_store_text(s->store, LSR_Q_APP_RUN_GET, "i", YAJL_GET_INTEGER(ids->u.array.values[k])));
-      yajl_val res = web_field(one, "result_data");
+    yajl_val a = acts->u.array.values[i];
+    for (size_t k = apps->first[i]; k < apps->first[i + 1]; k++) {
+      yajl_val one = apps->v[k], res = web_field(one, "result_data");
       web_puts(b, "<article class=\"app-run\"><h3>");
       web_esc(b, web_str(a, "name"));
       web_puts(b, " on ");
@@ -190,7 +215,6 @@ static void app_runs(server *s, web_buf *b, yajl_val acts) {
         web_puts(b, "</dd></dl>");
       }
       web_puts(b, "</article>");
-      yajl_tree_free(one);
     }
   }
 }
@@ -298,9 +322,11 @@ int web_run_page(server *s, http *c, web_session *se, int64_t id) {
   prompts(s, &b, id, se);
   web_puts(&b, "<h2>Actions</h2>");
   timeline(&b, acts);
-  action_rows(s, &b, acts);
+  app_set apps = load_app_runs(s, acts);
+  action_rows(&b, acts, &apps);
   web_puts(&b, "<h2>App runs</h2>");
-  app_runs(s, &b, acts);
+  app_runs(&b, acts, &apps);
+  free_app_runs(&apps);
   web_puts(&b, "<h2>Log</h2><ol class=\"log\">");
   log_ctx l = {&b, 0};
   lsr_store_each(s->store, log_line, &l, LSR_Q_LOG_PAGE, "iii", id, (int64_t)1000, (int64_t)0);
